@@ -1,0 +1,126 @@
+//! Finding the peer that owns an incoming datagram: by source address once known, else by
+//! the local ufrag in a STUN request's USERNAME (RFC 8445 §7.2.2: "local:remote").
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::net::SocketAddr;
+
+use stun_rs::attributes::stun::UserName;
+use stun_rs::MessageDecoderBuilder;
+
+/// Whether a datagram looks like STUN (RFC 7983 demultiplexing: first byte 0..=3 and the
+/// magic cookie in place).
+pub fn looks_like_stun(buf: &[u8]) -> bool {
+    buf.len() >= 20 && buf[0] < 4 && buf[4..8] == [0x21, 0x12, 0xa4, 0x42]
+}
+
+/// The receiver's (our) ufrag from a STUN message's USERNAME, if it has one.
+pub fn local_ufrag(buf: &[u8]) -> Option<String> {
+    if !looks_like_stun(buf) {
+        return None;
+    }
+    let decoder = MessageDecoderBuilder::default().build();
+    let (msg, _) = decoder.decode(buf).ok()?;
+    let user = msg.get::<UserName>()?.as_user_name().ok()?;
+    let local = user.as_str().split(':').next()?;
+    (!local.is_empty()).then(|| local.to_owned())
+}
+
+/// The demultiplexing tables of one worker.
+#[derive(Debug)]
+pub struct Demux<K> {
+    by_ufrag: HashMap<String, K>,
+    by_addr: HashMap<SocketAddr, K>,
+}
+
+impl<K: Copy + Eq + Hash> Default for Demux<K> {
+    fn default() -> Self {
+        Demux { by_ufrag: HashMap::new(), by_addr: HashMap::new() }
+    }
+}
+
+impl<K: Copy + Eq + Hash> Demux<K> {
+    /// Register (or, after an ICE restart, re-key) a peer's local ufrag.
+    pub fn set_ufrag(&mut self, key: K, ufrag: &str) {
+        self.by_ufrag.retain(|_, k| *k != key);
+        self.by_ufrag.insert(ufrag.to_owned(), key);
+    }
+
+    /// Find the owner of a datagram from `source`; learns the address from a STUN request
+    /// that names a known ufrag. The owner's str0m still checks MESSAGE-INTEGRITY, so a
+    /// forged request can at worst point an address at a peer that then ignores it.
+    pub fn route(&mut self, source: SocketAddr, buf: &[u8]) -> Option<K> {
+        if looks_like_stun(buf) {
+            if let Some(key) = local_ufrag(buf).and_then(|u| self.by_ufrag.get(&u).copied()) {
+                self.by_addr.insert(source, key);
+                return Some(key);
+            }
+        }
+        self.by_addr.get(&source).copied()
+    }
+
+    /// Forget everything about a peer.
+    pub fn remove(&mut self, key: K) {
+        self.by_ufrag.retain(|_, k| *k != key);
+        self.by_addr.retain(|_, k| *k != key);
+    }
+
+    /// Number of known addresses.
+    #[cfg(test)]
+    pub fn addresses(&self) -> usize {
+        self.by_addr.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stun_rs::methods::BINDING;
+    use stun_rs::{MessageClass, MessageEncoderBuilder, StunMessageBuilder};
+
+    fn binding(username: &str) -> Vec<u8> {
+        let msg = StunMessageBuilder::new(BINDING, MessageClass::Request)
+            .with_attribute(UserName::new(username).unwrap())
+            .build();
+        let mut buf = vec![0u8; 256];
+        let n = MessageEncoderBuilder::default().build().encode(&mut buf, &msg).unwrap();
+        buf.truncate(n);
+        buf
+    }
+
+    #[test]
+    fn parses_local_ufrag() {
+        assert_eq!(local_ufrag(&binding("abcd:wxyz")).as_deref(), Some("abcd"));
+        assert_eq!(local_ufrag(b"not stun at all, not stun at all"), None);
+        assert_eq!(local_ufrag(&[]), None);
+    }
+
+    #[test]
+    fn routes_by_ufrag_then_address_and_rekeys() {
+        let mut d = Demux::default();
+        d.set_ufrag(1u32, "one");
+        d.set_ufrag(2u32, "two");
+        let a: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        let b: SocketAddr = "127.0.0.1:4001".parse().unwrap();
+        assert_eq!(d.route(a, b"\x80rtp packet from nowhere....."), None);
+        assert_eq!(d.route(a, &binding("two:x")), Some(2));
+        assert_eq!(d.route(a, b"\x80rtp packet now known......."), Some(2));
+        // ICE restart: new ufrag, new address.
+        d.set_ufrag(2, "deux");
+        assert_eq!(d.route(b, &binding("two:x")), None);
+        assert_eq!(d.route(b, &binding("deux:x")), Some(2));
+        d.remove(2);
+        assert_eq!(d.route(a, b"\x80rtp....................."), None);
+        assert_eq!(d.addresses(), 0);
+    }
+
+    #[test]
+    fn garbage_never_routes() {
+        let mut d: Demux<u32> = Demux::default();
+        d.set_ufrag(1, "one");
+        let a: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        let mut junk = binding("one:x");
+        junk[2] = 0xff; // broken length
+        assert_eq!(d.route(a, &junk), None);
+    }
+}

@@ -1,0 +1,222 @@
+//! parlor's media layer: a selective forwarding unit on [str0m] in RTP mode.
+//!
+//! It knows peers, tracks and a forwarding [`Matrix`] per room — nothing about games. Each
+//! [`Media`] runs one or more workers; a worker is one thread with one UDP socket that owns
+//! every peer of the rooms assigned to it, so forwarding never crosses threads. The caller
+//! opens a room ([`Media::open_room`]) with an [`EventSink`] and then drives it through the
+//! returned [`RoomMedia`]: offers, answers, candidates, matrices.
+//!
+//! What it guarantees: a packet is written to a subscriber only while the matrix allows that
+//! (subscriber, publisher, kind); payload types are mapped by codec to what each subscriber
+//! negotiated; sequence numbers stay contiguous across pauses; video resumes on a keyframe.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod demux;
+mod error;
+mod matrix;
+mod peer;
+mod rewrite;
+mod stats;
+mod vp8;
+mod worker;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+
+pub use demux::{local_ufrag, looks_like_stun};
+pub use error::MediaError;
+pub use matrix::{Entry, Kind, Matrix};
+pub use rewrite::{Rewriter, Verdict};
+pub use stats::{Counters, DropReason};
+pub use vp8::is_keyframe_start;
+
+use worker::{Command, Worker};
+
+/// What a room hears from its worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaEvent {
+    /// The server wants to renegotiate with `peer` (the tracks it receives changed):
+    /// send it this offer and pass its answer to [`RoomMedia::answer`].
+    Offer {
+        /// The peer to send the offer to.
+        peer: String,
+        /// The offer SDP.
+        sdp: String,
+    },
+    /// ICE and DTLS are up for `peer`.
+    Connected {
+        /// The peer.
+        peer: String,
+    },
+    /// ICE lost `peer` (consent or connectivity failure); it may come back.
+    Disconnected {
+        /// The peer.
+        peer: String,
+    },
+    /// The worker dropped `peer` (its connection closed, or its str0m instance failed).
+    Failed {
+        /// The peer.
+        peer: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Where a room's [`MediaEvent`]s go. Called on the worker thread: keep it cheap (a channel send).
+pub type EventSink = Arc<dyn Fn(MediaEvent) + Send + Sync>;
+
+/// How to run the media layer.
+#[derive(Debug, Clone)]
+pub struct MediaConfig {
+    /// The IP the UDP sockets bind to.
+    pub bind_ip: IpAddr,
+    /// The first worker's UDP port; further workers use the following ports. 0 picks free
+    /// ports (tests).
+    pub udp_port: u16,
+    /// Number of workers (threads, sockets).
+    pub workers: usize,
+    /// Addresses announced to clients as host candidates.
+    pub announce_ips: Vec<IpAddr>,
+    /// Most peers one worker holds.
+    pub max_peers_per_worker: usize,
+}
+
+#[derive(Clone)]
+struct WorkerHandle {
+    commands: mpsc::UnboundedSender<Command>,
+    rooms: Arc<AtomicUsize>,
+    addr: SocketAddr,
+}
+
+/// The running media layer: a set of workers.
+pub struct Media {
+    workers: Vec<WorkerHandle>,
+}
+
+impl Media {
+    /// Bind every worker's socket and start the workers.
+    pub fn start(config: &MediaConfig) -> Result<Media, MediaError> {
+        let mut workers = Vec::new();
+        for i in 0..config.workers.max(1) {
+            let port = if config.udp_port == 0 { 0 } else { config.udp_port.saturating_add(i as u16) };
+            let addr = SocketAddr::new(config.bind_ip, port);
+            let socket = std::net::UdpSocket::bind(addr).map_err(|source| MediaError::Bind { addr, source })?;
+            socket.set_nonblocking(true).map_err(|source| MediaError::Bind { addr, source })?;
+            let local = socket.local_addr().map_err(|source| MediaError::Bind { addr, source })?;
+            let (tx, rx) = mpsc::unbounded_channel();
+            let announce = config.announce_ips.clone();
+            let max_peers = config.max_peers_per_worker;
+            std::thread::Builder::new()
+                .name(format!("media-{i}"))
+                .spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+                    let runtime = match runtime {
+                        Ok(r) => r,
+                        Err(e) => return tracing::error!("media worker runtime: {e}"),
+                    };
+                    runtime.block_on(async move {
+                        let socket = match tokio::net::UdpSocket::from_std(socket) {
+                            Ok(s) => s,
+                            Err(e) => return tracing::error!("media worker socket: {e}"),
+                        };
+                        match Worker::new(socket, announce, max_peers) {
+                            Ok(worker) => worker.run(rx).await,
+                            Err(e) => tracing::error!("media worker: {e}"),
+                        }
+                    });
+                })
+                .map_err(MediaError::Spawn)?;
+            tracing::info!(%local, "media worker listening");
+            workers.push(WorkerHandle { commands: tx, rooms: Arc::new(AtomicUsize::new(0)), addr: local });
+        }
+        Ok(Media { workers })
+    }
+
+    /// The UDP addresses the workers listen on, in worker order.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.workers.iter().map(|w| w.addr).collect()
+    }
+
+    /// Open a room on the least loaded worker. Its events go to `sink`.
+    pub fn open_room(&self, room: &str, sink: EventSink) -> RoomMedia {
+        let worker = self
+            .workers
+            .iter()
+            .min_by_key(|w| w.rooms.load(Ordering::Relaxed))
+            .expect("at least one worker")
+            .clone();
+        worker.rooms.fetch_add(1, Ordering::Relaxed);
+        let _ = worker.commands.send(Command::OpenRoom { room: room.to_owned(), sink });
+        RoomMedia { room: room.to_owned(), worker }
+    }
+
+    /// Counters summed over all workers.
+    pub async fn counters(&self) -> Counters {
+        let mut total = Counters::default();
+        for w in &self.workers {
+            let (reply, rx) = oneshot::channel();
+            if w.commands.send(Command::Stats { reply }).is_ok() {
+                if let Ok(c) = rx.await {
+                    total.add(&c);
+                }
+            }
+        }
+        total
+    }
+}
+
+/// One room's handle on its worker. Dropping it closes the room and all its peers.
+pub struct RoomMedia {
+    room: String,
+    worker: WorkerHandle,
+}
+
+impl RoomMedia {
+    /// A client's offer: creates the peer on its first offer; returns the answer SDP.
+    /// [`MediaError::Glare`] when a server offer to this peer is outstanding.
+    pub async fn offer(&self, peer: &str, sdp: String) -> Result<String, MediaError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Offer { room: self.room.clone(), peer: peer.to_owned(), sdp, reply })?;
+        rx.await.map_err(|_| MediaError::WorkerGone)?
+    }
+
+    /// A client's answer to the server's latest offer.
+    pub async fn answer(&self, peer: &str, sdp: String) -> Result<(), MediaError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Answer { room: self.room.clone(), peer: peer.to_owned(), sdp, reply })?;
+        rx.await.map_err(|_| MediaError::WorkerGone)?
+    }
+
+    /// A trickled remote candidate (`""` ends the candidates and is ignored).
+    pub fn candidate(&self, peer: &str, candidate: String) {
+        let _ = self.send(Command::Candidate { room: self.room.clone(), peer: peer.to_owned(), candidate });
+    }
+
+    /// Drop a peer and stop forwarding its tracks (others get an offer without them).
+    pub fn remove_peer(&self, peer: &str) {
+        let _ = self.send(Command::RemovePeer { room: self.room.clone(), peer: peer.to_owned() });
+    }
+
+    /// Replace the room's forwarding matrix; returns once the worker has applied it, with
+    /// the epoch now in force (a stale matrix is ignored).
+    pub async fn set_matrix(&self, matrix: Matrix) -> Result<u64, MediaError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::SetMatrix { room: self.room.clone(), matrix, reply })?;
+        rx.await.map_err(|_| MediaError::WorkerGone)
+    }
+
+    fn send(&self, cmd: Command) -> Result<(), MediaError> {
+        self.worker.commands.send(cmd).map_err(|_| MediaError::WorkerGone)
+    }
+}
+
+impl Drop for RoomMedia {
+    fn drop(&mut self) {
+        self.worker.rooms.fetch_sub(1, Ordering::Relaxed);
+        let _ = self.worker.commands.send(Command::CloseRoom { room: self.room.clone() });
+    }
+}

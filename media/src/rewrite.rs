@@ -1,0 +1,164 @@
+//! Per-subscriber rewriting of one forwarded stream: sequence numbers stay contiguous across
+//! pauses and source changes, and video resumes only on a keyframe.
+
+/// What to do with one incoming packet for one subscriber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Write it with this extended sequence number and RTP timestamp.
+    Write {
+        /// Outgoing extended sequence number.
+        seq: u64,
+        /// Outgoing RTP timestamp.
+        time: u32,
+    },
+    /// Drop it: video is waiting for a keyframe.
+    WaitKeyframe,
+}
+
+/// Rewrites one publisher stream for one subscriber.
+///
+/// Sequence numbers are `incoming + offset`; the offset is re-based whenever packets were
+/// withheld (a pause, a keyframe wait) or the source changed, so the subscriber sees a
+/// contiguous run, while network loss upstream still shows as a gap it can NACK.
+#[derive(Debug, Clone)]
+pub struct Rewriter {
+    video: bool,
+    clock_rate: u32,
+    offset: i64,
+    time_offset: u32,
+    source: Option<u32>,
+    last_out: Option<(u64, u32)>,
+    rebase: bool,
+    waiting_keyframe: bool,
+}
+
+/// First outgoing sequence number: low, so str0m needs no out-of-band rollover counter.
+const FIRST_SEQ: u64 = 1;
+
+impl Rewriter {
+    /// A rewriter for a new subscription; video starts waiting for a keyframe.
+    pub fn new(video: bool, clock_rate: u32) -> Self {
+        Rewriter {
+            video,
+            clock_rate,
+            offset: 0,
+            time_offset: 0,
+            source: None,
+            last_out: None,
+            rebase: true,
+            waiting_keyframe: video,
+        }
+    }
+
+    /// Packets are being withheld from now on (denied pair). The next written packet is
+    /// re-based to follow the last one written, and video waits for a keyframe.
+    pub fn pause(&mut self) {
+        self.rebase = true;
+        if self.video {
+            self.waiting_keyframe = true;
+        }
+    }
+
+    /// Whether video is waiting for a keyframe before anything is written.
+    pub fn waiting_keyframe(&self) -> bool {
+        self.waiting_keyframe
+    }
+
+    /// Decide for one packet: `ssrc` and `seq` (extended) and `time` are the publisher's,
+    /// `keyframe` says whether this packet starts a keyframe.
+    pub fn next(&mut self, ssrc: u32, seq: u64, time: u32, keyframe: bool) -> Verdict {
+        let source_changed = self.source.is_some_and(|s| s != ssrc);
+        if source_changed {
+            self.rebase = true;
+            if self.video {
+                self.waiting_keyframe = true;
+            }
+        }
+        if self.waiting_keyframe {
+            if !keyframe {
+                self.rebase = true;
+                return Verdict::WaitKeyframe;
+            }
+            self.waiting_keyframe = false;
+        }
+        if self.rebase || self.source.is_none() {
+            let (next_seq, next_time) = match self.last_out {
+                // A small step keeps the receiver's jitter buffer sane across a source change.
+                Some((s, t)) => (s + 1, t.wrapping_add(self.clock_rate / 50)),
+                None => (FIRST_SEQ, time),
+            };
+            self.offset = next_seq as i64 - seq as i64;
+            if source_changed || self.source.is_none() {
+                self.time_offset = next_time.wrapping_sub(time);
+            }
+            self.rebase = false;
+        }
+        self.source = Some(ssrc);
+        let out_seq = (seq as i64 + self.offset).max(0) as u64;
+        let out_time = time.wrapping_add(self.time_offset);
+        // Late (reordered) packets keep their relative place; only advance the high mark.
+        match self.last_out {
+            Some((s, _)) if s >= out_seq => {}
+            _ => self.last_out = Some((out_seq, out_time)),
+        }
+        Verdict::Write { seq: out_seq, time: out_time }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seqs(r: &mut Rewriter, ssrc: u32, range: std::ops::Range<u64>, key_at: Option<u64>) -> Vec<Option<u64>> {
+        range
+            .map(|s| match r.next(ssrc, s, (s * 3000) as u32, Some(s) == key_at) {
+                Verdict::Write { seq, .. } => Some(seq),
+                Verdict::WaitKeyframe => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn audio_starts_at_first_seq_and_keeps_gaps_from_loss() {
+        let mut r = Rewriter::new(false, 48_000);
+        assert_eq!(r.next(7, 5000, 100, false), Verdict::Write { seq: 1, time: 100 });
+        assert_eq!(r.next(7, 5001, 1060, false), Verdict::Write { seq: 2, time: 1060 });
+        // 5002 lost upstream: the subscriber sees the gap too and may NACK it.
+        assert_eq!(r.next(7, 5003, 2980, false), Verdict::Write { seq: 4, time: 2980 });
+    }
+
+    #[test]
+    fn video_waits_for_keyframe_then_is_contiguous_after_pause() {
+        let mut r = Rewriter::new(true, 90_000);
+        assert_eq!(seqs(&mut r, 1, 10..14, Some(12)), vec![None, None, Some(1), Some(2)]);
+        r.pause();
+        // Paused: the forwarder writes nothing for 14..20. Resume: waits for a keyframe at 22.
+        assert_eq!(seqs(&mut r, 1, 20..25, Some(22)), vec![None, None, Some(3), Some(4), Some(5)]);
+    }
+
+    #[test]
+    fn source_change_rebases_and_waits_for_keyframe() {
+        let mut r = Rewriter::new(true, 90_000);
+        assert_eq!(seqs(&mut r, 1, 0..3, Some(0)), vec![Some(1), Some(2), Some(3)]);
+        let out = seqs(&mut r, 2, 900..903, Some(901));
+        assert_eq!(out, vec![None, Some(4), Some(5)]);
+    }
+
+    #[test]
+    fn timestamps_follow_the_source_after_pause() {
+        let mut r = Rewriter::new(false, 48_000);
+        assert_eq!(r.next(1, 10, 1000, false), Verdict::Write { seq: 1, time: 1000 });
+        r.pause();
+        // After a pause the same source keeps its own timeline (wall time passed).
+        assert_eq!(r.next(1, 60, 49_000, false), Verdict::Write { seq: 2, time: 49_000 });
+    }
+
+    #[test]
+    fn reordered_packet_keeps_its_place() {
+        let mut r = Rewriter::new(false, 48_000);
+        r.next(1, 100, 0, false);
+        r.next(1, 102, 1920, false);
+        assert_eq!(r.next(1, 101, 960, false), Verdict::Write { seq: 2, time: 960 });
+        assert_eq!(r.next(1, 103, 2880, false), Verdict::Write { seq: 4, time: 2880 });
+    }
+}

@@ -1,0 +1,121 @@
+//! Counters kept by each worker: what was forwarded and what was dropped, and why.
+
+use crate::matrix::Kind;
+
+/// Why a packet (or a datagram) was not forwarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// The matrix denies this (subscriber, publisher, kind).
+    NotAllowed,
+    /// Video for this subscriber waits for a keyframe.
+    WaitingKeyframe,
+    /// Nobody else is in the room to receive it.
+    NoSubscriber,
+    /// The subscriber has not yet answered the offer that carries this track.
+    NotNegotiated,
+    /// The subscriber did not negotiate the publisher's codec.
+    NoCodec,
+    /// A datagram that is neither from a known address nor a STUN request for a known peer.
+    UnknownSource,
+    /// A datagram or packet that could not be parsed.
+    BadPacket,
+    /// A subscriber's keyframe request for a pair it may not receive.
+    DeniedKeyframeRequest,
+}
+
+impl DropReason {
+    /// Every reason, in a fixed order.
+    pub const ALL: [DropReason; 8] = [
+        DropReason::NotAllowed,
+        DropReason::WaitingKeyframe,
+        DropReason::NoSubscriber,
+        DropReason::NotNegotiated,
+        DropReason::NoCodec,
+        DropReason::UnknownSource,
+        DropReason::BadPacket,
+        DropReason::DeniedKeyframeRequest,
+    ];
+
+    /// The label used in metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::NotAllowed => "not_allowed",
+            DropReason::WaitingKeyframe => "waiting_keyframe",
+            DropReason::NoSubscriber => "no_subscriber",
+            DropReason::NotNegotiated => "not_negotiated",
+            DropReason::NoCodec => "no_codec",
+            DropReason::UnknownSource => "unknown_source",
+            DropReason::BadPacket => "bad_packet",
+            DropReason::DeniedKeyframeRequest => "denied_keyframe_request",
+        }
+    }
+
+    fn index(self) -> usize {
+        DropReason::ALL.iter().position(|r| *r == self).unwrap_or(0)
+    }
+}
+
+/// A snapshot of one worker's (or all workers') counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Forwarded RTP packets, by kind (audio, video).
+    pub forwarded_packets: [u64; 2],
+    /// Forwarded RTP payload bytes, by kind.
+    pub forwarded_bytes: [u64; 2],
+    /// Dropped packets by reason, indexed like [`DropReason::ALL`].
+    pub dropped: [u64; 8],
+    /// Keyframe requests sent to publishers (after rate limiting).
+    pub keyframe_requests: u64,
+    /// Matrices applied.
+    pub matrix_updates: u64,
+    /// Datagrams received and sent.
+    pub datagrams_in: u64,
+    /// Datagrams handed to the socket.
+    pub datagrams_out: u64,
+    /// Datagrams the socket refused to send.
+    pub send_errors: u64,
+    /// Peers dropped after a str0m error or panic.
+    pub peer_faults: u64,
+    /// Peers currently held.
+    pub peers: u64,
+    /// Rooms currently held.
+    pub rooms: u64,
+}
+
+impl Counters {
+    /// Count one dropped packet.
+    pub fn drop(&mut self, reason: DropReason) {
+        self.dropped[reason.index()] += 1;
+    }
+
+    /// Dropped packets for one reason.
+    pub fn dropped(&self, reason: DropReason) -> u64 {
+        self.dropped[reason.index()]
+    }
+
+    /// Count one forwarded packet.
+    pub fn forwarded(&mut self, kind: Kind, bytes: usize) {
+        let i = kind as usize;
+        self.forwarded_packets[i] += 1;
+        self.forwarded_bytes[i] += bytes as u64;
+    }
+
+    /// Add another snapshot to this one (for totals over workers).
+    pub fn add(&mut self, other: &Counters) {
+        for i in 0..2 {
+            self.forwarded_packets[i] += other.forwarded_packets[i];
+            self.forwarded_bytes[i] += other.forwarded_bytes[i];
+        }
+        for i in 0..self.dropped.len() {
+            self.dropped[i] += other.dropped[i];
+        }
+        self.keyframe_requests += other.keyframe_requests;
+        self.matrix_updates += other.matrix_updates;
+        self.datagrams_in += other.datagrams_in;
+        self.datagrams_out += other.datagrams_out;
+        self.send_errors += other.send_errors;
+        self.peer_faults += other.peer_faults;
+        self.peers += other.peers;
+        self.rooms += other.rooms;
+    }
+}

@@ -1,0 +1,718 @@
+//! A media worker: one thread, one UDP socket, every peer of the rooms assigned to it.
+//!
+//! The loop waits for a datagram, a command or the earliest peer timeout, feeds it to the
+//! owning peer's str0m instance, drains that instance and forwards each RTP packet it yields
+//! straight into the allowed subscribers' instances — no channel hop, no lock on the packet path.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use str0m::change::{SdpAnswer, SdpOffer};
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
+use str0m::{Candidate, Event, IceConnectionState, Input, Rtc};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+use crate::demux::Demux;
+use crate::matrix::{Kind, Matrix};
+use crate::peer::{mutate, Fault, Peer, PeerKey, TrackIn, TrackOut};
+use crate::rewrite::{Rewriter, Verdict};
+use crate::stats::{Counters, DropReason};
+use crate::vp8;
+use crate::{EventSink, MediaError, MediaEvent};
+
+/// Keyframe requests to one publisher track are sent at most this often.
+const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(200);
+/// Largest datagram we read (anything larger is truncated garbage for WebRTC anyway).
+const MAX_DATAGRAM: usize = 2048;
+/// How long the loop sleeps when no peer has a timeout.
+const IDLE: Duration = Duration::from_secs(1);
+
+/// What the handle asks of a worker.
+pub(crate) enum Command {
+    OpenRoom { room: String, sink: EventSink },
+    CloseRoom { room: String },
+    Offer { room: String, peer: String, sdp: String, reply: oneshot::Sender<Result<String, MediaError>> },
+    Answer { room: String, peer: String, sdp: String, reply: oneshot::Sender<Result<(), MediaError>> },
+    Candidate { room: String, peer: String, candidate: String },
+    RemovePeer { room: String, peer: String },
+    SetMatrix { room: String, matrix: Matrix, reply: oneshot::Sender<u64> },
+    Stats { reply: oneshot::Sender<Counters> },
+}
+
+struct Room {
+    sink: EventSink,
+    members: Vec<PeerKey>,
+    matrix: Matrix,
+}
+
+pub(crate) struct Worker {
+    socket: Arc<UdpSocket>,
+    local: SocketAddr,
+    announce: Vec<IpAddr>,
+    max_peers: usize,
+    peers: Vec<Option<Peer>>,
+    rooms: HashMap<String, Room>,
+    demux: Demux<PeerKey>,
+    counters: Counters,
+    events: Vec<Event>,
+}
+
+impl Worker {
+    pub(crate) fn new(socket: UdpSocket, announce: Vec<IpAddr>, max_peers: usize) -> std::io::Result<Self> {
+        let local = socket.local_addr()?;
+        Ok(Worker {
+            socket: Arc::new(socket),
+            local,
+            announce,
+            max_peers,
+            peers: Vec::new(),
+            rooms: HashMap::new(),
+            demux: Demux::default(),
+            counters: Counters::default(),
+            events: Vec::new(),
+        })
+    }
+
+    pub(crate) async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        let mut buf = vec![0u8; MAX_DATAGRAM];
+        loop {
+            let deadline = self.next_timeout();
+            let socket = self.socket.clone();
+            tokio::select! {
+                biased;
+                cmd = commands.recv() => match cmd {
+                    Some(cmd) => self.command(cmd),
+                    None => break,
+                },
+                res = socket.recv_from(&mut buf) => match res {
+                    Ok((n, source)) => {
+                        self.datagram(source, &buf[..n]);
+                        // Drain what else is queued before paying for another select.
+                        for _ in 0..64 {
+                            match socket.try_recv_from(&mut buf) {
+                                Ok((n, source)) => self.datagram(source, &buf[..n]),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                    Err(e) => debug!("udp recv error: {e}"),
+                },
+                _ = tokio::time::sleep_until(deadline.into()) => self.timeouts(),
+            }
+        }
+        info!(port = self.local.port(), "media worker stopped");
+    }
+
+    fn next_timeout(&self) -> Instant {
+        let idle = Instant::now() + IDLE;
+        self.peers.iter().flatten().map(|p| p.timeout).fold(idle, Instant::min)
+    }
+
+    fn command(&mut self, cmd: Command) {
+        match cmd {
+            Command::OpenRoom { room, sink } => {
+                self.rooms.insert(room, Room { sink, members: Vec::new(), matrix: Matrix::new(0) });
+            }
+            Command::CloseRoom { room } => {
+                if let Some(r) = self.rooms.get(&room) {
+                    for key in r.members.clone() {
+                        self.remove_peer(key, None);
+                    }
+                }
+                self.rooms.remove(&room);
+            }
+            Command::Offer { room, peer, sdp, reply } => {
+                let _ = reply.send(self.offer(&room, &peer, &sdp));
+            }
+            Command::Answer { room, peer, sdp, reply } => {
+                let _ = reply.send(self.answer(&room, &peer, &sdp));
+            }
+            Command::Candidate { room, peer, candidate } => self.candidate(&room, &peer, &candidate),
+            Command::RemovePeer { room, peer } => {
+                if let Some(key) = self.find(&room, &peer) {
+                    self.remove_peer(key, None);
+                }
+            }
+            Command::SetMatrix { room, matrix, reply } => {
+                let epoch = self.set_matrix(&room, matrix);
+                let _ = reply.send(epoch);
+            }
+            Command::Stats { reply } => {
+                let mut c = self.counters.clone();
+                c.peers = self.peers.iter().flatten().count() as u64;
+                c.rooms = self.rooms.len() as u64;
+                let _ = reply.send(c);
+            }
+        }
+    }
+
+    fn find(&self, room: &str, peer: &str) -> Option<PeerKey> {
+        let r = self.rooms.get(room)?;
+        r.members.iter().copied().find(|k| self.peers[*k].as_ref().is_some_and(|p| p.id == peer))
+    }
+
+    fn peer(&self, key: PeerKey) -> Option<&Peer> {
+        self.peers.get(key).and_then(Option::as_ref)
+    }
+
+    fn peer_mut(&mut self, key: PeerKey) -> Option<&mut Peer> {
+        self.peers.get_mut(key).and_then(Option::as_mut)
+    }
+
+    /// Run one mutation on a peer and handle what it yields; a faulty peer is removed.
+    fn with_peer<T>(&mut self, key: PeerKey, f: impl FnOnce(&mut Rtc) -> T) -> Option<T> {
+        let mut events = std::mem::take(&mut self.events);
+        let peer = self.peers.get_mut(key).and_then(Option::as_mut)?;
+        let result = mutate(peer, &self.socket, &mut self.counters, &mut events, f);
+        let out = match result {
+            Ok(v) => Some(v),
+            Err(fault) => {
+                events.clear();
+                self.events = events;
+                self.fault(key, fault);
+                return None;
+            }
+        };
+        for event in events.drain(..) {
+            self.event(key, event);
+        }
+        self.events = events;
+        if self.peer(key).is_some_and(|p| !p.rtc.is_alive()) {
+            self.remove_peer(key, Some("connection closed".into()));
+        }
+        out
+    }
+
+    fn fault(&mut self, key: PeerKey, fault: Fault) {
+        warn!(%fault, "dropping faulty peer");
+        self.counters.peer_faults += 1;
+        self.remove_peer(key, Some(fault.to_string()));
+    }
+
+    // ---- signaling-side operations ----
+
+    fn offer(&mut self, room: &str, peer: &str, sdp: &str) -> Result<String, MediaError> {
+        let offer = SdpOffer::from_sdp_string(sdp).map_err(|e| MediaError::BadSdp(e.to_string()))?;
+        let key = match self.find(room, peer) {
+            Some(key) => {
+                if self.peer(key).is_some_and(|p| p.pending.is_some()) {
+                    return Err(MediaError::Glare);
+                }
+                key
+            }
+            None => self.create_peer(room, peer)?,
+        };
+        let answer = self
+            .with_peer(key, |rtc| rtc.sdp_api().accept_offer(offer))
+            .ok_or_else(|| MediaError::PeerFailed("peer dropped".into()))?;
+        let answer = match answer {
+            Ok(a) => a.to_sdp_string(),
+            Err(e) => {
+                // A first offer that fails leaves no half-made peer behind.
+                if self.peer(key).is_some_and(|p| p.tracks_in.is_empty() && p.tracks_out.is_empty() && !p.connected) {
+                    self.remove_peer(key, None);
+                }
+                return Err(MediaError::BadSdp(e.to_string()));
+            }
+        };
+        // An ICE restart brings new local credentials: re-key the demultiplexer.
+        if let Some(p) = self.peer_mut(key) {
+            let ufrag = p.rtc.direct_api().local_ice_credentials().ufrag;
+            if ufrag != p.ufrag {
+                p.ufrag = ufrag.clone();
+                self.demux.set_ufrag(key, &ufrag);
+            }
+        }
+        if let Some(p) = self.peer_mut(key) {
+            p.answered = true;
+        }
+        self.maybe_offer(key);
+        Ok(answer)
+    }
+
+    fn create_peer(&mut self, room: &str, peer: &str) -> Result<PeerKey, MediaError> {
+        if !self.rooms.contains_key(room) {
+            return Err(MediaError::UnknownPeer);
+        }
+        if self.peers.iter().flatten().count() >= self.max_peers {
+            return Err(MediaError::Full);
+        }
+        let now = Instant::now();
+        let mut rtc = Rtc::builder()
+            .set_ice_lite(true)
+            .set_rtp_mode(true)
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_vp8(true)
+            .build(now);
+        for ip in &self.announce {
+            let addr = SocketAddr::new(*ip, self.local.port());
+            match Candidate::host(addr, "udp") {
+                Ok(c) => {
+                    rtc.add_local_candidate(c);
+                }
+                Err(e) => warn!(%addr, "bad announce address: {e}"),
+            }
+        }
+        let ufrag = rtc.direct_api().local_ice_credentials().ufrag;
+        let new = Peer {
+            id: peer.to_owned(),
+            room: room.to_owned(),
+            rtc,
+            ufrag: ufrag.clone(),
+            timeout: now,
+            tracks_in: Vec::new(),
+            tracks_out: Vec::new(),
+            pending: None,
+            answered: false,
+            connected: false,
+        };
+        let key = match self.peers.iter().position(Option::is_none) {
+            Some(free) => {
+                self.peers[free] = Some(new);
+                free
+            }
+            None => {
+                self.peers.push(Some(new));
+                self.peers.len() - 1
+            }
+        };
+        self.demux.set_ufrag(key, &ufrag);
+        if let Some(r) = self.rooms.get_mut(room) {
+            r.members.push(key);
+        }
+        Ok(key)
+    }
+
+    fn answer(&mut self, room: &str, peer: &str, sdp: &str) -> Result<(), MediaError> {
+        let key = self.find(room, peer).ok_or(MediaError::UnknownPeer)?;
+        let answer = SdpAnswer::from_sdp_string(sdp).map_err(|e| MediaError::BadSdp(e.to_string()))?;
+        let pending = self
+            .peer_mut(key)
+            .and_then(|p| p.pending.take())
+            .ok_or(MediaError::NoPendingOffer)?;
+        let result = self
+            .with_peer(key, |rtc| rtc.sdp_api().accept_answer(pending, answer))
+            .ok_or_else(|| MediaError::PeerFailed("peer dropped".into()))?;
+        let result = result.map_err(|e| MediaError::BadSdp(e.to_string()));
+        if let Some(p) = self.peer_mut(key) {
+            if result.is_ok() {
+                for t in &mut p.tracks_out {
+                    t.negotiated = true;
+                }
+            } else {
+                // The offer is void: forget the m-lines it proposed and offer again.
+                p.tracks_out.retain(|t| t.negotiated);
+            }
+        }
+        self.maybe_offer(key);
+        result
+    }
+
+    fn candidate(&mut self, room: &str, peer: &str, candidate: &str) {
+        let Some(key) = self.find(room, peer) else { return };
+        let text = candidate.trim();
+        let text = text.strip_prefix("a=").unwrap_or(text);
+        if text.is_empty() {
+            return; // end of candidates
+        }
+        match Candidate::from_sdp_string(text) {
+            Ok(c) => {
+                self.with_peer(key, |rtc| rtc.add_remote_candidate(c));
+            }
+            Err(e) => debug!("ignoring unparsable candidate: {e}"),
+        }
+    }
+
+    /// Remove a peer; `fault` says why when the worker itself dropped it.
+    fn remove_peer(&mut self, key: PeerKey, fault: Option<String>) {
+        let Some(mut peer) = self.peers.get_mut(key).and_then(Option::take) else { return };
+        peer.rtc.disconnect();
+        self.demux.remove(key);
+        let mut others = Vec::new();
+        if let Some(room) = self.rooms.get_mut(&peer.room) {
+            room.members.retain(|k| *k != key);
+            others = room.members.clone();
+            if let Some(reason) = fault {
+                (room.sink)(MediaEvent::Failed { peer: peer.id.clone(), reason });
+            }
+        }
+        for other in others {
+            if let Some(o) = self.peer_mut(other) {
+                o.tracks_out.retain(|t| t.publisher != key);
+            }
+            self.maybe_offer(other);
+        }
+    }
+
+    fn set_matrix(&mut self, room: &str, matrix: Matrix) -> u64 {
+        let Some(r) = self.rooms.get_mut(room) else { return 0 };
+        if matrix.epoch() < r.matrix.epoch() {
+            return r.matrix.epoch(); // stale
+        }
+        r.matrix = matrix;
+        self.counters.matrix_updates += 1;
+        let epoch = r.matrix.epoch();
+        self.apply_matrix(room);
+        epoch
+    }
+
+    /// Resolve the room's matrix onto every receiving track; pause what became denied and
+    /// ask for a keyframe where video became allowed.
+    fn apply_matrix(&mut self, room: &str) {
+        let Some(r) = self.rooms.get(room) else { return };
+        let members = r.members.clone();
+        let mut keyframes = Vec::new();
+        for &s in &members {
+            let Some(sub_id) = self.peer(s).map(|p| p.id.clone()) else { continue };
+            let mut decisions = Vec::new();
+            if let Some(sp) = self.peer(s) {
+                for (i, t) in sp.tracks_out.iter().enumerate() {
+                    let pub_id = self.peer(t.publisher).map(|p| p.id.as_str()).unwrap_or("");
+                    let allowed = self.rooms[room].matrix.allows(&sub_id, pub_id, t.kind);
+                    decisions.push((i, allowed));
+                }
+            }
+            let Some(sp) = self.peer_mut(s) else { continue };
+            for (i, allowed) in decisions {
+                let t = &mut sp.tracks_out[i];
+                if t.allowed && !allowed {
+                    t.rewriter.pause();
+                }
+                if !t.allowed && allowed && t.kind == Kind::Video {
+                    keyframes.push((t.publisher, t.publisher_mid));
+                }
+                t.allowed = allowed;
+            }
+        }
+        for (p, mid) in keyframes {
+            self.request_keyframe(p, mid, KeyframeRequestKind::Pli);
+        }
+    }
+
+    // ---- negotiation ----
+
+    /// A peer's published tracks changed: everyone else in the room needs an offer.
+    fn tracks_changed(&mut self, key: PeerKey) {
+        let Some(room) = self.peer(key).map(|p| p.room.clone()) else { return };
+        let others: Vec<PeerKey> = self.rooms.get(&room).map(|r| r.members.clone()).unwrap_or_default();
+        for other in others.into_iter().filter(|o| *o != key) {
+            self.maybe_offer(other);
+        }
+    }
+
+    /// Offer `key` the tracks it should receive, if they differ from what it has and the
+    /// negotiation rules allow an offer now (first offer answered, none outstanding).
+    fn maybe_offer(&mut self, key: PeerKey) {
+        let Some(peer) = self.peer(key) else { return };
+        // We may offer only after answering the client's first offer (we then hold its
+        // remote description) and only when no offer of ours is outstanding.
+        if peer.pending.is_some() || !peer.answered {
+            return;
+        }
+        let Some(room) = self.rooms.get(&peer.room) else { return };
+        let mut wanted = Vec::new();
+        for &p in room.members.iter().filter(|p| **p != key) {
+            if let Some(publisher) = self.peer(p) {
+                for t in &publisher.tracks_in {
+                    wanted.push((p, publisher.id.clone(), t.mid, t.kind));
+                }
+            }
+        }
+        let sub_id = peer.id.clone();
+        let room_name = peer.room.clone();
+        let add: Vec<_> = wanted
+            .iter()
+            .filter(|(p, _, mid, _)| !peer.tracks_out.iter().any(|t| t.publisher == *p && t.publisher_mid == *mid))
+            .cloned()
+            .collect();
+        let stop: Vec<Mid> = peer
+            .tracks_out
+            .iter()
+            .filter(|t| !wanted.iter().any(|(p, _, mid, _)| t.publisher == *p && t.publisher_mid == *mid))
+            .map(|t| t.mid)
+            .collect();
+        if add.is_empty() && stop.is_empty() {
+            return;
+        }
+        let matrix_allows: Vec<bool> = add
+            .iter()
+            .map(|(_, pid, _, kind)| room.matrix.allows(&sub_id, pid, *kind))
+            .collect();
+        let offer = self.with_peer(key, |rtc| {
+            let mut api = rtc.sdp_api();
+            let mut mids = Vec::new();
+            for (_, pid, pmid, kind) in &add {
+                let media_kind = match kind {
+                    Kind::Audio => MediaKind::Audio,
+                    Kind::Video => MediaKind::Video,
+                };
+                let track = format!("{pid}-{pmid}");
+                mids.push(api.add_media(media_kind, Direction::SendOnly, Some(pid.clone()), Some(track), None));
+            }
+            for mid in &stop {
+                api.stop_media(*mid);
+            }
+            (mids, api.apply())
+        });
+        let Some((mids, applied)) = offer else { return };
+        let Some(peer) = self.peer_mut(key) else { return };
+        peer.tracks_out.retain(|t| !stop.contains(&t.mid));
+        for (((p, _, pmid, kind), mid), allowed) in add.into_iter().zip(mids).zip(matrix_allows) {
+            let clock = if kind == Kind::Video { 90_000 } else { 48_000 };
+            peer.tracks_out.push(TrackOut {
+                publisher: p,
+                publisher_mid: pmid,
+                kind,
+                mid,
+                negotiated: false,
+                allowed,
+                rewriter: Rewriter::new(kind == Kind::Video, clock),
+            });
+        }
+        if let Some((offer, pending)) = applied {
+            peer.pending = Some(pending);
+            let sdp = offer.to_sdp_string();
+            let id = peer.id.clone();
+            if let Some(room) = self.rooms.get(&room_name) {
+                (room.sink)(MediaEvent::Offer { peer: id, sdp });
+            }
+        }
+    }
+
+    // ---- str0m events ----
+
+    fn event(&mut self, key: PeerKey, event: Event) {
+        match event {
+            Event::RtpPacket(pkt) => self.forward(key, pkt),
+            Event::KeyframeRequest(req) => self.keyframe_request_from_subscriber(key, req.mid, req.kind),
+            Event::MediaAdded(added) => {
+                if added.direction.is_receiving() {
+                    self.add_track_in(key, added.mid, added.kind);
+                }
+            }
+            Event::MediaChanged(changed) => {
+                let kind = self.peer(key).and_then(|p| p.rtc.media(changed.mid)).map(|m| m.kind());
+                let ours = self
+                    .peer(key)
+                    .is_some_and(|p| p.tracks_out.iter().any(|t| t.mid == changed.mid));
+                if ours {
+                    return;
+                }
+                if changed.direction.is_receiving() {
+                    if let Some(kind) = kind {
+                        self.add_track_in(key, changed.mid, kind);
+                    }
+                } else if let Some(p) = self.peer_mut(key) {
+                    let before = p.tracks_in.len();
+                    p.tracks_in.retain(|t| t.mid != changed.mid);
+                    if p.tracks_in.len() != before {
+                        self.tracks_changed(key);
+                    }
+                }
+            }
+            Event::Connected => {
+                if let Some(p) = self.peer_mut(key) {
+                    p.connected = true;
+                    let (id, room) = (p.id.clone(), p.room.clone());
+                    if let Some(r) = self.rooms.get(&room) {
+                        (r.sink)(MediaEvent::Connected { peer: id });
+                    }
+                }
+            }
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                if let Some(p) = self.peer(key) {
+                    if let Some(r) = self.rooms.get(&p.room) {
+                        (r.sink)(MediaEvent::Disconnected { peer: p.id.clone() });
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn add_track_in(&mut self, key: PeerKey, mid: Mid, kind: MediaKind) {
+        let kind = match kind {
+            MediaKind::Audio => Kind::Audio,
+            MediaKind::Video => Kind::Video,
+        };
+        let Some(p) = self.peer_mut(key) else { return };
+        if p.tracks_in.iter().any(|t| t.mid == mid) {
+            return;
+        }
+        p.tracks_in.push(TrackIn { mid, kind, last_keyframe_request: None });
+        self.tracks_changed(key);
+    }
+
+    // ---- the packet path ----
+
+    fn datagram(&mut self, source: SocketAddr, buf: &[u8]) {
+        self.counters.datagrams_in += 1;
+        let Some(key) = self.demux.route(source, buf) else {
+            self.counters.drop(DropReason::UnknownSource);
+            return;
+        };
+        let Ok(contents) = buf.try_into() else {
+            self.counters.drop(DropReason::BadPacket);
+            return;
+        };
+        let input = Input::Receive(
+            Instant::now(),
+            Receive { proto: Protocol::Udp, source, destination: self.destination(), contents },
+        );
+        let accepted = self.with_peer(key, |rtc| rtc.handle_input(input));
+        if let Some(Err(e)) = accepted {
+            debug!("peer rejected datagram: {e}");
+            self.counters.drop(DropReason::BadPacket);
+        }
+    }
+
+    /// The address the datagram was sent to, as str0m must see it (it only answers STUN
+    /// sent to one of its local candidates).
+    fn destination(&self) -> SocketAddr {
+        if !self.local.ip().is_unspecified() {
+            return self.local;
+        }
+        // Bound to a wildcard: the first announced address of the socket's family stands in.
+        let ip = self
+            .announce
+            .iter()
+            .find(|ip| ip.is_ipv4() == self.local.is_ipv4())
+            .copied()
+            .unwrap_or(self.local.ip());
+        SocketAddr::new(ip, self.local.port())
+    }
+
+    fn timeouts(&mut self) {
+        let now = Instant::now();
+        let due: Vec<PeerKey> = self
+            .peers
+            .iter()
+            .enumerate()
+            .filter_map(|(k, p)| p.as_ref().filter(|p| p.timeout <= now).map(|_| k))
+            .collect();
+        for key in due {
+            if let Some(Err(e)) = self.with_peer(key, |rtc| rtc.handle_input(Input::Timeout(now))) {
+                debug!("timeout input failed: {e}");
+            }
+        }
+    }
+
+    /// Forward one packet from publisher `from` to every subscriber the matrix allows.
+    fn forward(&mut self, from: PeerKey, pkt: RtpPacket) {
+        let Some(publisher) = self.peer_mut(from) else { return };
+        let pt = pkt.header.payload_type;
+        let Some(codec) = publisher.rtc.codec_config().params().iter().find(|p| p.pt() == pt).map(|p| p.spec().codec)
+        else {
+            self.counters.drop(DropReason::BadPacket);
+            return;
+        };
+        let Some(mid) = publisher.rtc.direct_api().stream_rx(&pkt.header.ssrc).map(|s| s.mid()) else {
+            self.counters.drop(DropReason::BadPacket);
+            return;
+        };
+        let kind = if codec.is_video() { Kind::Video } else { Kind::Audio };
+        let room = publisher.room.clone();
+        let Some(members) = self.rooms.get(&room).map(|r| r.members.clone()) else { return };
+        let keyframe = kind == Kind::Video && vp8::is_keyframe_start(&pkt.payload);
+        let mut delivered = 0usize;
+        let mut want_keyframe = false;
+        for s in members.into_iter().filter(|s| *s != from) {
+            let Some(sub) = self.peer_mut(s) else { continue };
+            let Some(out_pt) = sub.rtc.codec_config().params().iter().find(|p| p.spec().codec == codec).map(|p| p.pt())
+            else {
+                self.counters.drop(DropReason::NoCodec);
+                continue;
+            };
+            let Some(track) = sub.track_out_mut(from, mid) else {
+                self.counters.drop(DropReason::NotNegotiated);
+                continue;
+            };
+            if !track.allowed {
+                self.counters.drop(DropReason::NotAllowed);
+                continue;
+            }
+            if !track.negotiated {
+                self.counters.drop(DropReason::NotNegotiated);
+                continue;
+            }
+            let (seq, time) = match track.rewriter.next(*pkt.header.ssrc, *pkt.seq_no, pkt.header.timestamp, keyframe) {
+                Verdict::Write { seq, time } => (seq, time),
+                Verdict::WaitKeyframe => {
+                    want_keyframe = true;
+                    self.counters.drop(DropReason::WaitingKeyframe);
+                    continue;
+                }
+            };
+            let out_mid = track.mid;
+            let ext = ExtensionValues {
+                audio_level: pkt.header.ext_vals.audio_level,
+                voice_activity: pkt.header.ext_vals.voice_activity,
+                video_orientation: pkt.header.ext_vals.video_orientation,
+                ..Default::default()
+            };
+            let write = RtpWrite::new(out_pt, seq.into(), time, pkt.timestamp, pkt.payload.clone())
+                .marker(pkt.header.marker)
+                .ext_vals(ext)
+                .nackable(kind == Kind::Video);
+            let wrote = self.with_peer(s, |rtc| match rtc.direct_api().stream_tx_by_mid(out_mid, None) {
+                Some(tx) => {
+                    tx.write_rtp(write);
+                    true
+                }
+                None => false,
+            });
+            match wrote {
+                Some(true) => {
+                    delivered += 1;
+                    self.counters.forwarded(kind, pkt.payload.len());
+                }
+                Some(false) => self.counters.drop(DropReason::NotNegotiated),
+                None => {}
+            }
+        }
+        if delivered == 0 {
+            self.counters.drop(DropReason::NoSubscriber);
+        }
+        if want_keyframe {
+            self.request_keyframe(from, mid, KeyframeRequestKind::Pli);
+        }
+    }
+
+    /// A subscriber asked for a keyframe on one of its receiving tracks: pass it upstream if
+    /// it may receive that video at all.
+    fn keyframe_request_from_subscriber(&mut self, sub: PeerKey, mid: Mid, kind: KeyframeRequestKind) {
+        let Some(track) = self.peer(sub).and_then(|p| p.tracks_out.iter().find(|t| t.mid == mid)) else {
+            return;
+        };
+        if !track.allowed {
+            self.counters.drop(DropReason::DeniedKeyframeRequest);
+            return;
+        }
+        let (publisher, pmid) = (track.publisher, track.publisher_mid);
+        self.request_keyframe(publisher, pmid, kind);
+    }
+
+    /// Ask a publisher for a keyframe on one track, at most once per interval.
+    fn request_keyframe(&mut self, publisher: PeerKey, mid: Mid, kind: KeyframeRequestKind) {
+        let now = Instant::now();
+        let Some(p) = self.peer_mut(publisher) else { return };
+        let Some(track) = p.tracks_in.iter_mut().find(|t| t.mid == mid) else { return };
+        if track.last_keyframe_request.is_some_and(|t| now.duration_since(t) < KEYFRAME_REQUEST_INTERVAL) {
+            return;
+        }
+        track.last_keyframe_request = Some(now);
+        self.counters.keyframe_requests += 1;
+        self.with_peer(publisher, |rtc| {
+            if let Some(rx) = rtc.direct_api().stream_rx_by_mid(mid, None) {
+                rx.request_keyframe(kind);
+            }
+        });
+    }
+}

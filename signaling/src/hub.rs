@@ -1,0 +1,96 @@
+//! The hub: every room of the server, created on demand and removed when empty.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::media::{MediaBackend, MediaNotice};
+use crate::room::{Room, RoomHandle, RoomInput};
+
+/// What every room of this server is configured with.
+#[derive(Debug, Clone)]
+pub struct RoomSettings {
+    /// Most participants a room holds (`room_full` beyond).
+    pub max_participants: usize,
+    /// How long a participant whose socket closed keeps their seat.
+    pub grace: Duration,
+    /// The camera bitrate clients are asked to stay under.
+    pub max_video_kbps: u32,
+}
+
+impl Default for RoomSettings {
+    fn default() -> Self {
+        RoomSettings { max_participants: 24, grace: Duration::from_secs(30), max_video_kbps: 600 }
+    }
+}
+
+pub(crate) struct HubInner {
+    rooms: Mutex<HashMap<String, RoomHandle>>,
+    media: Arc<dyn MediaBackend>,
+    settings: RoomSettings,
+    counter: AtomicU64,
+}
+
+impl HubInner {
+    pub(crate) fn next_connection(&self) -> u64 {
+        self.counter.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    pub(crate) fn remove_room(&self, code: &str, instance: u64) {
+        let mut rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
+        if rooms.get(code).is_some_and(|r| r.instance == instance) {
+            rooms.remove(code);
+        }
+    }
+}
+
+/// The server's rooms. Cheap to clone.
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<HubInner>,
+}
+
+impl Hub {
+    /// A hub whose rooms use `media` and `settings`.
+    pub fn new(media: Arc<dyn MediaBackend>, settings: RoomSettings) -> Self {
+        Hub {
+            inner: Arc::new(HubInner {
+                rooms: Mutex::new(HashMap::new()),
+                media,
+                settings,
+                counter: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Number of open rooms.
+    pub fn room_count(&self) -> usize {
+        self.inner.rooms.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// The room with this code, opened now if it does not exist (open mode). Must be called
+    /// inside a tokio runtime: a new room is a new task.
+    pub(crate) fn room(&self, code: &str) -> RoomHandle {
+        let mut rooms = self.inner.rooms.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(handle) = rooms.get(code) {
+            if !handle.tx.is_closed() {
+                return handle.clone();
+            }
+        }
+        let instance = self.inner.next_connection();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let notify = tx.clone();
+        let sink = Box::new(move |n: MediaNotice| {
+            let _ = notify.send(RoomInput::Media(n));
+        });
+        let port = self.inner.media.open_room(code, sink);
+        let room = Room::new(code.to_owned(), instance, self.inner.settings.clone(), self.inner.clone(), port);
+        tokio::spawn(room.run(rx));
+        let handle = RoomHandle { tx, instance };
+        rooms.insert(code.to_owned(), handle.clone());
+        handle
+    }
+}

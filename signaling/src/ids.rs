@@ -1,0 +1,75 @@
+//! Identifiers, codes and names: how they are made and what is accepted.
+
+use rand::Rng;
+
+const ID_ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyz23456789";
+
+/// Whether `s` is a valid participant id or room code: `[A-Za-z0-9-]{1,32}`.
+pub fn is_valid_code(s: &str) -> bool {
+    (1..=32).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+/// A fresh participant id (10 characters from an unambiguous alphabet).
+pub fn new_participant_id() -> String {
+    let mut rng = rand::rng();
+    (0..10).map(|_| ID_ALPHABET[rng.random_range(0..ID_ALPHABET.len())] as char).collect()
+}
+
+/// A fresh secret token: 128 random bits as 32 hex characters.
+pub fn new_token() -> String {
+    let bytes: [u8; 16] = rand::rng().random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Check and normalise a display name: trimmed, 1–24 characters, no control characters.
+pub fn clean_name(name: &str) -> Result<String, &'static str> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err("name must not be empty");
+    }
+    if name.chars().count() > 24 {
+        return Err("name must be at most 24 characters");
+    }
+    if name.chars().any(char::is_control) {
+        return Err("name must not contain control characters");
+    }
+    Ok(name.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes() {
+        assert!(is_valid_code("demo"));
+        assert!(is_valid_code("A-9"));
+        assert!(is_valid_code(&"a".repeat(32)));
+        assert!(!is_valid_code(""));
+        assert!(!is_valid_code(&"a".repeat(33)));
+        assert!(!is_valid_code("a b"));
+        assert!(!is_valid_code("ä"));
+        assert!(!is_valid_code("a/b"));
+    }
+
+    #[test]
+    fn ids_and_tokens_are_valid_and_distinct() {
+        let a = new_participant_id();
+        assert!(is_valid_code(&a));
+        assert_ne!(a, new_participant_id());
+        let t = new_token();
+        assert_eq!(t.len(), 32);
+        assert_ne!(t, new_token());
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(clean_name("  Ann  ").unwrap(), "Ann");
+        assert_eq!(clean_name("Zoë 🎭").unwrap(), "Zoë 🎭");
+        assert!(clean_name("   ").is_err());
+        assert!(clean_name(&"x".repeat(25)).is_err());
+        assert!(clean_name(&"é".repeat(24)).is_ok());
+        assert!(clean_name("a\u{7}b").is_err());
+        assert!(clean_name("a\nb").is_err());
+    }
+}

@@ -1,0 +1,88 @@
+//! The room's view of the media layer: a small trait the binary implements, so this crate
+//! never depends on the SFU (and the SFU never on games).
+
+use std::future::Future;
+use std::pin::Pin;
+
+/// A boxed, sendable future.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The kinds of media a route covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum MediaKind {
+    /// Microphone.
+    Audio,
+    /// Camera.
+    Video,
+}
+
+/// One allowed (subscriber, publisher, kind).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Route {
+    /// Who receives.
+    pub subscriber: String,
+    /// Whose media.
+    pub publisher: String,
+    /// Which kind.
+    pub kind: MediaKind,
+}
+
+/// Why the media layer refused a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaRefusal {
+    /// The SDP is invalid or cannot be applied.
+    BadSdp(String),
+    /// A server offer is outstanding.
+    Glare,
+    /// The media layer is at capacity.
+    Full,
+    /// Anything else (the message says what).
+    Failed(String),
+}
+
+/// What the media layer tells a room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaNotice {
+    /// Send this offer to `peer`.
+    Offer {
+        /// Recipient.
+        peer: String,
+        /// The SDP.
+        sdp: String,
+    },
+    /// `peer`'s media connected.
+    Connected {
+        /// The peer.
+        peer: String,
+    },
+    /// `peer`'s media path was lost or dropped.
+    Lost {
+        /// The peer.
+        peer: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Where a room's media notices go.
+pub type NoticeSink = Box<dyn Fn(MediaNotice) + Send + Sync>;
+
+/// One room's media, as the room drives it.
+pub trait MediaPort: Send + Sync {
+    /// A client's offer; returns the answer SDP.
+    fn offer(&self, peer: &str, sdp: String) -> BoxFuture<'_, Result<String, MediaRefusal>>;
+    /// A client's answer to the server's offer.
+    fn answer(&self, peer: &str, sdp: String) -> BoxFuture<'_, Result<(), MediaRefusal>>;
+    /// A trickled candidate from the client.
+    fn candidate(&self, peer: &str, candidate: String);
+    /// The participant is gone: drop its media.
+    fn remove_peer(&self, peer: &str);
+    /// Replace the room's routes; resolves once the media layer applies them.
+    fn set_routes(&self, epoch: u64, routes: Vec<Route>) -> BoxFuture<'_, ()>;
+}
+
+/// Opens rooms on the media layer.
+pub trait MediaBackend: Send + Sync {
+    /// Open `room`; its notices go to `sink`. Dropping the port closes the room's media.
+    fn open_room(&self, room: &str, sink: NoticeSink) -> Box<dyn MediaPort>;
+}

@@ -1,0 +1,396 @@
+//! Signaling protocol v1: one serde enum per direction, parsed once at the edge.
+//!
+//! Every frame is one JSON object discriminated by `"type"` (snake_case). Unknown fields are
+//! ignored; an unknown type is `unknown_type`; a known type with a missing or invalid field is
+//! `bad_field`; text that is not a JSON object is `bad_json`.
+
+use serde::{Deserialize, Serialize};
+
+/// Largest text frame accepted; a larger one gets `too_large` and close code 1009.
+pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+
+/// WebSocket close code sent after `too_large` (RFC 6455 "message too big").
+pub const CLOSE_TOO_LARGE: u16 = 1009;
+
+/// A message from a client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMsg {
+    /// Enter a room (creating it in open mode).
+    Join {
+        /// Room code.
+        room: String,
+        /// Display name.
+        name: String,
+        /// A resume token from an earlier `welcome`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resume: Option<String>,
+        /// A host token from the room API.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
+        /// The room's pin, when the host set one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pin: Option<String>,
+    },
+    /// An SDP offer.
+    Offer {
+        /// The SDP.
+        sdp: String,
+    },
+    /// An SDP answer to the server's offer.
+    Answer {
+        /// The SDP.
+        sdp: String,
+    },
+    /// A trickled ICE candidate.
+    Candidate(CandidateMsg),
+    /// Clock and round-trip probe.
+    Ping {
+        /// Client clock, ms.
+        t: f64,
+    },
+    /// Leave the room for good.
+    Leave,
+}
+
+/// A trickled ICE candidate, either direction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CandidateMsg {
+    /// The candidate line (`candidate:…`), or `""` to end the candidates.
+    pub candidate: String,
+    /// The m-line's mid.
+    #[serde(default)]
+    pub sdp_mid: Option<String>,
+    /// The m-line's index.
+    #[serde(default)]
+    pub sdp_mline_index: Option<u32>,
+}
+
+/// A participant as everyone sees them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Participant {
+    /// Participant id, `[A-Za-z0-9-]{1,32}`.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Advisory readiness.
+    pub ready: bool,
+    /// Whether their socket is connected.
+    pub connected: bool,
+    /// Whether they hold a seat in the current game.
+    pub playing: bool,
+    /// Whether they are alive (everyone is, in the lobby).
+    pub alive: bool,
+}
+
+/// Limits the client should respect.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Upper bound for the client's camera bitrate.
+    pub max_video_kbps: u32,
+    /// Largest text frame the server accepts.
+    pub max_message_bytes: usize,
+    /// Most participants a room holds.
+    pub max_participants: usize,
+}
+
+/// Why someone left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaveReason {
+    /// They sent `leave`.
+    Left,
+    /// Their reconnection grace expired.
+    Disconnected,
+    /// The host kicked them.
+    Kicked,
+}
+
+/// A message to a client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMsg {
+    /// The join succeeded.
+    Welcome {
+        /// Your participant id.
+        id: String,
+        /// The room code.
+        room: String,
+        /// The host's participant id.
+        host: String,
+        /// Token to resume this seat after a dropped connection.
+        resume_token: String,
+        /// Everyone in the room, you included.
+        participants: Vec<Participant>,
+        /// The current game phase, or null.
+        game: Option<serde_json::Value>,
+        /// Limits to respect.
+        limits: Limits,
+    },
+    /// Someone joined.
+    ParticipantJoined {
+        /// Who.
+        participant: Participant,
+    },
+    /// Someone's state changed.
+    ParticipantUpdated {
+        /// The new state.
+        participant: Participant,
+    },
+    /// Someone left.
+    ParticipantLeft {
+        /// Who.
+        id: String,
+        /// Why.
+        reason: LeaveReason,
+    },
+    /// The host's powers moved.
+    HostChanged {
+        /// The new host.
+        host: String,
+    },
+    /// The server's SDP offer.
+    Offer {
+        /// The SDP.
+        sdp: String,
+    },
+    /// The server's SDP answer.
+    Answer {
+        /// The SDP.
+        sdp: String,
+    },
+    /// A server ICE candidate.
+    Candidate(CandidateMsg),
+    /// Answer to `ping`.
+    Pong {
+        /// The client's `t`, echoed.
+        t: f64,
+        /// Server clock, unix ms.
+        server_time: u64,
+    },
+    /// Something the client sent was refused.
+    Error {
+        /// Machine-readable code.
+        code: ErrorCode,
+        /// Human-readable explanation.
+        message: String,
+    },
+}
+
+impl ServerMsg {
+    /// An `error` message.
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        ServerMsg::Error { code, message: message.into() }
+    }
+
+    /// The JSON text of this message.
+    pub fn to_text(&self) -> String {
+        // Serializing these plain types cannot fail (no maps with non-string keys).
+        serde_json::to_string(self).unwrap_or_else(|_| String::from("{}"))
+    }
+}
+
+/// Every error code of protocol v1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The frame is not a JSON object.
+    BadJson,
+    /// Missing or unknown `type`.
+    UnknownType,
+    /// A field is missing or invalid.
+    BadField,
+    /// Only `join` is allowed before joining.
+    NotJoined,
+    /// The room is at capacity.
+    RoomFull,
+    /// No such room (and rooms are not created on join).
+    RoomNotFound,
+    /// The host locked the room.
+    RoomLocked,
+    /// Wrong room pin.
+    BadPin,
+    /// Someone in the room already has this name.
+    NameTaken,
+    /// Only the host may do this.
+    NotHost,
+    /// Not in this phase.
+    WrongPhase,
+    /// Not allowed for you.
+    NotAllowed,
+    /// The SDP could not be used.
+    BadSdp,
+    /// A server offer is outstanding: answer it, then offer again.
+    Glare,
+    /// Too many messages.
+    RateLimited,
+    /// Frame too large (the socket is then closed with 1009).
+    TooLarge,
+    /// The resume token is unknown or its grace period is over.
+    ResumeExpired,
+    /// Another socket took this seat.
+    Replaced,
+    /// The host removed you.
+    Kicked,
+    /// The server's room limit is reached.
+    TooManyRooms,
+    /// The server is at capacity.
+    ServerFull,
+    /// The server is shutting down.
+    ServerShutdown,
+}
+
+/// The error type of this crate: a refused client frame, and what to answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code:?}: {message}")]
+pub struct Refusal {
+    /// The error code.
+    pub code: ErrorCode,
+    /// The explanation.
+    pub message: String,
+}
+
+impl Refusal {
+    /// A refusal with this code and message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Refusal { code, message: message.into() }
+    }
+
+    /// The `error` message to send.
+    pub fn to_msg(&self) -> ServerMsg {
+        ServerMsg::error(self.code, self.message.clone())
+    }
+}
+
+const CLIENT_TYPES: &[&str] = &["join", "offer", "answer", "candidate", "ping", "leave"];
+
+/// Parse one client text frame into its typed message, telling apart the three ways it
+/// can be wrong.
+pub fn parse_client(text: &str) -> Result<ClientMsg, Refusal> {
+    if text.len() > MAX_FRAME_BYTES {
+        return Err(Refusal::new(ErrorCode::TooLarge, format!("frames are limited to {MAX_FRAME_BYTES} bytes")));
+    }
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| Refusal::new(ErrorCode::BadJson, format!("invalid JSON: {e}")))?;
+    let Some(obj) = value.as_object() else {
+        return Err(Refusal::new(ErrorCode::BadJson, "a message must be a JSON object"));
+    };
+    let ty = match obj.get("type") {
+        Some(serde_json::Value::String(t)) => t.as_str(),
+        Some(_) => return Err(Refusal::new(ErrorCode::UnknownType, "\"type\" must be a string")),
+        None => return Err(Refusal::new(ErrorCode::UnknownType, "missing \"type\"")),
+    };
+    if !CLIENT_TYPES.contains(&ty) {
+        let shown: String = ty.chars().take(40).collect();
+        return Err(Refusal::new(ErrorCode::UnknownType, format!("unknown message type \"{shown}\"")));
+    }
+    let ty = ty.to_owned();
+    serde_json::from_value(value).map_err(|e| Refusal::new(ErrorCode::BadField, format!("{ty}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roundtrip_client(msg: ClientMsg) {
+        let text = serde_json::to_string(&msg).unwrap();
+        assert_eq!(parse_client(&text).unwrap(), msg, "{text}");
+    }
+
+    fn roundtrip_server(msg: ServerMsg) {
+        let text = msg.to_text();
+        let back: ServerMsg = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, msg, "{text}");
+    }
+
+    #[test]
+    fn every_client_message_roundtrips() {
+        roundtrip_client(ClientMsg::Join {
+            room: "demo".into(),
+            name: "Ann".into(),
+            resume: Some("tok".into()),
+            token: None,
+            pin: Some("1234".into()),
+        });
+        roundtrip_client(ClientMsg::Join { room: "r".into(), name: "B".into(), resume: None, token: None, pin: None });
+        roundtrip_client(ClientMsg::Offer { sdp: "v=0".into() });
+        roundtrip_client(ClientMsg::Answer { sdp: "v=0".into() });
+        roundtrip_client(ClientMsg::Candidate(CandidateMsg {
+            candidate: "candidate:1 1 udp 1 127.0.0.1 5000 typ host".into(),
+            sdp_mid: Some("0".into()),
+            sdp_mline_index: Some(0),
+        }));
+        roundtrip_client(ClientMsg::Ping { t: 1234.5 });
+        roundtrip_client(ClientMsg::Leave);
+    }
+
+    #[test]
+    fn every_server_message_roundtrips() {
+        let p = Participant {
+            id: "abc".into(),
+            name: "Ann".into(),
+            ready: false,
+            connected: true,
+            playing: false,
+            alive: true,
+        };
+        roundtrip_server(ServerMsg::Welcome {
+            id: "abc".into(),
+            room: "demo".into(),
+            host: "abc".into(),
+            resume_token: "t".into(),
+            participants: vec![p.clone()],
+            game: None,
+            limits: Limits { max_video_kbps: 600, max_message_bytes: 65536, max_participants: 24 },
+        });
+        roundtrip_server(ServerMsg::ParticipantJoined { participant: p.clone() });
+        roundtrip_server(ServerMsg::ParticipantUpdated { participant: p });
+        for reason in [LeaveReason::Left, LeaveReason::Disconnected, LeaveReason::Kicked] {
+            roundtrip_server(ServerMsg::ParticipantLeft { id: "abc".into(), reason });
+        }
+        roundtrip_server(ServerMsg::HostChanged { host: "abc".into() });
+        roundtrip_server(ServerMsg::Offer { sdp: "v=0".into() });
+        roundtrip_server(ServerMsg::Answer { sdp: "v=0".into() });
+        roundtrip_server(ServerMsg::Candidate(CandidateMsg { candidate: "".into(), sdp_mid: None, sdp_mline_index: None }));
+        roundtrip_server(ServerMsg::Pong { t: 1.0, server_time: 1_700_000_000_000 });
+        roundtrip_server(ServerMsg::error(ErrorCode::BadSdp, "nope"));
+    }
+
+    #[test]
+    fn wire_names_are_snake_case() {
+        let v: serde_json::Value = serde_json::from_str(&ServerMsg::HostChanged { host: "a".into() }.to_text()).unwrap();
+        assert_eq!(v["type"], "host_changed");
+        let v: serde_json::Value =
+            serde_json::from_str(&ServerMsg::error(ErrorCode::ResumeExpired, "x").to_text()).unwrap();
+        assert_eq!(v["code"], "resume_expired");
+        let v: serde_json::Value = serde_json::from_str(
+            &ServerMsg::ParticipantLeft { id: "a".into(), reason: LeaveReason::Disconnected }.to_text(),
+        )
+        .unwrap();
+        assert_eq!(v["type"], "participant_left");
+        assert_eq!(v["reason"], "disconnected");
+    }
+
+    #[test]
+    fn bad_input_gets_the_right_code() {
+        let code = |t: &str| parse_client(t).unwrap_err().code;
+        assert_eq!(code("{not json"), ErrorCode::BadJson);
+        assert_eq!(code("[1,2]"), ErrorCode::BadJson);
+        assert_eq!(code("\"join\""), ErrorCode::BadJson);
+        assert_eq!(code("{}"), ErrorCode::UnknownType);
+        assert_eq!(code(r#"{"type":5}"#), ErrorCode::UnknownType);
+        assert_eq!(code(r#"{"type":"dance"}"#), ErrorCode::UnknownType);
+        assert_eq!(code(r#"{"type":"join","room":"x"}"#), ErrorCode::BadField);
+        assert_eq!(code(r#"{"type":"offer","sdp":7}"#), ErrorCode::BadField);
+        assert_eq!(code(r#"{"type":"ping"}"#), ErrorCode::BadField);
+        assert_eq!(code(&"x".repeat(MAX_FRAME_BYTES + 1)), ErrorCode::TooLarge);
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored() {
+        let m = parse_client(r#"{"type":"ping","t":5,"extra":{"a":1}}"#).unwrap();
+        assert_eq!(m, ClientMsg::Ping { t: 5.0 });
+        let m = parse_client(r#"{"type":"leave","why":"bye"}"#).unwrap();
+        assert_eq!(m, ClientMsg::Leave);
+    }
+}

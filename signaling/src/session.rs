@@ -1,0 +1,157 @@
+//! One client connection: parses each frame once, enforces "join first", answers `ping`,
+//! and hands everything else to its room.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::hub::Hub;
+use crate::ids;
+use crate::protocol::{self, ClientMsg, ErrorCode, Refusal, ServerMsg, CLOSE_TOO_LARGE};
+use crate::room::{RoomHandle, RoomInput};
+
+/// What the transport should do for this connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outbound {
+    /// Send this text frame.
+    Text(String),
+    /// Close the socket with this code and reason.
+    Close {
+        /// WebSocket close code.
+        code: u16,
+        /// Close reason.
+        reason: String,
+    },
+}
+
+struct Seat {
+    room: RoomHandle,
+    id: String,
+    connection: u64,
+}
+
+/// The protocol state of one WebSocket connection. The transport feeds it frames and
+/// writes out whatever appears on the receiver returned by [`Connection::new`].
+pub struct Connection {
+    hub: Hub,
+    out: mpsc::UnboundedSender<Outbound>,
+    seat: Option<Seat>,
+    left: bool,
+}
+
+impl Connection {
+    /// A new connection and the receiver of what must be sent on it.
+    pub fn new(hub: Hub) -> (Connection, mpsc::UnboundedReceiver<Outbound>) {
+        let (out, rx) = mpsc::unbounded_channel();
+        (Connection { hub, out, seat: None, left: false }, rx)
+    }
+
+    /// The participant id, once joined.
+    pub fn participant(&self) -> Option<&str> {
+        self.seat.as_ref().map(|s| s.id.as_str())
+    }
+
+    /// A text frame arrived.
+    pub async fn on_text(&mut self, text: &str) {
+        let msg = match protocol::parse_client(text) {
+            Ok(msg) => msg,
+            Err(refusal) => {
+                self.refuse(&refusal);
+                if refusal.code == ErrorCode::TooLarge {
+                    self.emit(Outbound::Close { code: CLOSE_TOO_LARGE, reason: "too_large".into() });
+                }
+                return;
+            }
+        };
+        if let Err(refusal) = self.dispatch(msg).await {
+            self.refuse(&refusal);
+        }
+    }
+
+    /// A binary frame arrived: the protocol is text only.
+    pub fn on_binary(&mut self) {
+        self.refuse(&Refusal::new(ErrorCode::BadJson, "binary frames are not part of the protocol; send JSON text"));
+    }
+
+    /// The socket closed (any close code, or none): not a departure, unless `leave` came first.
+    pub fn on_closed(self) {
+        if self.left {
+            return;
+        }
+        if let Some(seat) = self.seat {
+            let _ = seat.room.tx.send(RoomInput::SocketClosed { id: seat.id, connection: seat.connection });
+        }
+    }
+
+    async fn dispatch(&mut self, msg: ClientMsg) -> Result<(), Refusal> {
+        if let ClientMsg::Join { room, name, .. } = msg {
+            return self.join(room, name).await;
+        }
+        let Some(seat) = &self.seat else {
+            return Err(Refusal::new(ErrorCode::NotJoined, "send join first"));
+        };
+        let id = seat.id.clone();
+        let input = match msg {
+            ClientMsg::Join { .. } => unreachable!("handled above"),
+            ClientMsg::Ping { t } => {
+                self.emit_msg(&ServerMsg::Pong { t, server_time: unix_ms() });
+                return Ok(());
+            }
+            ClientMsg::Offer { sdp } => RoomInput::Offer { id, sdp },
+            ClientMsg::Answer { sdp } => RoomInput::Answer { id, sdp },
+            ClientMsg::Candidate(candidate) => RoomInput::Candidate { id, candidate },
+            ClientMsg::Leave => {
+                self.left = true;
+                RoomInput::Leave { id }
+            }
+        };
+        if seat.room.tx.send(input).is_err() {
+            return Err(Refusal::new(ErrorCode::RoomNotFound, "the room has closed"));
+        }
+        Ok(())
+    }
+
+    async fn join(&mut self, room: String, name: String) -> Result<(), Refusal> {
+        if self.seat.is_some() {
+            return Err(Refusal::new(ErrorCode::BadField, "already joined; this socket holds a seat"));
+        }
+        if !ids::is_valid_code(&room) {
+            return Err(Refusal::new(ErrorCode::BadField, "room: codes are 1-32 characters of A-Z, a-z, 0-9 and -"));
+        }
+        let name = ids::clean_name(&name).map_err(|e| Refusal::new(ErrorCode::BadField, format!("name: {e}")))?;
+        // A room that closes between lookup and join drops our request; try a fresh one once.
+        for _ in 0..2 {
+            let handle = self.hub.room(&room);
+            let (reply, rx) = oneshot::channel();
+            let sent = handle.tx.send(RoomInput::Join { name: name.clone(), out: self.out.clone(), reply });
+            if sent.is_err() {
+                continue;
+            }
+            match rx.await {
+                Ok(Ok(joined)) => {
+                    self.seat = Some(Seat { room: handle, id: joined.id, connection: joined.connection });
+                    return Ok(());
+                }
+                Ok(Err(refusal)) => return Err(refusal),
+                Err(_) => continue,
+            }
+        }
+        Err(Refusal::new(ErrorCode::RoomNotFound, "the room closed while joining; try again"))
+    }
+
+    fn refuse(&self, refusal: &Refusal) {
+        self.emit_msg(&refusal.to_msg());
+    }
+
+    fn emit_msg(&self, msg: &ServerMsg) {
+        self.emit(Outbound::Text(msg.to_text()));
+    }
+
+    fn emit(&self, out: Outbound) {
+        let _ = self.out.send(out);
+    }
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}

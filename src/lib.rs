@@ -1,0 +1,90 @@
+//! The parlor server: configuration, HTTP and signaling, and the wiring between signaling
+//! and the media layer. `main.rs` is the command line around [`start`].
+
+pub mod config;
+mod glue;
+mod http;
+mod web;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use parlor_media::{Counters, Media, MediaConfig};
+use parlor_signaling::{Hub, RoomSettings};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use config::Config;
+
+/// A running server.
+pub struct Server {
+    /// Where HTTP (and `/ws`) listens.
+    pub http_addr: SocketAddr,
+    /// Where each media worker listens (UDP).
+    pub media_addrs: Vec<SocketAddr>,
+    media: Arc<Media>,
+    hub: Hub,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl Server {
+    /// The media workers' counters, summed.
+    pub async fn media_counters(&self) -> Counters {
+        self.media.counters().await
+    }
+
+    /// Number of open rooms.
+    pub fn room_count(&self) -> usize {
+        self.hub.room_count()
+    }
+
+    /// Stop accepting HTTP connections and wait for the listener to finish.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.task).await;
+    }
+
+    /// Wait until the HTTP server ends.
+    pub async fn wait(mut self) {
+        let _ = (&mut self.task).await;
+    }
+}
+
+/// Bind everything `config` names and start serving.
+pub async fn start(config: &Config) -> Result<Server> {
+    let media_config = MediaConfig {
+        bind_ip: config.media_bind_ip(),
+        udp_port: config.media.udp_port,
+        workers: config.media.workers,
+        announce_ips: config.announce_ips(),
+        max_peers_per_worker: config.media.max_peers_per_worker,
+    };
+    let media = Arc::new(Media::start(&media_config).context("starting the media workers")?);
+    let settings = RoomSettings {
+        max_participants: config.rooms.max_participants,
+        grace: Duration::from_secs_f64(config.session.grace_seconds),
+        max_video_kbps: config.rooms.max_video_kbps,
+    };
+    let hub = Hub::new(Arc::new(glue::MediaGlue(media.clone())), settings);
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("binding HTTP listener {}", config.server.listen))?;
+    let http_addr = listener.local_addr()?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let app = http::router(hub.clone());
+    let task = tokio::spawn(async move {
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+            let _ = stopped.await;
+        });
+        if let Err(e) = serve.await {
+            tracing::error!("HTTP server failed: {e}");
+        }
+    });
+    tracing::info!(%http_addr, announce = ?media_config.announce_ips, "parlor serving");
+    Ok(Server { http_addr, media_addrs: media.local_addrs(), media, hub, stop: Some(stop), task })
+}
