@@ -18,6 +18,12 @@ struct Cli {
 enum Command {
     /// Serve the web client, signaling and media (the default with no arguments).
     Serve(ServeArgs),
+    /// Exit 0 when the server at ADDR answers `GET /healthz` with 200 (for container health checks).
+    Healthcheck {
+        /// The server's HTTP address.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+        addr: SocketAddr,
+    },
 }
 
 #[derive(clap::Args, Default)]
@@ -37,6 +43,7 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     let args = match cli.command {
         Some(Command::Serve(args)) => args,
+        Some(Command::Healthcheck { addr }) => return healthcheck(addr),
         None => ServeArgs::default(),
     };
     let overrides = Overrides { listen: args.listen, udp_port: args.udp_port };
@@ -53,4 +60,20 @@ fn main() -> Result<()> {
         }
         Ok(())
     })
+}
+
+/// A plain HTTP/1.0 GET of /healthz: the runtime image needs no curl for its HEALTHCHECK.
+fn healthcheck(addr: SocketAddr) -> Result<()> {
+    use std::io::{Read, Write};
+    let timeout = std::time::Duration::from_secs(3);
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout)
+        .map_err(|e| anyhow::anyhow!("cannot reach {addr}: {e}"))?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response.lines().next().unwrap_or_default();
+    anyhow::ensure!(status.split_whitespace().nth(1) == Some("200"), "unhealthy: {status}");
+    println!("ok");
+    Ok(())
 }

@@ -56,7 +56,9 @@ pub(crate) struct Worker {
     local: SocketAddr,
     announce: Vec<IpAddr>,
     max_peers: usize,
-    peers: Vec<Option<Peer>>,
+    /// Keys are never reused, so a stale reference to a departed peer can never match a new one.
+    peers: HashMap<PeerKey, Peer>,
+    next_key: PeerKey,
     rooms: HashMap<String, Room>,
     demux: Demux<PeerKey>,
     counters: Counters,
@@ -71,7 +73,8 @@ impl Worker {
             local,
             announce,
             max_peers,
-            peers: Vec::new(),
+            peers: HashMap::new(),
+            next_key: 0,
             rooms: HashMap::new(),
             demux: Demux::default(),
             counters: Counters::default(),
@@ -111,7 +114,7 @@ impl Worker {
 
     fn next_timeout(&self) -> Instant {
         let idle = Instant::now() + IDLE;
-        self.peers.iter().flatten().map(|p| p.timeout).fold(idle, Instant::min)
+        self.peers.values().map(|p| p.timeout).fold(idle, Instant::min)
     }
 
     fn command(&mut self, cmd: Command) {
@@ -145,7 +148,7 @@ impl Worker {
             }
             Command::Stats { reply } => {
                 let mut c = self.counters.clone();
-                c.peers = self.peers.iter().flatten().count() as u64;
+                c.peers = self.peers.len() as u64;
                 c.rooms = self.rooms.len() as u64;
                 let _ = reply.send(c);
             }
@@ -154,21 +157,21 @@ impl Worker {
 
     fn find(&self, room: &str, peer: &str) -> Option<PeerKey> {
         let r = self.rooms.get(room)?;
-        r.members.iter().copied().find(|k| self.peers[*k].as_ref().is_some_and(|p| p.id == peer))
+        r.members.iter().copied().find(|k| self.peers.get(k).is_some_and(|p| p.id == peer))
     }
 
     fn peer(&self, key: PeerKey) -> Option<&Peer> {
-        self.peers.get(key).and_then(Option::as_ref)
+        self.peers.get(&key)
     }
 
     fn peer_mut(&mut self, key: PeerKey) -> Option<&mut Peer> {
-        self.peers.get_mut(key).and_then(Option::as_mut)
+        self.peers.get_mut(&key)
     }
 
     /// Run one mutation on a peer and handle what it yields; a faulty peer is removed.
     fn with_peer<T>(&mut self, key: PeerKey, f: impl FnOnce(&mut Rtc) -> T) -> Option<T> {
         let mut events = std::mem::take(&mut self.events);
-        let peer = self.peers.get_mut(key).and_then(Option::as_mut)?;
+        let peer = self.peers.get_mut(&key)?;
         let result = mutate(peer, &self.socket, &mut self.counters, &mut events, f);
         let out = match result {
             Ok(v) => Some(v),
@@ -198,7 +201,7 @@ impl Worker {
     // ---- signaling-side operations ----
 
     fn offer(&mut self, room: &str, peer: &str, sdp: &str) -> Result<String, MediaError> {
-        let offer = SdpOffer::from_sdp_string(sdp).map_err(|e| MediaError::BadSdp(e.to_string()))?;
+        let offer = SdpOffer::from_sdp_string(&publish_only(sdp)).map_err(|e| MediaError::BadSdp(e.to_string()))?;
         let key = match self.find(room, peer) {
             Some(key) => {
                 if self.peer(key).is_some_and(|p| p.pending.is_some()) {
@@ -232,6 +235,7 @@ impl Worker {
         if let Some(p) = self.peer_mut(key) {
             p.answered = true;
         }
+        self.sync_tracks_in(key, &answer);
         self.maybe_offer(key);
         Ok(answer)
     }
@@ -240,7 +244,7 @@ impl Worker {
         if !self.rooms.contains_key(room) {
             return Err(MediaError::UnknownPeer);
         }
-        if self.peers.iter().flatten().count() >= self.max_peers {
+        if self.peers.len() >= self.max_peers {
             return Err(MediaError::Full);
         }
         let now = Instant::now();
@@ -273,16 +277,9 @@ impl Worker {
             answered: false,
             connected: false,
         };
-        let key = match self.peers.iter().position(Option::is_none) {
-            Some(free) => {
-                self.peers[free] = Some(new);
-                free
-            }
-            None => {
-                self.peers.push(Some(new));
-                self.peers.len() - 1
-            }
-        };
+        let key = self.next_key;
+        self.next_key += 1;
+        self.peers.insert(key, new);
         self.demux.set_ufrag(key, &ufrag);
         if let Some(r) = self.rooms.get_mut(room) {
             r.members.push(key);
@@ -332,7 +329,7 @@ impl Worker {
 
     /// Remove a peer; `fault` says why when the worker itself dropped it.
     fn remove_peer(&mut self, key: PeerKey, fault: Option<String>) {
-        let Some(mut peer) = self.peers.get_mut(key).and_then(Option::take) else { return };
+        let Some(mut peer) = self.peers.remove(&key) else { return };
         peer.rtc.disconnect();
         self.demux.remove(key);
         let mut others = Vec::new();
@@ -343,10 +340,9 @@ impl Worker {
                 (room.sink)(MediaEvent::Failed { peer: peer.id.clone(), reason });
             }
         }
+        // The others' tracks from this peer stay until the offer that stops them is made;
+        // nothing can be written to them, since the publisher key is never reused.
         for other in others {
-            if let Some(o) = self.peer_mut(other) {
-                o.tracks_out.retain(|t| t.publisher != key);
-            }
             self.maybe_offer(other);
         }
     }
@@ -493,8 +489,8 @@ impl Worker {
             Event::RtpPacket(pkt) => self.forward(key, pkt),
             Event::KeyframeRequest(req) => self.keyframe_request_from_subscriber(key, req.mid, req.kind),
             Event::MediaAdded(added) => {
-                if added.direction.is_receiving() {
-                    self.add_track_in(key, added.mid, added.kind);
+                if added.direction.is_receiving() && self.add_track_in(key, added.mid, added.kind) {
+                    self.tracks_changed(key);
                 }
             }
             Event::MediaChanged(changed) => {
@@ -506,8 +502,8 @@ impl Worker {
                     return;
                 }
                 if changed.direction.is_receiving() {
-                    if let Some(kind) = kind {
-                        self.add_track_in(key, changed.mid, kind);
+                    if kind.is_some_and(|kind| self.add_track_in(key, changed.mid, kind)) {
+                        self.tracks_changed(key);
                     }
                 } else if let Some(p) = self.peer_mut(key) {
                     let before = p.tracks_in.len();
@@ -537,17 +533,49 @@ impl Worker {
         }
     }
 
-    fn add_track_in(&mut self, key: PeerKey, mid: Mid, kind: MediaKind) {
+    /// Learn the tracks a peer publishes from the answer we just gave it: every m-line we
+    /// receive on that is not one of ours. (str0m's `MediaAdded` only comes once DTLS is up;
+    /// knowing at once lets the other peers' offers go out in parallel with the handshake.)
+    fn sync_tracks_in(&mut self, key: PeerKey, answer: &str) {
+        let Some(p) = self.peer(key) else { return };
+        let mut receiving = Vec::new();
+        for line in answer.lines() {
+            let Some(mid) = line.strip_prefix("a=mid:") else { continue };
+            let mid = Mid::from(mid.trim());
+            if p.tracks_out.iter().any(|t| t.mid == mid) {
+                continue;
+            }
+            if let Some(media) = p.rtc.media(mid) {
+                if media.direction().is_receiving() {
+                    receiving.push((mid, media.kind()));
+                }
+            }
+        }
+        let mut changed = p.tracks_in.iter().any(|t| !receiving.iter().any(|(m, _)| *m == t.mid));
+        if let Some(p) = self.peer_mut(key) {
+            p.tracks_in.retain(|t| receiving.iter().any(|(m, _)| *m == t.mid));
+        }
+        for (mid, kind) in receiving {
+            changed |= self.add_track_in(key, mid, kind);
+        }
+        // One renegotiation for the whole change, not one per track.
+        if changed {
+            self.tracks_changed(key);
+        }
+    }
+
+    /// Record a published track; true if it is new.
+    fn add_track_in(&mut self, key: PeerKey, mid: Mid, kind: MediaKind) -> bool {
         let kind = match kind {
             MediaKind::Audio => Kind::Audio,
             MediaKind::Video => Kind::Video,
         };
-        let Some(p) = self.peer_mut(key) else { return };
+        let Some(p) = self.peer_mut(key) else { return false };
         if p.tracks_in.iter().any(|t| t.mid == mid) {
-            return;
+            return false;
         }
         p.tracks_in.push(TrackIn { mid, kind, last_keyframe_request: None });
-        self.tracks_changed(key);
+        true
     }
 
     // ---- the packet path ----
@@ -591,12 +619,7 @@ impl Worker {
 
     fn timeouts(&mut self) {
         let now = Instant::now();
-        let due: Vec<PeerKey> = self
-            .peers
-            .iter()
-            .enumerate()
-            .filter_map(|(k, p)| p.as_ref().filter(|p| p.timeout <= now).map(|_| k))
-            .collect();
+        let due: Vec<PeerKey> = self.peers.iter().filter(|(_, p)| p.timeout <= now).map(|(k, _)| *k).collect();
         for key in due {
             if let Some(Err(e)) = self.with_peer(key, |rtc| rtc.handle_input(Input::Timeout(now))) {
                 debug!("timeout input failed: {e}");
@@ -714,5 +737,142 @@ impl Worker {
                 rx.request_keyframe(kind);
             }
         });
+    }
+}
+
+/// The m-lines a client creates only ever carry its own media to us; we send on m-lines of
+/// our own, labelled with the publisher's id. So we read a client's `sendrecv` as `sendonly`
+/// and its `recvonly` as `inactive`, which makes str0m answer `recvonly` / `inactive` instead
+/// of announcing a sending track with a random stream id that the client would show.
+fn publish_only(sdp: &str) -> String {
+    sdp.split_inclusive('\n')
+        .map(|line| match line.trim_end() {
+            "a=sendrecv" => line.replacen("a=sendrecv", "a=sendonly", 1),
+            "a=recvonly" => line.replacen("a=recvonly", "a=inactive", 1),
+            _ => line.to_owned(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// A worker on an ephemeral loopback port, with a room whose events are collected.
+    async fn worker_with_room() -> (Worker, Arc<Mutex<Vec<MediaEvent>>>) {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let mut worker = Worker::new(socket, vec!["127.0.0.1".parse().unwrap()], 10).unwrap();
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let sink_events = events.clone();
+        let sink: EventSink = Arc::new(move |e| sink_events.lock().unwrap().push(e));
+        worker.command(Command::OpenRoom { room: "r".into(), sink });
+        (worker, events)
+    }
+
+    /// An offer from a str0m client publishing audio and video.
+    fn client_offer() -> String {
+        let mut rtc = Rtc::builder().clear_codecs().enable_opus(true, false).enable_vp8(true).build(Instant::now());
+        let mut api = rtc.sdp_api();
+        api.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
+        api.add_media(MediaKind::Video, Direction::SendRecv, None, None, None);
+        let (offer, _pending) = api.apply().unwrap();
+        offer.to_sdp_string()
+    }
+
+    #[tokio::test]
+    async fn offers_create_peers_and_renegotiate_the_others() {
+        let (mut w, events) = worker_with_room().await;
+        let answer = w.offer("r", "a", &client_offer()).unwrap();
+        assert!(answer.contains("a=ice-lite"), "{answer}");
+        assert!(answer.contains("127.0.0.1"), "host candidate announced: {answer}");
+        assert!(events.lock().unwrap().is_empty(), "no offer to a alone");
+        w.offer("r", "b", &client_offer()).unwrap();
+        let events = events.lock().unwrap().clone();
+        let offers: Vec<_> = events
+            .iter()
+            .filter_map(|e| match e {
+                MediaEvent::Offer { peer, sdp } => Some((peer.clone(), sdp.clone())),
+                _ => None,
+            })
+            .collect();
+        // a gets b's two tracks; b gets a's two tracks, each labelled with the publisher's id.
+        assert_eq!(offers.len(), 2, "{offers:?}");
+        let to_a = &offers.iter().find(|(p, _)| p == "a").unwrap().1;
+        let to_b = &offers.iter().find(|(p, _)| p == "b").unwrap().1;
+        assert_eq!(to_a.matches("a=msid:b ").count(), 2, "{to_a}");
+        assert_eq!(to_b.matches("a=msid:a ").count(), 2, "{to_b}");
+        // While b's offer is unanswered a client offer from b is glare.
+        assert!(matches!(w.offer("r", "b", &client_offer()), Err(MediaError::Glare)));
+        assert!(matches!(w.answer("r", "b", "v=0"), Err(MediaError::BadSdp(_))));
+    }
+
+    #[test]
+    fn client_lines_become_publish_only() {
+        let sdp = "v=0\r\nm=audio 9 X 111\r\na=sendrecv\r\nm=video 9 X 96\r\na=recvonly\r\na=sendonly\r\n";
+        assert_eq!(
+            publish_only(sdp),
+            "v=0\r\nm=audio 9 X 111\r\na=sendonly\r\nm=video 9 X 96\r\na=inactive\r\na=sendonly\r\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn answers_never_announce_server_tracks_on_client_lines() {
+        let (mut w, _) = worker_with_room().await;
+        let answer = w.offer("r", "a", &client_offer()).unwrap();
+        assert_eq!(answer.matches("a=recvonly").count(), 2, "{answer}");
+        // msid on a recvonly line is inert: browsers fire ontrack only for lines we send on.
+        assert!(!answer.contains("a=sendrecv") && !answer.contains("a=sendonly"), "{answer}");
+    }
+
+    #[tokio::test]
+    async fn invalid_sdp_is_refused_without_a_peer_left_behind() {
+        let (mut w, _) = worker_with_room().await;
+        assert!(matches!(w.offer("r", "a", "nonsense"), Err(MediaError::BadSdp(_))));
+        assert!(matches!(w.offer("r", "a", "v=0\r\n"), Err(MediaError::BadSdp(_))));
+        assert!(w.peers.is_empty());
+        assert!(matches!(w.answer("r", "a", "v=0"), Err(MediaError::UnknownPeer)));
+    }
+
+    #[tokio::test]
+    async fn a_panicking_peer_is_dropped_and_the_room_lives_on() {
+        let (mut w, events) = worker_with_room().await;
+        w.offer("r", "a", &client_offer()).unwrap();
+        w.offer("r", "b", &client_offer()).unwrap();
+        w.offer("r", "c", &client_offer()).unwrap();
+        let a = w.find("r", "a").unwrap();
+        let result = w.with_peer(a, |_| -> () { panic!("injected fault") });
+        assert!(result.is_none());
+        assert!(w.find("r", "a").is_none(), "faulty peer removed");
+        assert!(w.find("r", "b").is_some() && w.find("r", "c").is_some(), "others kept");
+        assert_eq!(w.counters.peer_faults, 1);
+        let failed = events.lock().unwrap().iter().any(|e| matches!(e, MediaEvent::Failed { peer, reason } if peer == "a" && reason.contains("injected fault")));
+        assert!(failed, "room told about the fault");
+        // The worker still serves the room.
+        w.offer("r", "d", &client_offer()).unwrap();
+    }
+
+    #[tokio::test]
+    async fn garbage_datagrams_are_counted_not_fatal() {
+        let (mut w, _) = worker_with_room().await;
+        w.offer("r", "a", &client_offer()).unwrap();
+        let src: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for i in 0..2000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let len = (seed % 1200) as usize;
+            let mut buf: Vec<u8> = (0..len).map(|j| (seed >> (j % 56)) as u8 ^ j as u8).collect();
+            if i % 3 == 0 && buf.len() >= 20 {
+                // Make some look like STUN so the ufrag parser sees them too.
+                buf[0] = 0;
+                buf[4..8].copy_from_slice(&[0x21, 0x12, 0xa4, 0x42]);
+            }
+            w.datagram(src, &buf);
+        }
+        assert_eq!(w.counters.datagrams_in, 2000);
+        assert_eq!(w.counters.dropped(DropReason::UnknownSource), 2000);
+        assert_eq!(w.peers.len(), 1);
     }
 }

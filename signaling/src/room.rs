@@ -246,12 +246,7 @@ impl Room {
         match notice {
             MediaNotice::Offer { peer, sdp } => self.send(&peer, &ServerMsg::Offer { sdp }),
             MediaNotice::Connected { peer } => debug!(room = %self.code, %peer, "media connected"),
-            MediaNotice::Lost { peer, reason } => {
-                info!(room = %self.code, %peer, %reason, "media lost");
-                if self.members.contains_key(&peer) {
-                    self.send(&peer, &ServerMsg::error(ErrorCode::BadSdp, format!("media connection dropped: {reason}; send a new offer")));
-                }
-            }
+            MediaNotice::Lost { peer, reason } => info!(room = %self.code, %peer, %reason, "media lost"),
         }
     }
 

@@ -1,0 +1,118 @@
+//! Shared helpers for the integration tests: an in-process server on ephemeral ports and a
+//! bare WebSocket client for protocol-level checks.
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use parlor::config::{Config, Overrides};
+use serde_json::Value;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// Start a server on 127.0.0.1 with an ephemeral HTTP port and ephemeral UDP ports.
+/// `tweak` may adjust the configuration first.
+pub async fn server_with(tweak: impl FnOnce(&mut Config)) -> parlor::Server {
+    let overrides = Overrides { listen: Some("127.0.0.1:0".parse().unwrap()), udp_port: Some(0) };
+    // An empty prefix nobody sets keeps the test independent of the environment.
+    let env = figment::providers::Env::prefixed("PARLOR_TEST_UNSET_PREFIX_");
+    let mut config = Config::load(None, &overrides, env).expect("default config");
+    tweak(&mut config);
+    parlor::start(&config).await.expect("server starts")
+}
+
+/// A server with the defaults.
+pub async fn server() -> parlor::Server {
+    server_with(|_| {}).await
+}
+
+/// Poll `cond` every 20 ms until it holds or `timeout` passes.
+pub async fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A raw protocol client: JSON in, JSON out.
+pub struct Ws {
+    pub stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+/// What came back from the socket.
+#[derive(Debug)]
+pub enum Got {
+    Json(Value),
+    Closed(Option<u16>),
+}
+
+impl Ws {
+    pub async fn connect(server: &parlor::Server) -> Ws {
+        let url = format!("ws://{}/ws", server.http_addr);
+        let (stream, _) = tokio_tungstenite::connect_async(url).await.expect("websocket connects");
+        Ws { stream }
+    }
+
+    pub async fn send_text(&mut self, text: impl Into<String>) {
+        self.stream.send(Message::Text(text.into().into())).await.expect("send");
+    }
+
+    pub async fn send(&mut self, v: Value) {
+        self.send_text(v.to_string()).await;
+    }
+
+    /// Next JSON message or close, within 5 s; control frames are skipped.
+    pub async fn next(&mut self) -> Got {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let frame = tokio::time::timeout_at(deadline, self.stream.next()).await.expect("a frame within 5 s");
+            match frame {
+                Some(Ok(Message::Text(t))) => return Got::Json(serde_json::from_str(t.as_str()).expect("server sends JSON")),
+                Some(Ok(Message::Close(c))) => return Got::Closed(c.map(|c| u16::from(c.code))),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return Got::Closed(None),
+            }
+        }
+    }
+
+    /// Next JSON message (panics on close).
+    pub async fn json(&mut self) -> Value {
+        match self.next().await {
+            Got::Json(v) => v,
+            Got::Closed(c) => panic!("socket closed ({c:?}) while a message was expected"),
+        }
+    }
+
+    /// Skip messages until one of type `ty` arrives.
+    pub async fn expect(&mut self, ty: &str) -> Value {
+        loop {
+            let v = self.json().await;
+            if v["type"] == ty {
+                return v;
+            }
+        }
+    }
+
+    /// Join `room` as `name` and return the welcome.
+    pub async fn join(&mut self, room: &str, name: &str) -> Value {
+        self.send(serde_json::json!({"type": "join", "room": room, "name": name})).await;
+        let v = self.json().await;
+        assert_eq!(v["type"], "welcome", "expected welcome, got {v}");
+        v
+    }
+
+    /// Send a ping and expect the pong to echo it: proves the socket still works.
+    pub async fn assert_alive(&mut self) {
+        self.send(serde_json::json!({"type": "ping", "t": 42.5})).await;
+        let pong = self.expect("pong").await;
+        assert_eq!(pong["t"], 42.5);
+        assert!(pong["server_time"].as_u64().unwrap() > 1_600_000_000_000);
+    }
+}
