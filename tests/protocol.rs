@@ -1,11 +1,11 @@
 //! Protocol behaviour over a real WebSocket: every bad-input case gets its error code and
 //! the socket keeps working; joins, names, capacity and departures behave as documented.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
-use common::{server, server_with, Got, Ws};
+use support::{server, server_with, wait_until, Got, Ws};
 use futures_util::SinkExt;
 use serde_json::json;
 
@@ -162,7 +162,7 @@ async fn room_capacity_and_cleanup() {
     assert_eq!(server.room_count(), 1);
     a.send(json!({"type": "leave"})).await;
     b.send(json!({"type": "leave"})).await;
-    assert!(common::wait_until(Duration::from_secs(5), || server.room_count() == 0).await, "empty room is closed");
+    assert!(wait_until(Duration::from_secs(5), || server.room_count() == 0).await, "empty room is closed");
     // The code can be used again: a fresh room with a fresh host.
     let w = c.join("small", "C").await;
     assert_eq!(w["participants"].as_array().unwrap().len(), 1);

@@ -13,6 +13,8 @@ pub enum DropReason {
     NoSubscriber,
     /// The subscriber has not yet answered the offer that carries this track.
     NotNegotiated,
+    /// The subscriber's ICE/DTLS is not up yet (str0m would drop the write unencrypted).
+    NotConnected,
     /// The subscriber did not negotiate the publisher's codec.
     NoCodec,
     /// A datagram that is neither from a known address nor a STUN request for a known peer.
@@ -25,11 +27,12 @@ pub enum DropReason {
 
 impl DropReason {
     /// Every reason, in a fixed order.
-    pub const ALL: [DropReason; 8] = [
+    pub const ALL: [DropReason; 9] = [
         DropReason::NotAllowed,
         DropReason::WaitingKeyframe,
         DropReason::NoSubscriber,
         DropReason::NotNegotiated,
+        DropReason::NotConnected,
         DropReason::NoCodec,
         DropReason::UnknownSource,
         DropReason::BadPacket,
@@ -43,6 +46,7 @@ impl DropReason {
             DropReason::WaitingKeyframe => "waiting_keyframe",
             DropReason::NoSubscriber => "no_subscriber",
             DropReason::NotNegotiated => "not_negotiated",
+            DropReason::NotConnected => "not_connected",
             DropReason::NoCodec => "no_codec",
             DropReason::UnknownSource => "unknown_source",
             DropReason::BadPacket => "bad_packet",
@@ -63,7 +67,7 @@ pub struct Counters {
     /// Forwarded RTP payload bytes, by kind.
     pub forwarded_bytes: [u64; 2],
     /// Dropped packets by reason, indexed like [`DropReason::ALL`].
-    pub dropped: [u64; 8],
+    pub dropped: [u64; DropReason::ALL.len()],
     /// Keyframe requests sent to publishers (after rate limiting).
     pub keyframe_requests: u64,
     /// Matrices applied.

@@ -215,7 +215,10 @@ impl Worker {
             .with_peer(key, |rtc| rtc.sdp_api().accept_offer(offer))
             .ok_or_else(|| MediaError::PeerFailed("peer dropped".into()))?;
         let answer = match answer {
-            Ok(a) => a.to_sdp_string(),
+            Ok(a) => {
+                let ours: Vec<Mid> = self.peer(key).map(|p| p.tracks_out.iter().map(|t| t.mid).collect()).unwrap_or_default();
+                scrub_client_lines(&a.to_sdp_string(), &ours)
+            }
             Err(e) => {
                 // A first offer that fails leaves no half-made peer behind.
                 if self.peer(key).is_some_and(|p| p.tracks_in.is_empty() && p.tracks_out.is_empty() && !p.connected) {
@@ -474,7 +477,8 @@ impl Worker {
         }
         if let Some((offer, pending)) = applied {
             peer.pending = Some(pending);
-            let sdp = offer.to_sdp_string();
+            let ours: Vec<Mid> = peer.tracks_out.iter().map(|t| t.mid).collect();
+            let sdp = scrub_client_lines(&offer.to_sdp_string(), &ours);
             let id = peer.id.clone();
             if let Some(room) = self.rooms.get(&room_name) {
                 (room.sink)(MediaEvent::Offer { peer: id, sdp });
@@ -648,6 +652,10 @@ impl Worker {
         let mut want_keyframe = false;
         for s in members.into_iter().filter(|s| *s != from) {
             let Some(sub) = self.peer_mut(s) else { continue };
+            if !sub.connected {
+                self.counters.drop(DropReason::NotConnected);
+                continue;
+            }
             let Some(out_pt) = sub.rtc.codec_config().params().iter().find(|p| p.spec().codec == codec).map(|p| p.pt())
             else {
                 self.counters.drop(DropReason::NoCodec);
@@ -742,16 +750,44 @@ impl Worker {
 
 /// The m-lines a client creates only ever carry its own media to us; we send on m-lines of
 /// our own, labelled with the publisher's id. So we read a client's `sendrecv` as `sendonly`
-/// and its `recvonly` as `inactive`, which makes str0m answer `recvonly` / `inactive` instead
-/// of announcing a sending track with a random stream id that the client would show.
+/// (str0m then answers `recvonly`).
 fn publish_only(sdp: &str) -> String {
     sdp.split_inclusive('\n')
         .map(|line| match line.trim_end() {
             "a=sendrecv" => line.replacen("a=sendrecv", "a=sendonly", 1),
-            "a=recvonly" => line.replacen("a=recvonly", "a=inactive", 1),
             _ => line.to_owned(),
         })
         .collect()
+}
+
+/// Remove str0m's own stream labels (random `a=msid`, and `a=ssrc` lines) from the m-lines
+/// the client created, in any SDP we send: we never send on those lines, and a label there
+/// would make a browser announce a track with a stream id that names nobody. A client's
+/// `recvonly` line stays answered `sendonly` (not `inactive`): some stacks start no ICE when
+/// every line of an answer is inactive.
+fn scrub_client_lines(sdp: &str, ours: &[Mid]) -> String {
+    let mut out = String::with_capacity(sdp.len());
+    let mut section: Vec<&str> = Vec::new();
+    let flush = |section: &mut Vec<&str>, out: &mut String| {
+        let ours = section.iter().any(|l| {
+            l.trim_end().strip_prefix("a=mid:").is_some_and(|m| ours.iter().any(|o| o.to_string() == m))
+        });
+        let is_media = section.first().is_some_and(|l| l.starts_with("m="));
+        for line in section.drain(..) {
+            let label = line.starts_with("a=msid:") || line.starts_with("a=ssrc:") || line.starts_with("a=ssrc-group:");
+            if !(is_media && !ours && label) {
+                out.push_str(line);
+            }
+        }
+    };
+    for line in sdp.split_inclusive('\n') {
+        if line.starts_with("m=") {
+            flush(&mut section, &mut out);
+        }
+        section.push(line);
+    }
+    flush(&mut section, &mut out);
+    out
 }
 
 #[cfg(test)]
@@ -809,11 +845,18 @@ mod tests {
 
     #[test]
     fn client_lines_become_publish_only() {
-        let sdp = "v=0\r\nm=audio 9 X 111\r\na=sendrecv\r\nm=video 9 X 96\r\na=recvonly\r\na=sendonly\r\n";
-        assert_eq!(
-            publish_only(sdp),
-            "v=0\r\nm=audio 9 X 111\r\na=sendonly\r\nm=video 9 X 96\r\na=inactive\r\na=sendonly\r\n"
-        );
+        let sdp = "v=0\r\nm=audio 9 X 111\r\na=sendrecv\r\nm=video 9 X 96\r\na=recvonly\r\n";
+        assert_eq!(publish_only(sdp), "v=0\r\nm=audio 9 X 111\r\na=sendonly\r\nm=video 9 X 96\r\na=recvonly\r\n");
+    }
+
+    #[test]
+    fn scrub_keeps_labels_only_on_our_lines() {
+        let sdp = "v=0\r\na=msid-semantic: WMS x\r\nm=audio 9 X 111\r\na=mid:c0\r\na=msid:rnd t\r\na=ssrc:1 cname:x\r\n\
+                   m=video 9 X 96\r\na=mid:s1\r\na=msid:pub pub-v\r\na=ssrc-group:FID 2 3\r\na=ssrc:2 cname:y\r\n";
+        let out = scrub_client_lines(sdp, &[Mid::from("s1")]);
+        assert!(!out.contains("a=msid:rnd") && !out.contains("a=ssrc:1 "), "{out}");
+        assert!(out.contains("a=msid:pub pub-v") && out.contains("a=ssrc-group:FID 2 3") && out.contains("a=ssrc:2 "), "{out}");
+        assert!(out.contains("a=msid-semantic: WMS x") && out.contains("a=mid:c0"), "{out}");
     }
 
     #[tokio::test]
@@ -821,8 +864,7 @@ mod tests {
         let (mut w, _) = worker_with_room().await;
         let answer = w.offer("r", "a", &client_offer()).unwrap();
         assert_eq!(answer.matches("a=recvonly").count(), 2, "{answer}");
-        // msid on a recvonly line is inert: browsers fire ontrack only for lines we send on.
-        assert!(!answer.contains("a=sendrecv") && !answer.contains("a=sendonly"), "{answer}");
+        assert!(!answer.contains("a=sendrecv") && !answer.contains("a=msid:"), "{answer}");
     }
 
     #[tokio::test]

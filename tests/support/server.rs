@@ -1,8 +1,6 @@
-//! Shared helpers for the integration tests: an in-process server on ephemeral ports and a
-//! bare WebSocket client for protocol-level checks.
-#![allow(dead_code)]
+//! An in-process server on ephemeral ports, and a bare WebSocket client for protocol-level checks.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use parlor::config::{Config, Overrides};
@@ -25,20 +23,6 @@ pub async fn server_with(tweak: impl FnOnce(&mut Config)) -> parlor::Server {
 /// A server with the defaults.
 pub async fn server() -> parlor::Server {
     server_with(|_| {}).await
-}
-
-/// Poll `cond` every 20 ms until it holds or `timeout` passes.
-pub async fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// A raw protocol client: JSON in, JSON out.

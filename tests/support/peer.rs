@@ -1,0 +1,1450 @@
+//! One WebRTC peer connection built on `webrtc` 0.21 (the sans-I/O `rtc` core plus its async
+//! driver): publishes synthetic Opus and VP8, records what it receives per publisher, counts
+//! keyframe requests, and negotiates through JSON messages shaped like parlor's signaling protocol
+//! (`offer` / `answer` / `candidate` / `error` `glare`).
+//!
+//! The peer does not know about WebSockets: it emits JSON through a [`SignalSink`] and consumes
+//! JSON from a channel. [`super::TestClient`] wires it to the server's WebSocket;
+//! [`connect_pair`] wires two peers straight to each other.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use bytes::Bytes;
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use rtc::ice::mdns::MulticastDnsMode;
+use rtc::interceptor::{Interceptor, Packet as ChainPacket, Slot, StreamInfo, TaggedPacket};
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::{
+    nack_pairs_from_sequence_numbers, TransportLayerNack,
+};
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
+    RTCRtpEncodingParameters, RtpCodecKind,
+};
+use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::media_stream::Track;
+use webrtc::peer_connection::{
+    register_default_interceptors, MediaEngine, PeerConnection, PeerConnectionBuilder,
+    PeerConnectionEventHandler, RTCIceCandidateInit, RTCIceGatheringState,
+    RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription, Registry,
+    SettingEngineBuilder,
+};
+use webrtc::rtp_transceiver::RtpSender;
+
+use super::media::{is_vp8_keyframe, now_us, opus_payload, parse_mark, vp8_payload, MediaMark};
+use super::{ClientOptions, Kind};
+
+/// Where a peer's outgoing signaling JSON goes.
+pub type SignalSink = Arc<dyn Fn(Value) + Send + Sync>;
+
+/// One RTP packet as received.
+#[derive(Debug, Clone)]
+pub struct RecvPacket {
+    pub seq: u16,
+    pub timestamp: u32,
+    pub pt: u8,
+    pub marker: bool,
+    pub ssrc: u32,
+    pub payload: Bytes,
+    pub arrival: Instant,
+}
+
+impl RecvPacket {
+    /// The synthetic mark (publisher id, kind, counter, send time) in the payload, if any.
+    pub fn mark(&self) -> Option<MediaMark> {
+        parse_mark(&self.payload)
+    }
+    /// True if this is the first packet of a VP8 keyframe.
+    pub fn is_keyframe(&self) -> bool {
+        is_vp8_keyframe(&self.payload)
+    }
+}
+
+/// One RTP packet this peer handed to its sender.
+#[derive(Debug, Clone)]
+pub struct SentPacket {
+    pub kind: Kind,
+    pub seq: u16,
+    pub timestamp: u32,
+    pub pt: u8,
+    pub marker: bool,
+    pub ssrc: u32,
+    /// Per-kind counter embedded in the payload.
+    pub counter: u32,
+    pub keyframe: bool,
+    pub payload: Bytes,
+    pub sent_at: Instant,
+}
+
+/// A remote track as announced by `on_track` (fires on its first RTP packet).
+#[derive(Debug, Clone)]
+pub struct RemoteTrack {
+    /// `streams[0].id` — the msid stream id, which parlor sets to the publisher's participant id.
+    pub publisher: String,
+    pub kind: Kind,
+    pub track_id: String,
+    pub ssrcs: Vec<u32>,
+    /// Codec (mime type, payload type) of the first packet, as resolved by the receiver.
+    pub codec: Option<(String, u8)>,
+    pub opened_at: Instant,
+}
+
+/// RTCP feedback this peer received about one of its own SSRCs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FeedbackCounts {
+    pub pli: u64,
+    pub fir: u64,
+    pub nack: u64,
+    /// Sequence numbers named by the NACKs.
+    pub nacked_seqs: u64,
+}
+
+/// One m-line of an SDP, as far as the tests care.
+#[derive(Debug, Clone, Default)]
+pub struct MLine {
+    pub index: usize,
+    pub kind: String,
+    pub mid: String,
+    pub direction: String,
+    /// (payload type, codec name as in rtpmap, e.g. "opus", "VP8").
+    pub codecs: Vec<(u8, String)>,
+    /// (stream id, track id) from `a=msid`.
+    pub msid: Option<(String, String)>,
+    pub ssrcs: Vec<u32>,
+}
+
+impl MLine {
+    /// Payload types bound to `codec` (case-insensitive rtpmap name) in this m-line.
+    pub fn pts_for(&self, codec: &str) -> Vec<u8> {
+        self.codecs
+            .iter()
+            .filter(|(_, name)| name.eq_ignore_ascii_case(codec))
+            .map(|(pt, _)| *pt)
+            .collect()
+    }
+}
+
+/// Minimal SDP reader: m-lines with mid, direction, rtpmap, msid and ssrc.
+pub fn parse_sdp(sdp: &str) -> Vec<MLine> {
+    let mut out: Vec<MLine> = Vec::new();
+    for raw in sdp.lines() {
+        let line = raw.trim_end();
+        if let Some(rest) = line.strip_prefix("m=") {
+            out.push(MLine {
+                index: out.len(),
+                kind: rest.split(' ').next().unwrap_or("").to_owned(),
+                ..Default::default()
+            });
+            continue;
+        }
+        let Some(m) = out.last_mut() else { continue };
+        if let Some(v) = line.strip_prefix("a=mid:") {
+            m.mid = v.to_owned();
+        } else if let Some(v) = line.strip_prefix("a=rtpmap:") {
+            let mut it = v.splitn(2, ' ');
+            let pt = it.next().and_then(|p| p.parse::<u8>().ok());
+            let name = it.next().and_then(|n| n.split('/').next());
+            if let (Some(pt), Some(name)) = (pt, name) {
+                m.codecs.push((pt, name.to_owned()));
+            }
+        } else if let Some(v) = line.strip_prefix("a=msid:") {
+            let mut it = v.split(' ');
+            let s = it.next().unwrap_or("").to_owned();
+            let t = it.next().unwrap_or("").to_owned();
+            m.msid = Some((s, t));
+        } else if let Some(v) = line.strip_prefix("a=ssrc:") {
+            if let Some(ssrc) = v.split(' ').next().and_then(|s| s.parse::<u32>().ok()) {
+                if !m.ssrcs.contains(&ssrc) {
+                    m.ssrcs.push(ssrc);
+                }
+            }
+        } else if matches!(
+            line,
+            "a=sendrecv" | "a=sendonly" | "a=recvonly" | "a=inactive"
+        ) {
+            m.direction = line[2..].to_owned();
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small utilities
+// ---------------------------------------------------------------------------------------------
+
+/// Cheap non-cryptographic randomness (no `rand` dependency in the root package).
+pub(crate) fn random_u32() -> u32 {
+    static COUNTER: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let mut x = nanos ^ COUNTER.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
+    // splitmix64 finaliser
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^= x >> 31;
+    (x >> 16) as u32
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn opus_codec() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_OPUS.to_owned(),
+        clock_rate: 48000,
+        channels: 2,
+        sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
+        rtcp_feedback: vec![],
+    }
+}
+
+fn vp8_codec() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_VP8.to_owned(),
+        clock_rate: 90000,
+        channels: 0,
+        sdp_fmtp_line: String::new(),
+        rtcp_feedback: vec![RTCPFeedback {
+            typ: "ccm".to_owned(),
+            parameter: "fir".to_owned(),
+        }],
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Keyframe-request / feedback counting interceptor
+// ---------------------------------------------------------------------------------------------
+
+/// Inbound RTCP feedback per media SSRC, filled by [`FeedbackCounter`].
+#[derive(Default)]
+pub(crate) struct FeedbackTable {
+    map: Mutex<HashMap<u32, FeedbackCounts>>,
+}
+
+impl FeedbackTable {
+    fn get(&self, ssrc: u32) -> FeedbackCounts {
+        lock(&self.map).get(&ssrc).copied().unwrap_or_default()
+    }
+}
+
+/// Sees every inbound RTCP packet on its way through the interceptor chain and counts PLI, FIR
+/// and NACK per media SSRC. It passes everything on unchanged and marks nothing for the
+/// application.
+///
+/// Why here and not on the sender's RTCP reader (`TrackLocal::poll`): in webrtc 0.21 inbound RTCP
+/// only reaches that reader if an interceptor tags it `Attribute::DeliverToApplication`, and the
+/// core routes a whole compound packet to one track by the *first* sub-packet's destination SSRC,
+/// so a PLI bundled behind a receiver report about the audio SSRC would surface on the audio
+/// track. Counting by each sub-packet's own media SSRC is exact.
+struct FeedbackCounter {
+    table: Arc<FeedbackTable>,
+    reads: VecDeque<TaggedPacket>,
+    writes: VecDeque<TaggedPacket>,
+}
+
+impl rtc::sansio::Protocol<TaggedPacket, TaggedPacket, ()> for FeedbackCounter {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = rtc::shared::error::Error;
+    type Time = Instant;
+
+    fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        if let ChainPacket::Rtcp(packets) = &msg.message.packet {
+            let mut map = lock(&self.table.map);
+            for p in packets {
+                let any = p.as_any();
+                if let Some(pli) = any.downcast_ref::<PictureLossIndication>() {
+                    map.entry(pli.media_ssrc).or_default().pli += 1;
+                } else if let Some(fir) = any.downcast_ref::<FullIntraRequest>() {
+                    for e in &fir.fir {
+                        map.entry(e.ssrc).or_default().fir += 1;
+                    }
+                } else if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
+                    let n: u64 = nack
+                        .nacks
+                        .iter()
+                        .map(|p| 1 + p.lost_packets.count_ones() as u64)
+                        .sum();
+                    let e = map.entry(nack.media_ssrc).or_default();
+                    e.nack += 1;
+                    e.nacked_seqs += n;
+                }
+            }
+        }
+        self.reads.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_read(&mut self) -> Option<TaggedPacket> {
+        self.reads.pop_front()
+    }
+
+    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        self.writes.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_write(&mut self) -> Option<TaggedPacket> {
+        self.writes.pop_front()
+    }
+}
+
+impl Interceptor for FeedbackCounter {
+    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared state and the event handler
+// ---------------------------------------------------------------------------------------------
+
+pub(crate) struct Shared {
+    id: String,
+    received: Mutex<HashMap<(String, Kind), Vec<RecvPacket>>>,
+    remote_tracks: Mutex<Vec<(RemoteTrack, Arc<dyn TrackRemote>)>>,
+    sent: Mutex<Vec<SentPacket>>,
+    feedback: Arc<FeedbackTable>,
+    publishing: AtomicBool,
+    closed: AtomicBool,
+    state_tx: watch::Sender<RTCPeerConnectionState>,
+    /// Bumped after every completed offer/answer exchange.
+    negotiations: AtomicU64,
+    errors: Mutex<Vec<String>>,
+    local_candidates: Mutex<Vec<String>>,
+    signaling_log: Mutex<Vec<String>>,
+    rtcp_sender_ssrc: u32,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Shared {
+    fn error(&self, e: impl std::fmt::Display) {
+        lock(&self.errors).push(e.to_string());
+    }
+    fn log(&self, s: impl Into<String>) {
+        lock(&self.signaling_log).push(s.into());
+    }
+}
+
+enum NegEvent {
+    LocalCandidate(String),
+    GatheringComplete,
+    Renegotiate,
+}
+
+struct Handler {
+    shared: Arc<Shared>,
+    neg_tx: mpsc::UnboundedSender<NegEvent>,
+}
+
+type Ready<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
+fn ready<'a>() -> Ready<'a> {
+    Box::pin(std::future::ready(()))
+}
+
+// Implemented by hand (what `#[async_trait]` would expand to) so the root package needs no
+// `async-trait` dependency. Every callback does its work synchronously or spawns it; none blocks
+// the driver.
+impl PeerConnectionEventHandler for Handler {
+    fn on_ice_candidate<'life0, 'async_trait>(
+        &'life0 self,
+        event: RTCPeerConnectionIceEvent,
+    ) -> Ready<'async_trait>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
+        match event.candidate.to_json() {
+            Ok(init) => {
+                lock(&self.shared.local_candidates).push(init.candidate.clone());
+                let _ = self.neg_tx.send(NegEvent::LocalCandidate(init.candidate));
+            }
+            Err(e) => self.shared.error(format!("local candidate to_json: {e}")),
+        }
+        ready()
+    }
+
+    fn on_ice_gathering_state_change<'life0, 'async_trait>(
+        &'life0 self,
+        state: RTCIceGatheringState,
+    ) -> Ready<'async_trait>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
+        if state == RTCIceGatheringState::Complete {
+            let _ = self.neg_tx.send(NegEvent::GatheringComplete);
+        }
+        ready()
+    }
+
+    fn on_connection_state_change<'life0, 'async_trait>(
+        &'life0 self,
+        state: RTCPeerConnectionState,
+    ) -> Ready<'async_trait>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
+        self.shared.log(format!("connection state {state}"));
+        self.shared.state_tx.send_replace(state);
+        ready()
+    }
+
+    fn on_track<'life0, 'async_trait>(
+        &'life0 self,
+        track: Arc<dyn TrackRemote>,
+    ) -> Ready<'async_trait>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
+        let shared = Arc::clone(&self.shared);
+        let handle = tokio::spawn(read_remote_track(Arc::clone(&shared), track));
+        lock(&shared.tasks).push(handle);
+        ready()
+    }
+}
+
+async fn read_remote_track(shared: Arc<Shared>, track: Arc<dyn TrackRemote>) {
+    let publisher = track.stream_id().await;
+    let track_id = track.track_id().await;
+    let kind = match track.kind().await {
+        RtpCodecKind::Audio => Kind::Audio,
+        RtpCodecKind::Video => Kind::Video,
+        other => {
+            shared.error(format!("on_track with unexpected kind {other:?}"));
+            return;
+        }
+    };
+    let ssrcs = track.ssrcs().await;
+    let mut codec = None;
+    for ssrc in &ssrcs {
+        if let Some(c) = track.codec(*ssrc).await {
+            codec = Some((c.mime_type.clone(), 0));
+            break;
+        }
+    }
+    let index = {
+        let mut tracks = lock(&shared.remote_tracks);
+        tracks.push((
+            RemoteTrack {
+                publisher: publisher.clone(),
+                kind,
+                track_id,
+                ssrcs,
+                codec,
+                opened_at: Instant::now(),
+            },
+            Arc::clone(&track),
+        ));
+        tracks.len() - 1
+    };
+    let key = (publisher, kind);
+    let mut first = true;
+    while let Some(event) = track.poll().await {
+        match event {
+            TrackRemoteEvent::OnRtpPacket(p) => {
+                if first {
+                    first = false;
+                    let mut tracks = lock(&shared.remote_tracks);
+                    if let Some((info, _)) = tracks.get_mut(index) {
+                        let mime = info.codec.take().map(|(m, _)| m).unwrap_or_default();
+                        info.codec = Some((mime, p.header.payload_type));
+                        if !info.ssrcs.contains(&p.header.ssrc) {
+                            info.ssrcs.push(p.header.ssrc);
+                        }
+                    }
+                }
+                let rp = RecvPacket {
+                    seq: p.header.sequence_number,
+                    timestamp: p.header.timestamp,
+                    pt: p.header.payload_type,
+                    marker: p.header.marker,
+                    ssrc: p.header.ssrc,
+                    payload: p.payload,
+                    arrival: Instant::now(),
+                };
+                lock(&shared.received)
+                    .entry(key.clone())
+                    .or_default()
+                    .push(rp);
+            }
+            TrackRemoteEvent::OnEnded => break,
+            _ => {}
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Negotiation
+// ---------------------------------------------------------------------------------------------
+
+struct Negotiator {
+    pc: Arc<dyn PeerConnection>,
+    shared: Arc<Shared>,
+    sink: SignalSink,
+    /// Our own candidates go out only after our first description (offer or answer) has.
+    can_send_candidates: bool,
+    pending_local: Vec<String>,
+    gathering_complete: bool,
+    end_of_candidates_sent: bool,
+    have_local_offer: bool,
+    reoffer_pending: bool,
+    remote_set: bool,
+    pending_remote: Vec<RTCIceCandidateInit>,
+    /// (opus, vp8) payload types the first offer must carry; checked once.
+    check_pts: Option<(u8, u8)>,
+}
+
+impl Negotiator {
+    fn send_candidate(&self, candidate: &str) {
+        (self.sink)(json!({
+            "type": "candidate",
+            "candidate": candidate,
+            "sdp_mid": "0",
+            "sdp_mline_index": 0,
+        }));
+    }
+
+    fn after_local_description_sent(&mut self) {
+        if !self.can_send_candidates {
+            self.can_send_candidates = true;
+            for c in std::mem::take(&mut self.pending_local) {
+                self.send_candidate(&c);
+            }
+        }
+        if self.gathering_complete && !self.end_of_candidates_sent {
+            self.end_of_candidates_sent = true;
+            self.send_candidate("");
+        }
+    }
+
+    async fn local_sdp_or(&self, fallback: String) -> String {
+        self.pc
+            .local_description()
+            .await
+            .map(|d| d.sdp)
+            .filter(|s| !s.is_empty())
+            .unwrap_or(fallback)
+    }
+
+    async fn offer(&mut self) -> anyhow::Result<()> {
+        let offer = self.pc.create_offer(None).await.context("create_offer")?;
+        let fallback = offer.sdp.clone();
+        self.pc
+            .set_local_description(offer)
+            .await
+            .context("set_local_description(offer)")?;
+        self.have_local_offer = true;
+        let sdp = self.local_sdp_or(fallback).await;
+        if let Some((opus, vp8)) = self.check_pts.take() {
+            for want in [
+                format!("a=rtpmap:{opus} opus/48000/2"),
+                format!("a=rtpmap:{vp8} VP8/90000"),
+            ] {
+                if !sdp.lines().any(|l| l.trim_end() == want) {
+                    self.shared
+                        .error(format!("own offer lacks {want:?}:\n{sdp}"));
+                }
+            }
+        }
+        self.shared.log("sent offer");
+        (self.sink)(json!({"type": "offer", "sdp": sdp}));
+        self.after_local_description_sent();
+        Ok(())
+    }
+
+    async fn rollback(&mut self) -> anyhow::Result<()> {
+        let rb = RTCSessionDescription::rollback(None).context("rollback description")?;
+        self.pc
+            .set_local_description(rb)
+            .await
+            .context("set_local_description(rollback)")?;
+        self.have_local_offer = false;
+        self.shared.log("rolled back local offer");
+        Ok(())
+    }
+
+    async fn flush_remote_candidates(&mut self) {
+        for c in std::mem::take(&mut self.pending_remote) {
+            if let Err(e) = self.pc.add_ice_candidate(c).await {
+                self.shared.error(format!("add_ice_candidate: {e}"));
+            }
+        }
+    }
+
+    async fn maybe_reoffer(&mut self) -> anyhow::Result<()> {
+        if self.reoffer_pending && !self.have_local_offer {
+            self.reoffer_pending = false;
+            self.offer().await?;
+        }
+        Ok(())
+    }
+
+    async fn on_remote_offer(&mut self, sdp: String) -> anyhow::Result<()> {
+        self.shared.log("received offer");
+        if self.have_local_offer {
+            // Glare: the server is the impolite peer, so we yield.
+            self.rollback().await?;
+        }
+        let desc = RTCSessionDescription::offer(sdp).context("parse remote offer")?;
+        self.pc
+            .set_remote_description(desc)
+            .await
+            .context("set_remote_description(offer)")?;
+        self.remote_set = true;
+        self.flush_remote_candidates().await;
+        let answer = self.pc.create_answer(None).await.context("create_answer")?;
+        let fallback = answer.sdp.clone();
+        self.pc
+            .set_local_description(answer)
+            .await
+            .context("set_local_description(answer)")?;
+        let sdp = self.local_sdp_or(fallback).await;
+        self.shared.log("sent answer");
+        (self.sink)(json!({"type": "answer", "sdp": sdp}));
+        self.shared.negotiations.fetch_add(1, Ordering::SeqCst);
+        self.after_local_description_sent();
+        self.maybe_reoffer().await
+    }
+
+    async fn on_remote_answer(&mut self, sdp: String) -> anyhow::Result<()> {
+        self.shared.log("received answer");
+        if !self.have_local_offer {
+            bail!("answer received without an outstanding local offer");
+        }
+        let desc = RTCSessionDescription::answer(sdp).context("parse remote answer")?;
+        self.pc
+            .set_remote_description(desc)
+            .await
+            .context("set_remote_description(answer)")?;
+        self.have_local_offer = false;
+        self.remote_set = true;
+        self.flush_remote_candidates().await;
+        self.shared.negotiations.fetch_add(1, Ordering::SeqCst);
+        self.maybe_reoffer().await
+    }
+
+    async fn on_glare(&mut self) -> anyhow::Result<()> {
+        self.shared.log("received glare");
+        // The server ignored our offer. Normally its own offer arrived first and we have already
+        // rolled back and answered; if not, roll back now and offer once stable.
+        if self.have_local_offer {
+            self.rollback().await?;
+        }
+        self.reoffer_pending = true;
+        self.maybe_reoffer().await
+    }
+
+    async fn on_remote_candidate(&mut self, msg: &Value) -> anyhow::Result<()> {
+        let candidate = msg.get("candidate").and_then(Value::as_str).unwrap_or("");
+        if candidate.is_empty() {
+            self.shared.log("remote end of candidates");
+            return Ok(());
+        }
+        let init = RTCIceCandidateInit {
+            candidate: candidate.to_owned(),
+            sdp_mid: msg
+                .get("sdp_mid")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            sdp_mline_index: msg
+                .get("sdp_mline_index")
+                .and_then(Value::as_u64)
+                .map(|v| v as u16),
+            ..Default::default()
+        };
+        if self.remote_set {
+            self.pc
+                .add_ice_candidate(init)
+                .await
+                .context("add_ice_candidate")?;
+        } else {
+            self.pending_remote.push(init);
+        }
+        Ok(())
+    }
+
+    async fn on_signal(&mut self, msg: Value) -> anyhow::Result<()> {
+        let ty = msg.get("type").and_then(Value::as_str).unwrap_or("");
+        let sdp = || {
+            msg.get("sdp")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned()
+        };
+        match ty {
+            "offer" => self.on_remote_offer(sdp()).await,
+            "answer" => self.on_remote_answer(sdp()).await,
+            "candidate" => self.on_remote_candidate(&msg).await,
+            "error" if msg.get("code").and_then(Value::as_str) == Some("glare") => {
+                self.on_glare().await
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn on_event(&mut self, ev: NegEvent) -> anyhow::Result<()> {
+        match ev {
+            NegEvent::LocalCandidate(c) => {
+                if self.can_send_candidates {
+                    self.send_candidate(&c);
+                } else {
+                    self.pending_local.push(c);
+                }
+            }
+            NegEvent::GatheringComplete => {
+                self.gathering_complete = true;
+                if self.can_send_candidates && !self.end_of_candidates_sent {
+                    self.end_of_candidates_sent = true;
+                    self.send_candidate("");
+                }
+            }
+            NegEvent::Renegotiate => {
+                self.reoffer_pending = true;
+                self.maybe_reoffer().await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn negotiation_loop(
+    mut neg: Negotiator,
+    initial_offer: bool,
+    mut signals: mpsc::UnboundedReceiver<Value>,
+    mut events: mpsc::UnboundedReceiver<NegEvent>,
+) {
+    if initial_offer {
+        if let Err(e) = neg.offer().await {
+            neg.shared.error(format!("initial offer: {e:#}"));
+        }
+    }
+    loop {
+        let result = tokio::select! {
+            msg = signals.recv() => match msg {
+                Some(msg) => neg.on_signal(msg).await,
+                None => break,
+            },
+            ev = events.recv() => match ev {
+                Some(ev) => neg.on_event(ev).await,
+                None => break,
+            },
+        };
+        if let Err(e) = result {
+            neg.shared.error(format!("negotiation: {e:#}"));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Publishing
+// ---------------------------------------------------------------------------------------------
+
+struct LocalMedia {
+    kind: Kind,
+    ssrc: u32,
+    track: Arc<TrackLocalStaticRTP>,
+    sender: Arc<dyn RtpSender>,
+}
+
+async fn negotiated_send_pt(sender: &Arc<dyn RtpSender>, mime: &str) -> Option<u8> {
+    let params = sender.get_parameters().await.ok()?;
+    params
+        .rtp_parameters
+        .codecs
+        .iter()
+        .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(mime))
+        .map(|c| c.payload_type)
+}
+
+async fn wait_connected_rx(rx: &mut watch::Receiver<RTCPeerConnectionState>) -> bool {
+    loop {
+        if *rx.borrow_and_update() == RTCPeerConnectionState::Connected {
+            return true;
+        }
+        if rx.changed().await.is_err() {
+            return false;
+        }
+    }
+}
+
+async fn publish_loop(shared: Arc<Shared>, media: LocalMedia, opts: ClientOptions) {
+    let mut state_rx = shared.state_tx.subscribe();
+    if !wait_connected_rx(&mut state_rx).await {
+        return;
+    }
+    let (period, clock, mime) = match media.kind {
+        Kind::Audio => (opts.audio_interval, 48_000u64, MIME_TYPE_OPUS),
+        Kind::Video => (opts.video_interval, 90_000u64, MIME_TYPE_VP8),
+    };
+    let started = Instant::now();
+    let ts_base = random_u32();
+    let mut seq = (random_u32() & 0x7fff) as u16;
+    let mut counter: u32 = 0;
+    let mut pt_cache: Option<(u64, u8)> = None;
+    let mut keyframes_sent: u64 = 0;
+    let mut requests_handled: u64 = 0;
+    let mut ticker = tokio::time::interval(period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        if shared.closed.load(Ordering::SeqCst) {
+            break;
+        }
+        if !shared.publishing.load(Ordering::SeqCst) {
+            continue;
+        }
+        let generation = shared.negotiations.load(Ordering::SeqCst);
+        let pt = match pt_cache {
+            Some((g, pt)) if g == generation => pt,
+            _ => match negotiated_send_pt(&media.sender, mime).await {
+                Some(pt) => {
+                    pt_cache = Some((generation, pt));
+                    pt
+                }
+                None => continue,
+            },
+        };
+        let elapsed = started.elapsed().as_micros() as u64;
+        let timestamp = ts_base.wrapping_add((elapsed * clock / 1_000_000) as u32);
+        let sent_us = now_us();
+        let (payload, keyframe, requests_seen) = match media.kind {
+            Kind::Audio => (opus_payload(&shared.id, counter, sent_us), false, 0),
+            Kind::Video => {
+                let fb = shared.feedback.get(media.ssrc);
+                let requests = fb.pli + fb.fir;
+                let keyframe = keyframes_sent == 0 || requests > requests_handled;
+                let payload = vp8_payload(
+                    &shared.id,
+                    counter,
+                    sent_us,
+                    keyframe,
+                    opts.video_size.0,
+                    opts.video_size.1,
+                );
+                (payload, keyframe, requests)
+            }
+        };
+        let packet = rtc::rtp::packet::Packet {
+            header: rtc::rtp::header::Header {
+                version: 2,
+                // Audio: one packet per talk spurt would set it once; we mark every video frame end.
+                marker: media.kind == Kind::Video,
+                payload_type: pt,
+                sequence_number: seq,
+                timestamp,
+                ssrc: media.ssrc,
+                ..Default::default()
+            },
+            payload: payload.clone(),
+        };
+        match media.track.write_rtp(packet).await {
+            Ok(()) => {
+                lock(&shared.sent).push(SentPacket {
+                    kind: media.kind,
+                    seq,
+                    timestamp,
+                    pt,
+                    marker: media.kind == Kind::Video,
+                    ssrc: media.ssrc,
+                    counter,
+                    keyframe,
+                    payload,
+                    sent_at: Instant::now(),
+                });
+                seq = seq.wrapping_add(1);
+                counter = counter.wrapping_add(1);
+                if keyframe {
+                    keyframes_sent += 1;
+                    requests_handled = requests_seen;
+                }
+            }
+            Err(e) => {
+                if shared.closed.load(Ordering::SeqCst) {
+                    break;
+                }
+                shared.error(format!("write_rtp {:?}: {e}", media.kind));
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// MediaPeer
+// ---------------------------------------------------------------------------------------------
+
+/// A WebRTC peer connection bound to 127.0.0.1 only, with synthetic publishing and per-publisher
+/// receive recording.
+pub struct MediaPeer {
+    id: String,
+    opts: ClientOptions,
+    pc: Arc<dyn PeerConnection>,
+    shared: Arc<Shared>,
+    neg_tx: mpsc::UnboundedSender<NegEvent>,
+    audio_ssrc: Option<u32>,
+    video_ssrc: Option<u32>,
+}
+
+impl MediaPeer {
+    /// Builds the peer connection, adds the local tracks (or recvonly transceivers), and starts
+    /// negotiating: if `opts.initial_offer`, it offers at once; it then handles whatever arrives
+    /// on `signals` and sends its own messages through `sink`.
+    ///
+    /// `id` is both the msid stream id of the published tracks and the publisher id embedded in
+    /// every payload.
+    pub async fn start(
+        id: &str,
+        opts: &ClientOptions,
+        sink: SignalSink,
+        signals: mpsc::UnboundedReceiver<Value>,
+    ) -> anyhow::Result<MediaPeer> {
+        let opts = opts.clone();
+        let (state_tx, _) = watch::channel(RTCPeerConnectionState::New);
+        let feedback = Arc::new(FeedbackTable::default());
+        let shared = Arc::new(Shared {
+            id: id.to_owned(),
+            received: Mutex::default(),
+            remote_tracks: Mutex::default(),
+            sent: Mutex::default(),
+            feedback: Arc::clone(&feedback),
+            publishing: AtomicBool::new(opts.publish),
+            closed: AtomicBool::new(false),
+            state_tx,
+            negotiations: AtomicU64::new(0),
+            errors: Mutex::default(),
+            local_candidates: Mutex::default(),
+            signaling_log: Mutex::default(),
+            rtcp_sender_ssrc: random_u32(),
+            tasks: Mutex::default(),
+        });
+        let (neg_tx, neg_rx) = mpsc::unbounded_channel();
+
+        let mut media_engine = MediaEngine::default();
+        media_engine
+            .register_codec(
+                RTCRtpCodecParameters {
+                    rtp_codec: opus_codec(),
+                    payload_type: opts.opus_pt,
+                },
+                RtpCodecKind::Audio,
+            )
+            .context("register opus")?;
+        media_engine
+            .register_codec(
+                RTCRtpCodecParameters {
+                    rtp_codec: vp8_codec(),
+                    payload_type: opts.vp8_pt,
+                },
+                RtpCodecKind::Video,
+            )
+            .context("register vp8")?;
+        let registry = register_default_interceptors(Registry::new(), &mut media_engine)
+            .context("default interceptors")?
+            .with(
+                Slot::from(14_000),
+                FeedbackCounter {
+                    table: feedback,
+                    reads: VecDeque::new(),
+                    writes: VecDeque::new(),
+                },
+            );
+        // mDNS off: in its default QueryOnly mode the driver opens a multicast socket on the
+        // wildcard address. Only 127.0.0.1:0 is bound, so only a loopback host candidate exists.
+        let setting_engine = SettingEngineBuilder::new()
+            .with_multicast_dns_mode(MulticastDnsMode::Disabled)
+            .with_include_loopback_candidate(true)
+            .build();
+        let handler = Arc::new(Handler {
+            shared: Arc::clone(&shared),
+            neg_tx: neg_tx.clone(),
+        });
+        let pc = PeerConnectionBuilder::new()
+            .with_media_engine(media_engine)
+            .with_setting_engine(setting_engine)
+            .with_interceptor_registry(registry)
+            .with_handler(handler)
+            .with_udp_addrs(vec!["127.0.0.1:0".to_owned()])
+            .build()
+            .await
+            .context("build peer connection")?;
+        let pc: Arc<dyn PeerConnection> = Arc::new(pc);
+
+        let mut locals = Vec::new();
+        if opts.publish {
+            for (kind, codec) in [(Kind::Audio, opus_codec()), (Kind::Video, vp8_codec())] {
+                let ssrc = random_u32();
+                let rtc_kind = match kind {
+                    Kind::Audio => RtpCodecKind::Audio,
+                    Kind::Video => RtpCodecKind::Video,
+                };
+                let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+                    id.to_owned(),
+                    format!("{id}-{kind}"),
+                    format!("parlor-test-{kind}"),
+                    rtc_kind,
+                    vec![RTCRtpEncodingParameters {
+                        rtp_coding_parameters: RTCRtpCodingParameters {
+                            ssrc: Some(ssrc),
+                            ..Default::default()
+                        },
+                        codec,
+                        ..Default::default()
+                    }],
+                )));
+                let sender = pc
+                    .add_track(Arc::clone(&track) as Arc<dyn TrackLocal>)
+                    .await
+                    .with_context(|| format!("add {kind} track"))?;
+                locals.push(LocalMedia {
+                    kind,
+                    ssrc,
+                    track,
+                    sender,
+                });
+            }
+        } else if opts.recv_transceivers {
+            for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
+                pc.add_transceiver_from_kind(
+                    kind,
+                    Some(RTCRtpTransceiverInit {
+                        direction: RTCRtpTransceiverDirection::Recvonly,
+                        streams: vec![],
+                        send_encodings: vec![],
+                    }),
+                )
+                .await
+                .with_context(|| format!("add recvonly {kind:?} transceiver"))?;
+            }
+        }
+
+        let audio_ssrc = locals
+            .iter()
+            .find(|m| m.kind == Kind::Audio)
+            .map(|m| m.ssrc);
+        let video_ssrc = locals
+            .iter()
+            .find(|m| m.kind == Kind::Video)
+            .map(|m| m.ssrc);
+
+        let negotiator = Negotiator {
+            pc: Arc::clone(&pc),
+            shared: Arc::clone(&shared),
+            sink,
+            can_send_candidates: false,
+            pending_local: Vec::new(),
+            gathering_complete: false,
+            end_of_candidates_sent: false,
+            have_local_offer: false,
+            reoffer_pending: false,
+            remote_set: false,
+            pending_remote: Vec::new(),
+            check_pts: (opts.publish || opts.recv_transceivers)
+                .then_some((opts.opus_pt, opts.vp8_pt)),
+        };
+        let mut tasks = vec![tokio::spawn(negotiation_loop(
+            negotiator,
+            opts.initial_offer,
+            signals,
+            neg_rx,
+        ))];
+        for media in locals {
+            let enabled = match media.kind {
+                Kind::Audio => opts.publish_audio,
+                Kind::Video => opts.publish_video,
+            };
+            if enabled {
+                tasks.push(tokio::spawn(publish_loop(
+                    Arc::clone(&shared),
+                    media,
+                    opts.clone(),
+                )));
+            }
+        }
+        lock(&shared.tasks).extend(tasks);
+
+        Ok(MediaPeer {
+            id: id.to_owned(),
+            opts,
+            pc,
+            shared,
+            neg_tx,
+            audio_ssrc,
+            video_ssrc,
+        })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn options(&self) -> &ClientOptions {
+        &self.opts
+    }
+
+    /// The underlying peer connection, for anything not wrapped here.
+    pub fn pc(&self) -> &Arc<dyn PeerConnection> {
+        &self.pc
+    }
+
+    /// Current connection state.
+    pub fn state(&self) -> RTCPeerConnectionState {
+        *self.shared.state_tx.borrow()
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.state() == RTCPeerConnectionState::Connected
+    }
+
+    /// Waits for `connected`; fails early on `failed`/`closed`.
+    pub async fn wait_connected(&self, timeout: Duration) -> anyhow::Result<()> {
+        let mut rx = self.shared.state_tx.subscribe();
+        let fut = async {
+            loop {
+                let s = *rx.borrow_and_update();
+                match s {
+                    RTCPeerConnectionState::Connected => return Ok(()),
+                    RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
+                        return Err(anyhow!("peer connection {s}"));
+                    }
+                    _ => {}
+                }
+                if rx.changed().await.is_err() {
+                    return Err(anyhow!("peer dropped"));
+                }
+            }
+        };
+        tokio::time::timeout(timeout, fut).await.map_err(|_| {
+            anyhow!(
+                "peer {} not connected within {timeout:?} (state {}, errors {:?})",
+                self.id,
+                self.state(),
+                self.errors()
+            )
+        })?
+    }
+
+    /// Number of completed offer/answer exchanges (either direction).
+    pub fn negotiations(&self) -> u64 {
+        self.shared.negotiations.load(Ordering::SeqCst)
+    }
+
+    /// Asks the negotiator to send a fresh offer (once no offer of ours is outstanding).
+    pub fn renegotiate(&self) {
+        let _ = self.neg_tx.send(NegEvent::Renegotiate);
+    }
+
+    /// Pauses or resumes the synthetic RTP (sequence numbers continue without a gap).
+    pub fn set_publishing(&self, on: bool) {
+        self.shared.publishing.store(on, Ordering::SeqCst);
+    }
+
+    pub fn is_publishing(&self) -> bool {
+        self.shared.publishing.load(Ordering::SeqCst)
+    }
+
+    /// Our SSRC for `kind`, if we publish it.
+    pub fn local_ssrc(&self, kind: Kind) -> Option<u32> {
+        match kind {
+            Kind::Audio => self.audio_ssrc,
+            Kind::Video => self.video_ssrc,
+        }
+    }
+
+    /// Every packet handed to our sender of `kind`, in order.
+    pub fn sent(&self, kind: Kind) -> Vec<SentPacket> {
+        lock(&self.shared.sent)
+            .iter()
+            .filter(|p| p.kind == kind)
+            .cloned()
+            .collect()
+    }
+
+    pub fn sent_count(&self, kind: Kind) -> usize {
+        lock(&self.shared.sent)
+            .iter()
+            .filter(|p| p.kind == kind)
+            .count()
+    }
+
+    /// Keyframes we have sent (the first one, then one per request).
+    pub fn keyframes_sent(&self) -> usize {
+        lock(&self.shared.sent)
+            .iter()
+            .filter(|p| p.keyframe)
+            .count()
+    }
+
+    /// PLI + FIR received for our video SSRC.
+    pub fn keyframe_requests(&self) -> u64 {
+        let fb = self.feedback(Kind::Video);
+        fb.pli + fb.fir
+    }
+
+    /// RTCP feedback received about our `kind` SSRC.
+    pub fn feedback(&self, kind: Kind) -> FeedbackCounts {
+        self.local_ssrc(kind)
+            .map(|s| self.shared.feedback.get(s))
+            .unwrap_or_default()
+    }
+
+    /// RTCP feedback received about any SSRC (e.g. one we never sent).
+    pub fn feedback_for_ssrc(&self, ssrc: u32) -> FeedbackCounts {
+        self.shared.feedback.get(ssrc)
+    }
+
+    /// Packets received from `publisher` of `kind`, in arrival order.
+    pub fn received(&self, publisher: &str, kind: Kind) -> Vec<RecvPacket> {
+        lock(&self.shared.received)
+            .get(&(publisher.to_owned(), kind))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Cheap count of packets received from `publisher` of `kind`.
+    pub fn count(&self, publisher: &str, kind: Kind) -> usize {
+        lock(&self.shared.received)
+            .get(&(publisher.to_owned(), kind))
+            .map(Vec::len)
+            .unwrap_or(0)
+    }
+
+    /// (publisher, kind) → packet count, for everything received so far.
+    pub fn counts(&self) -> HashMap<(String, Kind), usize> {
+        lock(&self.shared.received)
+            .iter()
+            .map(|(k, v)| (k.clone(), v.len()))
+            .collect()
+    }
+
+    /// Publishers we have received at least one packet from.
+    pub fn publishers(&self) -> Vec<String> {
+        let mut v: Vec<String> = lock(&self.shared.received)
+            .keys()
+            .map(|(p, _)| p.clone())
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// Remote tracks seen by `on_track`, in order.
+    pub fn remote_tracks(&self) -> Vec<RemoteTrack> {
+        lock(&self.shared.remote_tracks)
+            .iter()
+            .map(|(t, _)| t.clone())
+            .collect()
+    }
+
+    /// Errors the peer swallowed (negotiation failures, write errors); empty when all is well.
+    pub fn errors(&self) -> Vec<String> {
+        lock(&self.shared.errors).clone()
+    }
+
+    /// What the negotiator did, in order ("sent offer", "received glare", …).
+    pub fn signaling_log(&self) -> Vec<String> {
+        lock(&self.shared.signaling_log).clone()
+    }
+
+    /// Our gathered candidates (all must be 127.0.0.1).
+    pub fn local_candidates(&self) -> Vec<String> {
+        lock(&self.shared.local_candidates).clone()
+    }
+
+    pub async fn local_sdp(&self) -> Option<String> {
+        self.pc.local_description().await.map(|d| d.sdp)
+    }
+
+    pub async fn remote_sdp(&self) -> Option<String> {
+        self.pc.remote_description().await.map(|d| d.sdp)
+    }
+
+    /// m-lines of the current local description.
+    pub async fn local_mlines(&self) -> Vec<MLine> {
+        self.local_sdp()
+            .await
+            .map(|s| parse_sdp(&s))
+            .unwrap_or_default()
+    }
+
+    /// m-lines of the current remote description.
+    pub async fn remote_mlines(&self) -> Vec<MLine> {
+        self.remote_sdp()
+            .await
+            .map(|s| parse_sdp(&s))
+            .unwrap_or_default()
+    }
+
+    /// Payload types negotiated for `codec` ("opus", "VP8") across all m-lines of the current
+    /// local description — the payload types this client expects to receive that codec under.
+    pub async fn negotiated_pts(&self, codec: &str) -> Vec<u8> {
+        let mut v: Vec<u8> = self
+            .local_mlines()
+            .await
+            .iter()
+            .flat_map(|m| m.pts_for(codec))
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    /// Payload types this client negotiated for the m-line(s) carrying `publisher`'s `kind` track
+    /// (found by the `a=msid:<publisher> …` of the remote description, matched by mid to the
+    /// local description). Use to check that forwarded packets arrive under *this* client's
+    /// payload types.
+    pub async fn negotiated_pts_for(&self, publisher: &str, kind: Kind) -> Vec<u8> {
+        let codec = match kind {
+            Kind::Audio => "opus",
+            Kind::Video => "VP8",
+        };
+        let remote = self.remote_mlines().await;
+        let local = self.local_mlines().await;
+        let mut v: Vec<u8> = remote
+            .iter()
+            .filter(|m| m.kind == kind.as_str())
+            .filter(|m| m.msid.as_ref().map(|x| x.0.as_str()) == Some(publisher))
+            .filter_map(|r| local.iter().find(|l| l.mid == r.mid))
+            .flat_map(|l| l.pts_for(codec))
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    fn remote_tracks_of(&self, publisher: &str, kind: Kind) -> Vec<(u32, Arc<dyn TrackRemote>)> {
+        let last_ssrc = lock(&self.shared.received)
+            .get(&(publisher.to_owned(), kind))
+            .and_then(|v| v.last().map(|p| p.ssrc));
+        lock(&self.shared.remote_tracks)
+            .iter()
+            .filter(|(t, _)| t.publisher == publisher && t.kind == kind)
+            .filter_map(|(t, track)| {
+                let ssrc = last_ssrc
+                    .filter(|s| t.ssrcs.contains(s))
+                    .or_else(|| t.ssrcs.first().copied())?;
+                Some((ssrc, Arc::clone(track)))
+            })
+            .collect()
+    }
+
+    /// Sends a PLI for every video track received from `publisher`. Returns how many were sent.
+    pub async fn send_pli(&self, publisher: &str) -> anyhow::Result<usize> {
+        let tracks = self.remote_tracks_of(publisher, Kind::Video);
+        if tracks.is_empty() {
+            bail!("no video track received from {publisher}");
+        }
+        for (media_ssrc, track) in &tracks {
+            track
+                .write_rtcp(vec![Box::new(PictureLossIndication {
+                    sender_ssrc: self.shared.rtcp_sender_ssrc,
+                    media_ssrc: *media_ssrc,
+                })])
+                .await
+                .context("write PLI")?;
+        }
+        Ok(tracks.len())
+    }
+
+    /// Sends a NACK for `seqs` on every `kind` track received from `publisher`.
+    pub async fn send_nack(
+        &self,
+        publisher: &str,
+        kind: Kind,
+        seqs: &[u16],
+    ) -> anyhow::Result<usize> {
+        let tracks = self.remote_tracks_of(publisher, kind);
+        if tracks.is_empty() {
+            bail!("no {kind} track received from {publisher}");
+        }
+        for (media_ssrc, track) in &tracks {
+            track
+                .write_rtcp(vec![Box::new(TransportLayerNack {
+                    sender_ssrc: self.shared.rtcp_sender_ssrc,
+                    media_ssrc: *media_ssrc,
+                    nacks: nack_pairs_from_sequence_numbers(seqs),
+                })])
+                .await
+                .context("write NACK")?;
+        }
+        Ok(tracks.len())
+    }
+
+    /// Stops publishing and closes the peer connection.
+    pub async fn close(&self) {
+        if self.shared.closed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        if let Err(e) = self.pc.close().await {
+            self.shared.error(format!("close: {e}"));
+        }
+        for t in lock(&self.shared.tasks).drain(..) {
+            t.abort();
+        }
+    }
+}
+
+impl Drop for MediaPeer {
+    fn drop(&mut self) {
+        let already = self.shared.closed.swap(true, Ordering::SeqCst);
+        for t in lock(&self.shared.tasks).drain(..) {
+            t.abort();
+        }
+        if !already {
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                let pc = Arc::clone(&self.pc);
+                rt.spawn(async move {
+                    let _ = pc.close().await;
+                });
+            }
+        }
+    }
+}
+
+/// Connects two peers directly (no server): `a` offers, `b` answers (`b`'s `initial_offer` is
+/// forced off). Signaling JSON is passed straight across, exactly as a server would relay it.
+pub async fn connect_pair(
+    a_id: &str,
+    a_opts: &ClientOptions,
+    b_id: &str,
+    b_opts: &ClientOptions,
+) -> anyhow::Result<(MediaPeer, MediaPeer)> {
+    let (to_a, a_in) = mpsc::unbounded_channel::<Value>();
+    let (to_b, b_in) = mpsc::unbounded_channel::<Value>();
+    let sink_a: SignalSink = Arc::new(move |v| {
+        let _ = to_b.send(v);
+    });
+    let sink_b: SignalSink = Arc::new(move |v| {
+        let _ = to_a.send(v);
+    });
+    let mut a_opts = a_opts.clone();
+    a_opts.initial_offer = true;
+    let mut b_opts = b_opts.clone();
+    b_opts.initial_offer = false;
+    // b first, so its transceivers exist before a's offer reaches it.
+    let b = MediaPeer::start(b_id, &b_opts, sink_b, b_in).await?;
+    let a = MediaPeer::start(a_id, &a_opts, sink_a, a_in).await?;
+    Ok((a, b))
+}
