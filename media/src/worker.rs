@@ -30,6 +30,10 @@ use crate::{EventSink, MediaError, MediaEvent};
 const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(200);
 /// Largest datagram we read (anything larger is truncated garbage for WebRTC anyway).
 const MAX_DATAGRAM: usize = 2048;
+/// str0m's default retransmission cache, re-created (emptied) when a pair is paused.
+const RTX_CACHE_PACKETS: usize = 1024;
+const RTX_CACHE_AGE: Duration = Duration::from_secs(3);
+const RTX_RATIO_CAP: f32 = 0.15;
 /// How long the loop sleeps when no peer has a timeout.
 const IDLE: Duration = Duration::from_secs(1);
 
@@ -368,6 +372,7 @@ impl Worker {
         let Some(r) = self.rooms.get(room) else { return };
         let members = r.members.clone();
         let mut keyframes = Vec::new();
+        let mut paused = Vec::new();
         for &s in &members {
             let Some(sub_id) = self.peer(s).map(|p| p.id.clone()) else { continue };
             let mut decisions = Vec::new();
@@ -383,12 +388,22 @@ impl Worker {
                 let t = &mut sp.tracks_out[i];
                 if t.allowed && !allowed {
                     t.rewriter.pause();
+                    paused.push((s, t.mid));
                 }
                 if !t.allowed && allowed && t.kind == Kind::Video {
                     keyframes.push((t.publisher, t.publisher_mid));
                 }
                 t.allowed = allowed;
             }
+        }
+        // A denied pair gets nothing by any path: empty the stream's retransmission cache so
+        // a NACK cannot pull out even packets sent while it was still allowed.
+        for (s, mid) in paused {
+            self.with_peer(s, |rtc| {
+                if let Some(tx) = rtc.direct_api().stream_tx_by_mid(mid, None) {
+                    tx.set_rtx_cache(RTX_CACHE_PACKETS, RTX_CACHE_AGE, Some(RTX_RATIO_CAP));
+                }
+            });
         }
         for (p, mid) in keyframes {
             self.request_keyframe(p, mid, KeyframeRequestKind::Pli);

@@ -1,0 +1,248 @@
+//! The forwarding matrix, driven directly on parlor-media with real WebRTC clients: a denied
+//! pair gets nothing by any path, and a re-allowed video pair resumes on a keyframe with
+//! contiguous sequence numbers. Also glare, through the whole server.
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parlor_media::{DropReason, Kind as MKind, Matrix, Media, MediaConfig, MediaError, MediaEvent, RoomMedia};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use support::*;
+
+const LONG: Duration = Duration::from_secs(20);
+
+/// A media room with WebRTC peers whose signaling goes straight to `RoomMedia`.
+struct Rig {
+    media: Media,
+    room: Arc<RoomMedia>,
+    peers: HashMap<String, MediaPeer>,
+}
+
+async fn rig(members: &[(&str, ClientOptions)]) -> Rig {
+    let media = Media::start(&MediaConfig {
+        bind_ip: "127.0.0.1".parse().unwrap(),
+        udp_port: 0,
+        workers: 1,
+        announce_ips: vec!["127.0.0.1".parse().unwrap()],
+        max_peers_per_worker: 16,
+    })
+    .unwrap();
+    let (event_tx, mut events) = mpsc::unbounded_channel::<MediaEvent>();
+    let room = Arc::new(media.open_room("m", Arc::new(move |e| drop(event_tx.send(e)))));
+    let (from_peers_tx, mut from_peers) = mpsc::unbounded_channel::<(String, Value)>();
+    let mut to_peers: HashMap<String, mpsc::UnboundedSender<Value>> = HashMap::new();
+    let mut peers = HashMap::new();
+    for (id, opts) in members {
+        let (tx, rx) = mpsc::unbounded_channel();
+        to_peers.insert(id.to_string(), tx);
+        let out = from_peers_tx.clone();
+        let me = id.to_string();
+        let sink: SignalSink = Arc::new(move |v| drop(out.send((me.clone(), v))));
+        peers.insert(id.to_string(), MediaPeer::start(id, opts, sink, rx).await.unwrap());
+    }
+    // The signaling a room would do, minus everything but SDP and candidates.
+    let driver_room = room.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                Some((id, msg)) = from_peers.recv() => {
+                    let sdp = msg["sdp"].as_str().unwrap_or_default().to_owned();
+                    let reply = match msg["type"].as_str() {
+                        Some("offer") => match driver_room.offer(&id, sdp).await {
+                            Ok(answer) => Some(json!({"type": "answer", "sdp": answer})),
+                            Err(MediaError::Glare) => Some(json!({"type": "error", "code": "glare", "message": "glare"})),
+                            Err(e) => panic!("offer from {id} refused: {e}"),
+                        },
+                        Some("answer") => {
+                            driver_room.answer(&id, sdp).await.unwrap();
+                            None
+                        }
+                        Some("candidate") => {
+                            driver_room.candidate(&id, msg["candidate"].as_str().unwrap_or_default().to_owned());
+                            None
+                        }
+                        _ => None,
+                    };
+                    if let Some(reply) = reply {
+                        let _ = to_peers[&id].send(reply);
+                    }
+                }
+                Some(event) = events.recv() => {
+                    if let MediaEvent::Offer { peer, sdp } = event {
+                        let _ = to_peers[&peer].send(json!({"type": "offer", "sdp": sdp}));
+                    }
+                }
+                else => break,
+            }
+        }
+    });
+    Rig { media, room, peers }
+}
+
+fn everyone_but(epoch: u64, ids: &[&str], denied: Option<(&str, &str, MKind)>) -> Matrix {
+    let mut m = Matrix::new(epoch);
+    for s in ids {
+        for p in ids.iter().filter(|p| *p != s) {
+            for kind in [MKind::Audio, MKind::Video] {
+                if denied != Some((s, p, kind)) {
+                    m.allow(s, p, kind);
+                }
+            }
+        }
+    }
+    m
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn denied_video_gets_nothing_and_resumes_on_a_keyframe_without_gaps() {
+    let ids = ["sub", "pub", "other"];
+    let rig = rig(&[
+        ("sub", ClientOptions::publisher()),
+        ("pub", ClientOptions::publisher().with_pts(109, 120)),
+        ("other", ClientOptions::publisher()),
+    ])
+    .await;
+    let (sub, publ, other) = (&rig.peers["sub"], &rig.peers["pub"], &rig.peers["other"]);
+    rig.room.set_matrix(everyone_but(1, &ids, None)).await.unwrap();
+    for (rx, tx) in [("sub", "pub"), ("other", "pub"), ("sub", "other"), ("pub", "sub")] {
+        let rx = &rig.peers[rx];
+        assert!(wait_until(LONG, || rx.count(tx, Kind::Video) >= 30).await, "{tx} video reaches {}: {:?}", rx.id(), rx.counts());
+    }
+
+    // Deny (sub, pub, video).
+    assert_eq!(rig.room.set_matrix(everyone_but(2, &ids, Some(("sub", "pub", MKind::Video)))).await.unwrap(), 2);
+    let denied_at = now_us();
+    let denied_instant = std::time::Instant::now();
+    let kf_before = publ.keyframe_requests();
+    let (audio0, other_video0, pub_to_other0) =
+        (sub.count("pub", Kind::Audio), sub.count("other", Kind::Video), other.count("pub", Kind::Video));
+    // Let the in-flight packets land, then try every way back in: keyframe requests and
+    // NACKs for packets sub had and for packets sent since.
+    assert!(wait_until(LONG, || sub.count("pub", Kind::Audio) >= audio0 + 10).await);
+    let last_seen = sub.received("pub", Kind::Video).last().unwrap().seq;
+    let nacks: Vec<u16> = (0..40u16).map(|i| last_seen.wrapping_sub(20).wrapping_add(i)).collect();
+    sub.send_pli("pub").await.unwrap();
+    sub.send_nack("pub", Kind::Video, &nacks).await.unwrap();
+    sub.send_pli("pub").await.unwrap();
+    // Meanwhile everything else keeps flowing.
+    assert!(wait_until(LONG, || sub.count("pub", Kind::Audio) >= audio0 + 60).await, "sub still hears pub");
+    assert!(wait_until(LONG, || sub.count("other", Kind::Video) >= other_video0 + 30).await, "sub still sees other");
+    assert!(wait_until(LONG, || other.count("pub", Kind::Video) >= pub_to_other0 + 30).await, "other still sees pub");
+    let during = sub.received("pub", Kind::Video);
+    for p in &during {
+        let m = p.mark().unwrap();
+        assert!(m.sent_us < denied_at, "packet sent {} µs after the deny reached sub", m.sent_us - denied_at);
+        assert!(p.arrival < denied_instant + Duration::from_millis(100), "a late (retransmitted) packet reached sub");
+    }
+    assert_eq!(publ.keyframe_requests(), kf_before, "sub's keyframe requests for a denied pair never reach pub");
+    let counters = rig.media.counters().await;
+    assert!(counters.dropped(DropReason::NotAllowed) > 0, "{counters:?}");
+    assert!(counters.dropped(DropReason::DeniedKeyframeRequest) >= 1, "{counters:?}");
+
+    // Re-allow: the server asks pub for a keyframe; sub's first new packet starts one and
+    // follows the last it had without a gap in sequence numbers.
+    let (n_before, last_seq) = (during.len(), during.last().unwrap().seq);
+    let allowed_at = now_us();
+    rig.room.set_matrix(everyone_but(3, &ids, None)).await.unwrap();
+    assert!(wait_until(LONG, || sub.count("pub", Kind::Video) >= n_before + 10).await, "video resumes");
+    assert!(publ.keyframe_requests() > kf_before, "the server requested a keyframe");
+    let all = sub.received("pub", Kind::Video);
+    let first_new = &all[n_before];
+    assert!(first_new.is_keyframe(), "first packet after resume starts a keyframe");
+    assert!(first_new.mark().unwrap().sent_us >= allowed_at, "nothing sent while denied is delivered late");
+    let seqs: Vec<u16> = all[n_before - 1..].iter().map(|p| p.seq).collect();
+    for w in seqs.windows(2) {
+        assert_eq!(w[1], w[0].wrapping_add(1), "contiguous sequence numbers across the pause: {seqs:?}");
+    }
+    assert_eq!(seqs[1], last_seq.wrapping_add(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_matrix_is_ignored_and_unlisted_peers_get_nothing() {
+    let rig = rig(&[("a", ClientOptions::publisher()), ("b", ClientOptions::publisher())]).await;
+    // Epoch 5 allows only b -> a video; an older epoch 4 that allows everything comes late.
+    let mut m = Matrix::new(5);
+    m.allow("a", "b", MKind::Video);
+    assert_eq!(rig.room.set_matrix(m).await.unwrap(), 5);
+    assert_eq!(rig.room.set_matrix(everyone_but(4, &["a", "b"], None)).await.unwrap(), 5);
+    let (a, b) = (&rig.peers["a"], &rig.peers["b"]);
+    assert!(wait_until(LONG, || a.count("b", Kind::Video) >= 30).await);
+    assert_eq!(a.count("b", Kind::Audio), 0, "audio not listed");
+    assert_eq!(b.count("a", Kind::Video) + b.count("a", Kind::Audio), 0, "b listed for nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn glare_gets_an_error_and_recovers() {
+    let server = server().await;
+    let url = format!("ws://{}/ws", server.http_addr);
+    let a = TestClient::join(&url, "glare", "Ann", ClientOptions::publisher()).await.unwrap();
+    let b = TestClient::join(&url, "glare", "Bob", ClientOptions::publisher()).await.unwrap();
+    a.wait_count(b.id(), Kind::Video, 10, LONG).await.unwrap();
+
+    // Ann's signaling is driven by hand: she is connected and negotiated; when Cy joins, the
+    // server offers to Ann, and Ann offers at the same moment.
+    let mut ann = Ws::connect(&server).await;
+    let w = ann.join("glare", "Dee").await;
+    let dee_id = w["id"].as_str().unwrap().to_owned();
+    let (sig_tx, sig_rx) = mpsc::unbounded_channel::<Value>();
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Value>();
+    let sink: SignalSink = Arc::new(move |v| drop(out_tx.send(v)));
+    let dee = MediaPeer::start(&dee_id, &ClientOptions::publisher(), sink, sig_rx).await.unwrap();
+    // Pump: Dee's messages to the socket; the socket's to Dee, holding back one server offer.
+    let mut held_offer: Option<Value> = None;
+    let mut saw_glare = false;
+    let deadline = tokio::time::Instant::now() + LONG;
+    let mut cy: Option<TestClient> = None;
+    let mut renegotiated = false;
+    loop {
+        tokio::select! {
+            Some(v) = out_rx.recv() => {
+                ann.send(v).await;
+            }
+            got = ann.next() => {
+                let Got::Json(v) = got else { panic!("socket closed") };
+                match v["type"].as_str() {
+                    Some("offer") if cy.is_some() && held_offer.is_none() && !saw_glare => {
+                        // Hold the server's offer and make Dee offer on her own: glare.
+                        held_offer = Some(v);
+                        dee.renegotiate();
+                    }
+                    Some("error") => {
+                        assert_eq!(v["code"], "glare", "{v}");
+                        saw_glare = true;
+                        let _ = sig_tx.send(v);
+                        // Now let Dee see the server's offer: she rolls back, answers, offers again.
+                        if let Some(offer) = held_offer.take() {
+                            let _ = sig_tx.send(offer);
+                        }
+                    }
+                    Some("answer") | Some("offer") | Some("candidate") => {
+                        if saw_glare && v["type"] == "answer" {
+                            renegotiated = true;
+                        }
+                        let _ = sig_tx.send(v);
+                    }
+                    _ => {}
+                }
+            }
+            // Re-check the conditions below at least every 20 ms.
+            _ = tokio::time::sleep(Duration::from_millis(20)) => {
+                assert!(tokio::time::Instant::now() < deadline, "glare scenario timed out (glare seen: {saw_glare})");
+            }
+        }
+        if cy.is_none() && dee.count(a.id(), Kind::Video) >= 10 {
+            cy = Some(TestClient::join(&url, "glare", "Cy", ClientOptions::publisher()).await.unwrap());
+        }
+        if let Some(c) = &cy {
+            if renegotiated && dee.count(c.id(), Kind::Video) >= 10 && c.count(&dee_id, Kind::Video) >= 10 {
+                break;
+            }
+        }
+    }
+    assert!(saw_glare);
+    assert!(dee.errors().is_empty(), "{:?}", dee.errors());
+}
