@@ -15,6 +15,8 @@ use crate::web;
 
 /// How often the server pings each socket (browsers answer WebSocket pings on their own).
 const PING_INTERVAL: Duration = Duration::from_secs(5);
+/// A socket from which nothing at all (not even a Pong) arrived for this long is dead.
+const DEAD_AFTER: Duration = Duration::from_secs(15);
 /// Frames up to this size are read and then refused with `too_large` (the protocol's limit
 /// is 64 KiB); larger ones make the WebSocket layer drop the connection outright.
 const READ_LIMIT: usize = 1 << 20;
@@ -55,13 +57,17 @@ async fn serve_socket(socket: WebSocket, hub: Hub) {
     let (mut conn, mut out) = Connection::new(hub);
     let mut ping = tokio::time::interval(PING_INTERVAL);
     ping.tick().await;
+    let mut last_heard = tokio::time::Instant::now();
     loop {
         tokio::select! {
-            frame = stream.next() => match frame {
+            frame = stream.next() => {
+                last_heard = tokio::time::Instant::now();
+                match frame {
                 Some(Ok(Message::Text(text))) => conn.on_text(text.as_str()).await,
                 Some(Ok(Message::Binary(_))) => conn.on_binary(),
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                }
             },
             outbound = out.recv() => match outbound {
                 Some(Outbound::Text(text)) => {
@@ -76,6 +82,10 @@ async fn serve_socket(socket: WebSocket, hub: Hub) {
                 None => break,
             },
             _ = ping.tick() => {
+                if last_heard.elapsed() >= DEAD_AFTER {
+                    tracing::debug!("socket silent for {DEAD_AFTER:?}; treating it as closed");
+                    break;
+                }
                 if sink.send(Message::Ping(Default::default())).await.is_err() {
                     break;
                 }
