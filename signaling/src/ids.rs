@@ -36,6 +36,24 @@ pub fn clean_name(name: &str) -> Result<String, &'static str> {
     Ok(name.to_owned())
 }
 
+/// Longest chat message, in characters.
+pub const MAX_CHAT_CHARS: usize = 500;
+
+/// Check a chat message: trimmed, 1–500 characters, no control characters but newlines.
+pub fn clean_chat(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if text.chars().count() > MAX_CHAT_CHARS {
+        return Err(format!("must be at most {MAX_CHAT_CHARS} characters"));
+    }
+    if text.chars().any(|c| c.is_control() && c != '\n') {
+        return Err("must not contain control characters".into());
+    }
+    Ok(text.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,6 +78,15 @@ mod tests {
         let t = new_token();
         assert_eq!(t.len(), 32);
         assert_ne!(t, new_token());
+    }
+
+    #[test]
+    fn chat_text() {
+        assert_eq!(clean_chat(" hi\nthere ").unwrap(), "hi\nthere");
+        assert!(clean_chat("").is_err());
+        assert!(clean_chat(&"x".repeat(501)).is_err());
+        assert!(clean_chat(&"x".repeat(500)).is_ok());
+        assert!(clean_chat("a\u{1b}[31m").is_err());
     }
 
     #[test]

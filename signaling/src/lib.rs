@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod game;
 mod hub;
 pub mod ids;
 pub mod media;

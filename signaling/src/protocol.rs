@@ -4,7 +4,11 @@
 //! ignored; an unknown type is `unknown_type`; a known type with a missing or invalid field is
 //! `bad_field`; text that is not a JSON object is `bad_json`.
 
-use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::game::{Ballot, Cause, Channel, Id, PhaseInfo, Role, Settings, Verdict, VoteKind, Winner};
 
 /// Largest text frame accepted; a larger one gets `too_large` and close code 1009.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
@@ -51,6 +55,59 @@ pub enum ClientMsg {
     },
     /// Leave the room for good.
     Leave,
+    /// A chat message.
+    Chat {
+        /// `all`, `mafia` or `dead`.
+        channel: Channel,
+        /// The text (1–500 characters).
+        text: String,
+    },
+    /// Advisory readiness.
+    Ready {
+        /// Ready or not.
+        ready: bool,
+    },
+    /// Host: start a game.
+    StartGame {
+        /// Optional settings.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        settings: Option<Settings>,
+    },
+    /// Ask to end the day and vote.
+    CallVote,
+    /// Nomination (`target`: an id, or null to abstain) or judgment (`verdict`).
+    Vote {
+        /// Nomination target; `null` abstains. Absent during judgment.
+        #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+        target: Option<Option<Id>>,
+        /// Judgment verdict. Absent during nomination.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        verdict: Option<Verdict>,
+    },
+    /// A night action on a target.
+    NightAction {
+        /// Whom to kill, save or investigate.
+        target: Id,
+    },
+    /// Host: remove a participant.
+    Kick {
+        /// Whom.
+        id: Id,
+    },
+}
+
+/// Tells a present `null` (Some(None)) from an absent field (None, via `default`).
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<Id>>, D::Error> {
+    Option::<Id>::deserialize(d).map(Some)
+}
+
+/// What one participant may receive from another, now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reception {
+    /// Their audio.
+    pub audio: bool,
+    /// Their video.
+    pub video: bool,
 }
 
 /// A trickled ICE candidate, either direction.
@@ -122,8 +179,8 @@ pub enum ServerMsg {
         resume_token: String,
         /// Everyone in the room, you included.
         participants: Vec<Participant>,
-        /// The current game phase, or null.
-        game: Option<serde_json::Value>,
+        /// The current game phase (null in the lobby).
+        game: Option<PhaseInfo>,
         /// Limits to respect.
         limits: Limits,
     },
@@ -167,6 +224,65 @@ pub enum ServerMsg {
         t: f64,
         /// Server clock, unix ms.
         server_time: u64,
+    },
+    /// The phase changed (also the `game` field of `welcome`).
+    Phase(PhaseInfo),
+    /// Your role; sent only to its owner.
+    Role {
+        /// The role.
+        role: Role,
+        /// The other mafia (mafia only; empty otherwise).
+        teammates: Vec<Id>,
+        /// Every player's role (moderator only).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        roles: Option<BTreeMap<Id, Role>>,
+    },
+    /// What the policy lets you receive now, for every other participant.
+    MediaState {
+        /// Participant id → audio/video.
+        receive: BTreeMap<Id, Reception>,
+    },
+    /// A public tally.
+    VoteUpdate {
+        /// Which vote.
+        kind: VoteKind,
+        /// Voter → ballot.
+        votes: BTreeMap<Id, Ballot>,
+        /// Votes needed (`call_vote` only).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        needed: Option<usize>,
+    },
+    /// The detective's answer; only to the detective.
+    Investigation {
+        /// Whom they investigated.
+        target: Id,
+        /// Whether that player is mafia.
+        is_mafia: bool,
+    },
+    /// A player was eliminated.
+    Eliminated {
+        /// Who.
+        id: Id,
+        /// How.
+        cause: Cause,
+    },
+    /// A chat message.
+    Chat {
+        /// Sender.
+        from: Id,
+        /// Channel.
+        channel: Channel,
+        /// Text.
+        text: String,
+        /// Server time, unix ms.
+        at: u64,
+    },
+    /// The game ended.
+    GameOver {
+        /// Who won.
+        winner: Winner,
+        /// Every player's role.
+        roles: BTreeMap<Id, Role>,
     },
     /// Something the client sent was refused.
     Error {
@@ -262,7 +378,21 @@ impl Refusal {
     }
 }
 
-const CLIENT_TYPES: &[&str] = &["join", "offer", "answer", "candidate", "ping", "leave"];
+const CLIENT_TYPES: &[&str] = &[
+    "join",
+    "offer",
+    "answer",
+    "candidate",
+    "ping",
+    "leave",
+    "chat",
+    "ready",
+    "start_game",
+    "call_vote",
+    "vote",
+    "night_action",
+    "kick",
+];
 
 /// Parse one client text frame into its typed message, telling apart the three ways it
 /// can be wrong.
@@ -322,6 +452,29 @@ mod tests {
         }));
         roundtrip_client(ClientMsg::Ping { t: 1234.5 });
         roundtrip_client(ClientMsg::Leave);
+        roundtrip_client(ClientMsg::Chat { channel: Channel::Mafia, text: "psst".into() });
+        roundtrip_client(ClientMsg::Ready { ready: true });
+        roundtrip_client(ClientMsg::StartGame { settings: None });
+        let mut settings = Settings { mafia: Some(2), host_plays: Some(false), ..Default::default() };
+        settings.phase_seconds.insert("night".into(), 0.5);
+        roundtrip_client(ClientMsg::StartGame { settings: Some(settings) });
+        roundtrip_client(ClientMsg::CallVote);
+        roundtrip_client(ClientMsg::Vote { target: Some(Some("abc".into())), verdict: None });
+        roundtrip_client(ClientMsg::Vote { target: None, verdict: Some(Verdict::Guilty) });
+        roundtrip_client(ClientMsg::NightAction { target: "abc".into() });
+        roundtrip_client(ClientMsg::Kick { id: "abc".into() });
+    }
+
+    #[test]
+    fn vote_tells_abstain_from_absent() {
+        let abstain = parse_client(r#"{"type":"vote","target":null}"#).unwrap();
+        assert_eq!(abstain, ClientMsg::Vote { target: Some(None), verdict: None });
+        let verdict = parse_client(r#"{"type":"vote","verdict":"innocent"}"#).unwrap();
+        assert_eq!(verdict, ClientMsg::Vote { target: None, verdict: Some(Verdict::Innocent) });
+        let text = serde_json::to_string(&ClientMsg::Vote { target: Some(None), verdict: None }).unwrap();
+        assert_eq!(text, r#"{"type":"vote","target":null}"#);
+        assert_eq!(parse_client(r#"{"type":"vote","verdict":"maybe"}"#).unwrap_err().code, ErrorCode::BadField);
+        assert_eq!(parse_client(r#"{"type":"chat","channel":"town","text":"x"}"#).unwrap_err().code, ErrorCode::BadField);
     }
 
     #[test]
@@ -354,6 +507,38 @@ mod tests {
         roundtrip_server(ServerMsg::Candidate(CandidateMsg { candidate: "".into(), sdp_mid: None, sdp_mline_index: None }));
         roundtrip_server(ServerMsg::Pong { t: 1.0, server_time: 1_700_000_000_000 });
         roundtrip_server(ServerMsg::error(ErrorCode::BadSdp, "nope"));
+        roundtrip_server(ServerMsg::Phase(PhaseInfo {
+            phase: crate::game::Phase::Night,
+            round: 1,
+            ends_at: Some(1_700_000_045_000),
+            alive: vec!["a".into(), "b".into()],
+            accused: None,
+        }));
+        let roles: BTreeMap<Id, Role> = [("a".to_string(), Role::Mafia), ("b".to_string(), Role::Doctor)].into();
+        roundtrip_server(ServerMsg::Role { role: Role::Mafia, teammates: vec!["c".into()], roles: None });
+        roundtrip_server(ServerMsg::Role { role: Role::Moderator, teammates: vec![], roles: Some(roles.clone()) });
+        roundtrip_server(ServerMsg::MediaState {
+            receive: [("b".to_string(), Reception { audio: true, video: false })].into(),
+        });
+        roundtrip_server(ServerMsg::VoteUpdate {
+            kind: VoteKind::CallVote,
+            votes: [("a".to_string(), Ballot::Call(true))].into(),
+            needed: Some(3),
+        });
+        roundtrip_server(ServerMsg::VoteUpdate {
+            kind: VoteKind::Nomination,
+            votes: [("a".to_string(), Ballot::Target(Some("b".into()))), ("c".to_string(), Ballot::Target(None))].into(),
+            needed: None,
+        });
+        roundtrip_server(ServerMsg::VoteUpdate {
+            kind: VoteKind::Judgment,
+            votes: [("a".to_string(), Ballot::Verdict(Verdict::Guilty))].into(),
+            needed: None,
+        });
+        roundtrip_server(ServerMsg::Investigation { target: "b".into(), is_mafia: false });
+        roundtrip_server(ServerMsg::Eliminated { id: "b".into(), cause: Cause::Killed });
+        roundtrip_server(ServerMsg::Chat { from: "a".into(), channel: Channel::All, text: "hi".into(), at: 5 });
+        roundtrip_server(ServerMsg::GameOver { winner: Winner::Town, roles });
     }
 
     #[test]

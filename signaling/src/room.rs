@@ -1,16 +1,27 @@
-//! A room: one task that owns its participants and its media, handling one input at a time.
+//! A room: one task that owns its participants, its game and its media, handling one input
+//! at a time.
+//!
+//! The game decides; the room translates. After every input that reaches the game, the room
+//! drains the game's events, hands the game's routes to the media layer and waits until they
+//! are applied, and only then sends the events out — so no client hears of a phase before its
+//! media follows that phase (the ordering contract of DESIGN.md §2).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::{debug, info};
 
+use crate::game::mafia::Mafia;
+use crate::game::{Command, Event, Game, Millis, Phase};
 use crate::hub::{HubInner, RoomSettings};
 use crate::ids;
 use crate::media::{MediaKind, MediaNotice, MediaPort, MediaRefusal, Route};
-use crate::protocol::{CandidateMsg, ErrorCode, LeaveReason, Limits, Participant, Refusal, ServerMsg};
+use crate::protocol::{
+    CandidateMsg, ErrorCode, LeaveReason, Limits, Participant, Reception, Refusal, ServerMsg,
+};
 use crate::session::Outbound;
 
 /// What a room task receives.
@@ -24,6 +35,8 @@ pub(crate) enum RoomInput {
     Answer { id: String, sdp: String },
     Candidate { id: String, candidate: CandidateMsg },
     Leave { id: String },
+    /// A game command from a participant.
+    Game { id: String, command: Command },
     /// The participant's socket closed without `leave`.
     SocketClosed { id: String, connection: u64 },
     Media(MediaNotice),
@@ -45,7 +58,8 @@ pub(crate) struct RoomHandle {
 }
 
 struct Member {
-    info: Participant,
+    name: String,
+    connected: bool,
     out: Option<mpsc::UnboundedSender<Outbound>>,
     connection: u64,
     #[allow(dead_code)] // presented by `join` with `resume` (sessions that survive come next)
@@ -53,6 +67,8 @@ struct Member {
     /// When the grace period of a disconnected member ends.
     grace_until: Option<Instant>,
     joined_seq: u64,
+    /// The last `media_state` sent, to send again only on change within a phase.
+    media_state: Option<BTreeMap<String, Reception>>,
 }
 
 pub(crate) struct Room {
@@ -61,10 +77,16 @@ pub(crate) struct Room {
     settings: RoomSettings,
     hub: Arc<HubInner>,
     media: Box<dyn MediaPort>,
+    game: Box<dyn Game>,
     members: HashMap<String, Member>,
-    host: Option<String>,
+    routes: Vec<Route>,
     epoch: u64,
     seq: u64,
+}
+
+/// The room clock: unix milliseconds, what `phase.ends_at` and `pong.server_time` speak.
+pub(crate) fn unix_ms() -> Millis {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 impl Room {
@@ -75,30 +97,49 @@ impl Room {
         hub: Arc<HubInner>,
         media: Box<dyn MediaPort>,
     ) -> Self {
-        Room { code, instance, settings, hub, media, members: HashMap::new(), host: None, epoch: 0, seq: 0 }
+        let game = Box::new(Mafia::new(rand::random()));
+        Room {
+            code,
+            instance,
+            settings,
+            hub,
+            media,
+            game,
+            members: HashMap::new(),
+            routes: Vec::new(),
+            epoch: 0,
+            seq: 0,
+        }
     }
 
     pub(crate) async fn run(mut self, mut inputs: mpsc::UnboundedReceiver<RoomInput>) {
         info!(room = %self.code, "room opened");
         loop {
-            let deadline = self.members.values().filter_map(|m| m.grace_until).min();
-            let input = tokio::select! {
-                input = inputs.recv() => input,
-                _ = sleep_until_opt(deadline) => {
-                    self.expire_graces().await;
-                    if self.members.is_empty() { break; }
-                    continue;
+            let grace = self.members.values().filter_map(|m| m.grace_until).min();
+            let timer = self.game.next_deadline().map(|at| {
+                Instant::now() + Duration::from_millis(at.saturating_sub(unix_ms()))
+            });
+            tokio::select! {
+                input = inputs.recv() => match input {
+                    Some(input) => self.handle(input).await,
+                    None => break,
+                },
+                _ = sleep_until_opt(grace) => self.expire_graces().await,
+                _ = sleep_until_opt(timer) => {
+                    let fired = Instant::now();
+                    self.game.handle_timeout(unix_ms());
+                    let switched = self.after_game().await;
+                    if switched {
+                        debug!(room = %self.code, elapsed_us = fired.elapsed().as_micros() as u64, "phase switch applied");
+                    }
                 }
-            };
-            let Some(input) = input else { break };
-            self.handle(input).await;
+            }
             if self.members.is_empty() {
                 break;
             }
         }
         // Unregister first, so a join racing with the close creates a fresh room.
         self.hub.remove_room(&self.code, self.instance);
-        // Late joins that reached our queue get told to retry via a closed reply.
         inputs.close();
         info!(room = %self.code, "room closed");
     }
@@ -131,6 +172,17 @@ impl Room {
                     self.media.candidate(&id, candidate.candidate);
                 }
             }
+            RoomInput::Game { id, command } => {
+                if !self.members.contains_key(&id) {
+                    return;
+                }
+                let result = self.game.handle(unix_ms(), &id, command);
+                if let Err(e) = &result {
+                    self.send(&id, &ServerMsg::error(e.code(), e.to_string()));
+                }
+                // Even a refused command may have run a phase timer that was due.
+                self.after_game().await;
+            }
             RoomInput::Leave { id } => self.remove(&id, LeaveReason::Left).await,
             RoomInput::SocketClosed { id, connection } => self.socket_closed(&id, connection),
             RoomInput::Media(notice) => self.media_notice(notice),
@@ -144,38 +196,42 @@ impl Room {
                 format!("room {} is full ({} participants)", self.code, self.settings.max_participants),
             ));
         }
-        if self.members.values().any(|m| m.info.name.to_lowercase() == name.to_lowercase()) {
+        if self.members.values().any(|m| m.name.to_lowercase() == name.to_lowercase()) {
             return Err(Refusal::new(ErrorCode::NameTaken, format!("someone in this room is already called {name}")));
         }
         let mut id = ids::new_participant_id();
         while self.members.contains_key(&id) {
             id = ids::new_participant_id();
         }
-        let info = Participant { id: id.clone(), name, ready: false, connected: true, playing: false, alive: true };
         self.seq += 1;
         let connection = self.hub.next_connection();
         let resume_token = ids::new_token();
         self.members.insert(
             id.clone(),
             Member {
-                info: info.clone(),
+                name,
+                connected: true,
                 out: Some(out),
                 connection,
                 resume_token: resume_token.clone(),
                 grace_until: None,
                 joined_seq: self.seq,
+                media_state: None,
             },
         );
-        if self.host.is_none() {
-            self.host = Some(id.clone());
+        if let Err(e) = self.game.handle(unix_ms(), &id, Command::Joined) {
+            // The game refuses no join; if it ever does, the seat is not taken.
+            self.members.remove(&id);
+            return Err(Refusal::new(e.code(), e.to_string()));
         }
+        let phase = self.game.phase();
         let welcome = ServerMsg::Welcome {
             id: id.clone(),
             room: self.code.clone(),
-            host: self.host.clone().unwrap_or_default(),
+            host: self.game.host().unwrap_or_default(),
             resume_token,
             participants: self.participants(),
-            game: None,
+            game: (phase.phase != Phase::Lobby).then_some(phase),
             limits: Limits {
                 max_video_kbps: self.settings.max_video_kbps,
                 max_message_bytes: crate::protocol::MAX_FRAME_BYTES,
@@ -183,16 +239,30 @@ impl Room {
             },
         };
         self.send(&id, &welcome);
-        self.broadcast_except(&id, &ServerMsg::ParticipantJoined { participant: info });
-        self.update_routes().await;
+        let joined = ServerMsg::ParticipantJoined { participant: self.participant(&id) };
+        self.broadcast_except(&id, &joined);
+        self.after_game().await;
         info!(room = %self.code, participant = %id, "joined");
         Ok(Joined { id, connection })
     }
 
+    fn participant(&self, id: &str) -> Participant {
+        let standing = self.game.standing(id);
+        let m = &self.members[id];
+        Participant {
+            id: id.to_owned(),
+            name: m.name.clone(),
+            ready: standing.ready,
+            connected: m.connected,
+            playing: standing.playing,
+            alive: standing.alive,
+        }
+    }
+
     fn participants(&self) -> Vec<Participant> {
-        let mut all: Vec<&Member> = self.members.values().collect();
-        all.sort_by_key(|m| m.joined_seq);
-        all.into_iter().map(|m| m.info.clone()).collect()
+        let mut all: Vec<(&String, &Member)> = self.members.iter().collect();
+        all.sort_by_key(|(_, m)| m.joined_seq);
+        all.into_iter().map(|(id, _)| self.participant(id)).collect()
     }
 
     fn socket_closed(&mut self, id: &str, connection: u64) {
@@ -202,9 +272,9 @@ impl Room {
             return; // a newer socket holds this seat
         }
         m.out = None;
-        m.info.connected = false;
+        m.connected = false;
         m.grace_until = Some(Instant::now() + grace);
-        let update = ServerMsg::ParticipantUpdated { participant: m.info.clone() };
+        let update = ServerMsg::ParticipantUpdated { participant: self.participant(id) };
         self.broadcast_except(id, &update);
         debug!(room = %self.code, participant = %id, "socket closed; grace started");
     }
@@ -225,21 +295,113 @@ impl Room {
     async fn remove(&mut self, id: &str, reason: LeaveReason) {
         let Some(member) = self.members.remove(id) else { return };
         if let Some(out) = &member.out {
-            if reason == LeaveReason::Left {
-                let _ = out.send(Outbound::Close { code: 1000, reason: "left".into() });
-            }
+            let code = if reason == LeaveReason::Kicked { 4000 } else { 1000 };
+            let _ = out.send(Outbound::Close { code, reason: format!("{reason:?}").to_lowercase() });
         }
         self.media.remove_peer(id);
         self.broadcast(&ServerMsg::ParticipantLeft { id: id.to_owned(), reason });
-        if self.host.as_deref() == Some(id) {
-            // The powers pass to whoever has been here longest.
-            self.host = self.members.values().min_by_key(|m| m.joined_seq).map(|m| m.info.id.clone());
-            if let Some(host) = self.host.clone() {
-                self.broadcast(&ServerMsg::HostChanged { host });
+        // The game eliminates a player who leaves mid-game and passes the host's powers on.
+        let _ = self.game.handle(unix_ms(), id, Command::Left);
+        self.after_game().await;
+        info!(room = %self.code, participant = %id, ?reason, "left");
+    }
+
+    /// Drain the game's events; apply its routes if they changed (and wait for that); then
+    /// send the events, and `media_state` to whoever's view changed. Returns whether the
+    /// phase changed.
+    async fn after_game(&mut self) -> bool {
+        let mut events = Vec::new();
+        while let Some(e) = self.game.poll_event() {
+            events.push(e);
+        }
+        let routes = self.game.routes();
+        if routes != self.routes {
+            self.epoch += 1;
+            let started = Instant::now();
+            self.media.set_routes(self.epoch, routes.clone()).await;
+            self.routes = routes;
+            debug!(room = %self.code, epoch = self.epoch, apply_us = started.elapsed().as_micros() as u64, "routes applied");
+        }
+        let mut phase_changed = false;
+        let mut kicked = Vec::new();
+        for event in events {
+            match event {
+                Event::Phase(info) => {
+                    phase_changed = true;
+                    self.broadcast(&ServerMsg::Phase(info));
+                    // Everyone's view, right after every phase message, changed or not.
+                    for id in self.member_ids() {
+                        self.send_media_state(&id, true);
+                    }
+                }
+                Event::Role { to, role, teammates, roles } => {
+                    self.send(&to, &ServerMsg::Role { role, teammates, roles });
+                }
+                Event::VoteUpdate { kind, votes, needed } => {
+                    self.broadcast(&ServerMsg::VoteUpdate { kind, votes, needed });
+                }
+                Event::Investigation { to, target, is_mafia } => {
+                    self.send(&to, &ServerMsg::Investigation { target, is_mafia });
+                }
+                Event::Eliminated { id, cause } => self.broadcast(&ServerMsg::Eliminated { id, cause }),
+                Event::HostChanged { host } => self.broadcast(&ServerMsg::HostChanged { host }),
+                Event::ParticipantChanged { id } => {
+                    if self.members.contains_key(&id) {
+                        self.broadcast(&ServerMsg::ParticipantUpdated { participant: self.participant(&id) });
+                    }
+                }
+                Event::Chat { from, channel, text, at, to } => {
+                    let msg = ServerMsg::Chat { from, channel, text, at };
+                    for reader in to {
+                        self.send(&reader, &msg);
+                    }
+                }
+                Event::GameOver { winner, roles } => self.broadcast(&ServerMsg::GameOver { winner, roles }),
+                Event::Kicked { id } => kicked.push(id),
             }
         }
-        self.update_routes().await;
-        info!(room = %self.code, participant = %id, ?reason, "left");
+        // Views can change within a phase too (a join, a leave, an elimination).
+        for id in self.member_ids() {
+            self.send_media_state(&id, false);
+        }
+        for id in kicked {
+            self.send(&id, &ServerMsg::error(ErrorCode::Kicked, "the host removed you from this room"));
+            Box::pin(self.remove(&id, LeaveReason::Kicked)).await;
+        }
+        phase_changed
+    }
+
+    fn member_ids(&self) -> Vec<String> {
+        self.members.keys().cloned().collect()
+    }
+
+    /// What `id` may receive from each other participant under the applied routes.
+    fn media_state(&self, id: &str) -> BTreeMap<String, Reception> {
+        let mut view: BTreeMap<String, Reception> = self
+            .members
+            .keys()
+            .filter(|p| p.as_str() != id)
+            .map(|p| (p.clone(), Reception { audio: false, video: false }))
+            .collect();
+        for r in self.routes.iter().filter(|r| r.subscriber == id) {
+            if let Some(v) = view.get_mut(&r.publisher) {
+                match r.kind {
+                    MediaKind::Audio => v.audio = true,
+                    MediaKind::Video => v.video = true,
+                }
+            }
+        }
+        view
+    }
+
+    fn send_media_state(&mut self, id: &str, always: bool) {
+        let view = self.media_state(id);
+        let Some(m) = self.members.get_mut(id) else { return };
+        if !always && m.media_state.as_ref() == Some(&view) {
+            return;
+        }
+        m.media_state = Some(view.clone());
+        self.send(id, &ServerMsg::MediaState { receive: view });
     }
 
     fn media_notice(&mut self, notice: MediaNotice) {
@@ -248,23 +410,6 @@ impl Room {
             MediaNotice::Connected { peer } => debug!(room = %self.code, %peer, "media connected"),
             MediaNotice::Lost { peer, reason } => info!(room = %self.code, %peer, %reason, "media lost"),
         }
-    }
-
-    /// Everyone in the room receives everyone else (the game's policy takes over later).
-    async fn update_routes(&mut self) {
-        self.epoch += 1;
-        let ids: Vec<&String> = self.members.keys().collect();
-        let mut routes = Vec::with_capacity(ids.len() * ids.len() * 2);
-        for s in &ids {
-            for p in &ids {
-                if s != p {
-                    for kind in [MediaKind::Audio, MediaKind::Video] {
-                        routes.push(Route { subscriber: (*s).clone(), publisher: (*p).clone(), kind });
-                    }
-                }
-            }
-        }
-        self.media.set_routes(self.epoch, routes).await;
     }
 
     fn send(&self, id: &str, msg: &ServerMsg) {
@@ -284,9 +429,11 @@ impl Room {
 
     fn broadcast_except(&self, except: &str, msg: &ServerMsg) {
         let text = msg.to_text();
-        for m in self.members.values().filter(|m| m.info.id != except) {
-            if let Some(out) = &m.out {
-                let _ = out.send(Outbound::Text(text.clone()));
+        for (id, m) in &self.members {
+            if id != except {
+                if let Some(out) = &m.out {
+                    let _ = out.send(Outbound::Text(text.clone()));
+                }
             }
         }
     }

@@ -1,14 +1,13 @@
 //! One client connection: parses each frame once, enforces "join first", answers `ping`,
 //! and hands everything else to its room.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use tokio::sync::{mpsc, oneshot};
 
+use crate::game::Command;
 use crate::hub::Hub;
 use crate::ids;
 use crate::protocol::{self, ClientMsg, ErrorCode, Refusal, ServerMsg, CLOSE_TOO_LARGE};
-use crate::room::{RoomHandle, RoomInput};
+use crate::room::{unix_ms, RoomHandle, RoomInput};
 
 /// What the transport should do for this connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,6 +103,30 @@ impl Connection {
                 self.left = true;
                 RoomInput::Leave { id }
             }
+            ClientMsg::Chat { channel, text } => {
+                let text = ids::clean_chat(&text).map_err(|e| Refusal::new(ErrorCode::BadField, format!("text: {e}")))?;
+                RoomInput::Game { id, command: Command::Chat { channel, text } }
+            }
+            ClientMsg::Ready { ready } => RoomInput::Game { id, command: Command::Ready(ready) },
+            ClientMsg::StartGame { settings } => {
+                RoomInput::Game { id, command: Command::StartGame(settings.unwrap_or_default()) }
+            }
+            ClientMsg::CallVote => RoomInput::Game { id, command: Command::CallVote },
+            ClientMsg::Vote { target, verdict } => {
+                let command = match (target, verdict) {
+                    (Some(target), None) => Command::Nominate(target),
+                    (None, Some(verdict)) => Command::Judge(verdict),
+                    _ => {
+                        return Err(Refusal::new(
+                            ErrorCode::BadField,
+                            "vote: give either target (nomination) or verdict (judgment)",
+                        ))
+                    }
+                };
+                RoomInput::Game { id, command }
+            }
+            ClientMsg::NightAction { target } => RoomInput::Game { id, command: Command::NightAction(target) },
+            ClientMsg::Kick { id: target } => RoomInput::Game { id, command: Command::Kick(target) },
         };
         if seat.room.tx.send(input).is_err() {
             return Err(Refusal::new(ErrorCode::RoomNotFound, "the room has closed"));
@@ -150,8 +173,4 @@ impl Connection {
     fn emit(&self, out: Outbound) {
         let _ = self.out.send(out);
     }
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }

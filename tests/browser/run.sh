@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 script="$1"
-cargo build --quiet --bin parlor
+# The binary as `cargo test --workspace` builds it (same features: no second compile of the tree).
+cargo test --workspace --no-run --quiet
 log="$(mktemp)"
 ./target/debug/parlor serve --listen 127.0.0.1:0 --udp-port 0 >"$log" 2>&1 &
 pid=$!

@@ -84,12 +84,24 @@ impl Ws {
         }
     }
 
-    /// Join `room` as `name` and return the welcome.
+    /// Join `room` as `name` and return the welcome. Also consumes the `media_state` that
+    /// always follows a welcome (the joiner's view is new).
     pub async fn join(&mut self, room: &str, name: &str) -> Value {
         self.send(serde_json::json!({"type": "join", "room": room, "name": name})).await;
         let v = self.json().await;
         assert_eq!(v["type"], "welcome", "expected welcome, got {v}");
+        let state = self.json().await;
+        assert_eq!(state["type"], "media_state", "media_state follows welcome, got {state}");
         v
+    }
+
+    /// Skip messages until the socket closes; the close code.
+    pub async fn closed(&mut self) -> Option<u16> {
+        loop {
+            if let Got::Closed(code) = self.next().await {
+                return code;
+            }
+        }
     }
 
     /// Send a ping and expect the pong to echo it: proves the socket still works.
