@@ -1,12 +1,13 @@
 //! The forwarding matrix, driven directly on parlor-media with real WebRTC clients: a denied
-//! pair gets nothing by any path, and a re-allowed video pair resumes on a keyframe with
-//! contiguous sequence numbers. Also glare, through the whole server.
+//! pair gets nothing by any path (not even retransmissions of what it had), and a re-allowed
+//! video pair resumes on a keyframe with contiguous sequence numbers. Also glare, through the
+//! whole server.
 
 mod support;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parlor_media::{DropReason, Kind as MKind, Matrix, Media, MediaConfig, MediaError, MediaEvent, RoomMedia};
 use serde_json::{json, Value};
@@ -97,12 +98,17 @@ fn everyone_but(epoch: u64, ids: &[&str], denied: Option<(&str, &str, MKind)>) -
     m
 }
 
+/// Every client registers RTX for VP8 (as browsers do), so the server's streams toward them
+/// carry an RTX stream and str0m answers NACKs; `pub` answers keyframe requests only after
+/// [`KEYFRAME_DELAY`], sending interframes meanwhile, so a resume that does not wait for a
+/// keyframe shows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn denied_video_gets_nothing_and_resumes_on_a_keyframe_without_gaps() {
+    const KEYFRAME_DELAY: Duration = Duration::from_millis(300);
     let ids = ["sub", "pub", "other"];
     let rig = rig(&[
         ("sub", ClientOptions::publisher()),
-        ("pub", ClientOptions::publisher().with_pts(109, 120)),
+        ("pub", ClientOptions::publisher().with_pts(109, 120).with_keyframe_delay(KEYFRAME_DELAY)),
         ("other", ClientOptions::publisher()),
     ])
     .await;
@@ -113,6 +119,22 @@ async fn denied_video_gets_nothing_and_resumes_on_a_keyframe_without_gaps() {
         assert!(wait_until(LONG, || rx.count(tx, Kind::Video) >= 30).await, "{tx} video reaches {}: {:?}", rx.id(), rx.counts());
     }
 
+    // Positive control for the denial below: while the pair is allowed, a NACK for a packet sub
+    // received recently is answered with a retransmission on sub's RTX stream for pub's video.
+    let had = sub.received("pub", Kind::Video);
+    let probe = had[had.len() - 5].clone();
+    sub.send_nack("pub", Kind::Video, &[probe.seq]).await.unwrap();
+    assert!(
+        wait_until(LONG, || sub.retransmissions("pub", Kind::Video).iter().any(|p| p.seq == probe.seq)).await,
+        "an allowed pair gets a NACKed packet retransmitted: {:?}",
+        sub.all_retransmissions()
+    );
+    let resent = sub.retransmissions("pub", Kind::Video).into_iter().find(|p| p.seq == probe.seq).unwrap();
+    let info = resent.rtx.unwrap();
+    assert!(info.associated && info.repaired, "{info:?}");
+    assert_ne!(info.ssrc, probe.ssrc);
+    assert_eq!((resent.ssrc, resent.pt, &resent.payload), (probe.ssrc, probe.pt, &probe.payload));
+
     // Deny (sub, pub, video).
     assert_eq!(rig.room.set_matrix(everyone_but(2, &ids, Some(("sub", "pub", MKind::Video)))).await.unwrap(), 2);
     let denied_at = now_us();
@@ -120,11 +142,17 @@ async fn denied_video_gets_nothing_and_resumes_on_a_keyframe_without_gaps() {
     let kf_before = publ.keyframe_requests();
     let (audio0, other_video0, pub_to_other0) =
         (sub.count("pub", Kind::Audio), sub.count("other", Kind::Video), other.count("pub", Kind::Video));
-    // Let the in-flight packets land, then try every way back in: keyframe requests and
-    // NACKs for packets sub had and for packets sent since.
+    // Let the in-flight packets land, then try every way back in: keyframe requests, and NACKs
+    // for the packets sub received in the last second (all still in str0m's retransmission
+    // cache unless the server emptied it) and for packets sent since.
     assert!(wait_until(LONG, || sub.count("pub", Kind::Audio) >= audio0 + 10).await);
-    let last_seen = sub.received("pub", Kind::Video).last().unwrap().seq;
-    let nacks: Vec<u16> = (0..40u16).map(|i| last_seen.wrapping_sub(20).wrapping_add(i)).collect();
+    let had = sub.received("pub", Kind::Video);
+    let nacked_at = Instant::now();
+    let seen: Vec<u16> =
+        had.iter().filter(|p| nacked_at.duration_since(p.arrival) < Duration::from_secs(1)).map(|p| p.seq).collect();
+    assert!(seen.len() >= 10, "sub saw {} of pub's video packets in the last second", seen.len());
+    let last_seen = had.last().unwrap().seq;
+    let nacks: Vec<u16> = seen.iter().copied().chain((1..=20u16).map(|i| last_seen.wrapping_add(i))).collect();
     sub.send_pli("pub").await.unwrap();
     sub.send_nack("pub", Kind::Video, &nacks).await.unwrap();
     sub.send_pli("pub").await.unwrap();
@@ -138,6 +166,13 @@ async fn denied_video_gets_nothing_and_resumes_on_a_keyframe_without_gaps() {
         assert!(m.sent_us < denied_at, "packet sent {} µs after the deny reached sub", m.sent_us - denied_at);
         assert!(p.arrival < denied_instant + Duration::from_millis(100), "a late (retransmitted) packet reached sub");
     }
+    let resent: Vec<(u16, Duration)> = sub
+        .retransmissions("pub", Kind::Video)
+        .iter()
+        .filter(|p| p.arrival >= denied_instant)
+        .map(|p| (p.seq, p.arrival.saturating_duration_since(nacked_at)))
+        .collect();
+    assert!(resent.is_empty(), "retransmissions of pub's video reached sub while denied (seq, after the NACK): {resent:?}");
     assert_eq!(publ.keyframe_requests(), kf_before, "sub's keyframe requests for a denied pair never reach pub");
     let counters = rig.media.counters().await;
     assert!(counters.dropped(DropReason::NotAllowed) > 0, "{counters:?}");
@@ -152,8 +187,18 @@ async fn denied_video_gets_nothing_and_resumes_on_a_keyframe_without_gaps() {
     assert!(publ.keyframe_requests() > kf_before, "the server requested a keyframe");
     let all = sub.received("pub", Kind::Video);
     let first_new = &all[n_before];
-    assert!(first_new.is_keyframe(), "first packet after resume starts a keyframe");
-    assert!(first_new.mark().unwrap().sent_us >= allowed_at, "nothing sent while denied is delivered late");
+    let first_sent_us = first_new.mark().unwrap().sent_us;
+    // pub answers the server's keyframe request late, so interframes came first: the server had
+    // to hold them back.
+    let held_back = publ
+        .sent(Kind::Video)
+        .iter()
+        .filter(|p| !p.keyframe)
+        .filter(|p| (allowed_at..first_sent_us).contains(&parse_mark(&p.payload).unwrap().sent_us))
+        .count();
+    assert!(first_new.is_keyframe(), "first packet after resume starts a keyframe ({held_back} interframes sent before it)");
+    assert!(held_back >= 1, "pub sent interframes after the re-allow, before the keyframe");
+    assert!(first_sent_us >= allowed_at, "nothing sent while denied is delivered late");
     let seqs: Vec<u16> = all[n_before - 1..].iter().map(|p| p.seq).collect();
     for w in seqs.windows(2) {
         assert_eq!(w[1], w[0].wrapping_add(1), "contiguous sequence numbers across the pause: {seqs:?}");

@@ -230,6 +230,34 @@ async fn two_clients_peer_to_peer() -> anyhow::Result<()> {
     })
     .await?;
     assert_eq!(alice.feedback(Kind::Video).nacked_seqs, 2);
+    // Both registered RTX, so alice's NACK responder answers on her RTX stream; bob records the
+    // retransmissions apart from what he received, and webrtc repaired them (OSN = seq).
+    let nacked = [some_seq, some_seq.wrapping_add(2)];
+    wait_for(secs(5), "bob receives both retransmissions", || {
+        bob.retransmissions("alice", Kind::Video).len() >= 2
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}: {:?}", bob.all_retransmissions()))?;
+    let rtx = bob.retransmissions("alice", Kind::Video);
+    assert_eq!(rtx.iter().map(|p| p.seq).collect::<Vec<_>>(), nacked);
+    let originals: HashMap<u16, RecvPacket> = bob
+        .received("alice", Kind::Video)
+        .into_iter()
+        .map(|p| (p.seq, p))
+        .collect();
+    let alice_video_ssrc = alice.local_ssrc(Kind::Video).unwrap();
+    for p in &rtx {
+        let info = p.rtx.expect("rtx info");
+        assert!(info.associated && info.repaired, "{info:?}");
+        assert_ne!(info.ssrc, alice_video_ssrc);
+        assert_eq!(info.pt, alice_opts.rtx_pt().unwrap());
+        assert_eq!((p.ssrc, p.pt), (alice_video_ssrc, 120));
+        assert_eq!(p.payload, originals[&p.seq].payload, "seq {}", p.seq);
+    }
+    let video = bob.received("alice", Kind::Video);
+    assert!(video.iter().all(|p| p.rtx.is_none()));
+    assert_eq!(originals.len(), video.len(), "no retransmission counted as received");
+    assert!(alice.retransmissions("bob-1", Kind::Video).is_empty());
 
     // Pausing stops the packets; resuming starts them again (no keyframe without a request).
     alice.set_publishing(false);
@@ -264,6 +292,55 @@ async fn two_clients_peer_to_peer() -> anyhow::Result<()> {
     );
     assert!(bob.errors().is_empty(), "bob errors {:?}", bob.errors());
 
+    alice.close().await;
+    bob.close().await;
+    Ok(())
+}
+
+/// `keyframe_delay`: a keyframe request is answered on the first frame at least that long after
+/// it arrived, with interframes meanwhile; without RTX, nothing is taken for a retransmission.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delayed_keyframes_and_no_rtx() -> anyhow::Result<()> {
+    let delay = millis(300);
+    let alice_opts = ClientOptions::publisher()
+        .with_keyframe_delay(delay)
+        .with_rtx(false);
+    let bob_opts = ClientOptions::receiver().with_rtx(false);
+    let (alice, bob) = connect_pair("alice", &alice_opts, "bob", &bob_opts).await?;
+    wait_for(secs(15), "bob receives video", || {
+        bob.count("alice", Kind::Video) >= 10
+    })
+    .await?;
+    // The very first frame is a keyframe regardless of the delay.
+    assert!(bob.received("alice", Kind::Video)[0].is_keyframe());
+    assert!(!bob.local_sdp().await.unwrap_or_default().contains(" rtx/90000"));
+
+    let asked = std::time::Instant::now();
+    bob.send_pli("alice").await?;
+    wait_for(secs(5), "the second keyframe", || alice.keyframes_sent() == 2).await?;
+    let sent = alice.sent(Kind::Video);
+    let key = sent.iter().filter(|p| p.keyframe).nth(1).unwrap();
+    assert!(
+        key.sent_at >= asked + delay,
+        "keyframe {:?} after the PLI",
+        key.sent_at - asked
+    );
+    let between = sent
+        .iter()
+        .filter(|p| p.sent_at > asked && p.sent_at < key.sent_at)
+        .count();
+    assert!(between >= 5, "only {between} interframes before the delayed keyframe");
+    assert_eq!(alice.keyframe_requests(), 1);
+
+    // A NACK without RTX: alice's responder resends on the primary SSRC (a plain duplicate),
+    // which is not an RTX retransmission.
+    let seq = bob.received("alice", Kind::Video)[2].seq;
+    bob.send_nack("alice", Kind::Video, &[seq]).await?;
+    wait_for(secs(5), "alice sees the NACK", || {
+        alice.feedback(Kind::Video).nack >= 1
+    })
+    .await?;
+    assert!(bob.all_retransmissions().is_empty());
     alice.close().await;
     bob.close().await;
     Ok(())

@@ -500,6 +500,14 @@ impl TestClient {
             .unwrap_or_default()
     }
 
+    /// Retransmissions of `publisher`'s `kind` that arrived on an RTX stream.
+    pub fn retransmissions(&self, publisher: &str, kind: Kind) -> Vec<RecvPacket> {
+        self.peer
+            .as_ref()
+            .map(|p| p.retransmissions(publisher, kind))
+            .unwrap_or_default()
+    }
+
     pub fn count(&self, publisher: &str, kind: Kind) -> usize {
         self.peer
             .as_ref()

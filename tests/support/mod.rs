@@ -24,7 +24,8 @@ pub use media::{
 };
 pub use server::{server, server_with, Got, Ws};
 pub use peer::{
-    connect_pair, parse_sdp, FeedbackCounts, MLine, MediaPeer, RecvPacket, RemoteTrack, SentPacket,
+    connect_pair, parse_sdp, FeedbackCounts, MLine, MediaPeer, RecvPacket, RemoteTrack, RtxInfo,
+    SentPacket,
     SignalSink,
 };
 
@@ -79,6 +80,14 @@ pub struct ClientOptions {
     pub video_interval: Duration,
     /// Resolution written into keyframes.
     pub video_size: (u16, u16),
+    /// How long a keyframe request (PLI/FIR) goes unanswered, like a real encoder that needs a
+    /// moment: the keyframe goes out on the first frame tick at least this long after the
+    /// request arrived, and ordinary interframes are sent meanwhile. Zero: the next frame.
+    pub keyframe_delay: Duration,
+    /// Register RTX (RFC 4588, `video/rtx` with `apt=<vp8_pt>` under [`Self::rtx_pt`]) next to
+    /// VP8, as browsers do. The remote then may retransmit NACKed video on an RTX stream; such
+    /// packets are recorded apart (see `MediaPeer::retransmissions`), never as received media.
+    pub rtx: bool,
 }
 
 impl Default for ClientOptions {
@@ -95,6 +104,8 @@ impl Default for ClientOptions {
             audio_interval: Duration::from_millis(20),
             video_interval: Duration::from_millis(33),
             video_size: (media::VP8_WIDTH, media::VP8_HEIGHT),
+            keyframe_delay: Duration::ZERO,
+            rtx: true,
         }
     }
 }
@@ -128,6 +139,27 @@ impl ClientOptions {
     pub fn with_publish(mut self, publish: bool) -> Self {
         self.publish = publish;
         self
+    }
+    /// Answer keyframe requests only after `delay` (see [`Self::keyframe_delay`]).
+    pub fn with_keyframe_delay(mut self, delay: Duration) -> Self {
+        self.keyframe_delay = delay;
+        self
+    }
+    /// Register RTX for VP8 or not (see [`Self::rtx`]).
+    pub fn with_rtx(mut self, rtx: bool) -> Self {
+        self.rtx = rtx;
+        self
+    }
+    /// The payload type RTX is registered under if [`Self::rtx`]: the first dynamic payload
+    /// type after VP8's that Opus does not use (wrapping round within 96..=127).
+    pub fn rtx_pt(&self) -> Option<u8> {
+        if !self.rtx {
+            return None;
+        }
+        let vp8 = self.vp8_pt.clamp(96, 127);
+        (vp8 + 1..=127)
+            .chain(96..vp8)
+            .find(|pt| *pt != self.opus_pt && *pt != self.vp8_pt)
     }
 }
 

@@ -23,7 +23,9 @@ use tokio::task::JoinHandle;
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::{Interceptor, Packet as ChainPacket, Slot, StreamInfo, TaggedPacket};
 use rtc::media_stream::MediaStreamTrack;
-use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
+use rtc::peer_connection::configuration::media_engine::{
+    MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8,
+};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::{
@@ -62,6 +64,25 @@ pub struct RecvPacket {
     pub ssrc: u32,
     pub payload: Bytes,
     pub arrival: Instant,
+    /// `Some` for a retransmission that came on an RTX stream (RFC 4588). Its `seq`, `ssrc` and
+    /// `pt` above are then the original sequence number (OSN) and the primary stream's SSRC and
+    /// payload type (where the RTX SSRC could be tied to one), and `payload` is the original
+    /// payload without the OSN. Such packets are only in [`MediaPeer::retransmissions`], never in
+    /// [`MediaPeer::received`].
+    pub rtx: Option<RtxInfo>,
+}
+
+/// The RTX packet a retransmission arrived in, as it was on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RtxInfo {
+    pub ssrc: u32,
+    pub pt: u8,
+    pub seq: u16,
+    /// The receive chain knew this SSRC as the RTX stream of a primary SSRC (from the remote
+    /// description's `a=ssrc-group:FID`); false if it was recognised by payload type only.
+    pub associated: bool,
+    /// webrtc de-encapsulated it and handed it to the primary stream's track (as of the query).
+    pub repaired: bool,
 }
 
 impl RecvPacket {
@@ -216,6 +237,16 @@ fn opus_codec() -> RTCRtpCodec {
     }
 }
 
+fn rtx_codec(apt: u8) -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_RTX.to_owned(),
+        clock_rate: 90000,
+        channels: 0,
+        sdp_fmtp_line: format!("apt={apt}"),
+        rtcp_feedback: vec![],
+    }
+}
+
 fn vp8_codec() -> RTCRtpCodec {
     RTCRtpCodec {
         mime_type: MIME_TYPE_VP8.to_owned(),
@@ -230,37 +261,126 @@ fn vp8_codec() -> RTCRtpCodec {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Keyframe-request / feedback counting interceptor
+// The wire tap: keyframe-request / feedback counting and RTX recording
 // ---------------------------------------------------------------------------------------------
 
-/// Inbound RTCP feedback per media SSRC, filled by [`FeedbackCounter`].
+/// Inbound RTCP feedback per media SSRC, filled by [`WireTap`].
 #[derive(Default)]
 pub(crate) struct FeedbackTable {
     map: Mutex<HashMap<u32, FeedbackCounts>>,
+    /// When each keyframe request (PLI, or FIR entry) for an SSRC arrived, in order.
+    keyframe_requests: Mutex<HashMap<u32, Vec<Instant>>>,
 }
 
 impl FeedbackTable {
     fn get(&self, ssrc: u32) -> FeedbackCounts {
         lock(&self.map).get(&ssrc).copied().unwrap_or_default()
     }
+    /// Arrival time of the `index`-th (0-based) keyframe request for `ssrc`.
+    fn keyframe_request_at(&self, ssrc: u32, index: u64) -> Option<Instant> {
+        lock(&self.keyframe_requests)
+            .get(&ssrc)
+            .and_then(|v| v.get(index as usize).copied())
+    }
 }
 
-/// Sees every inbound RTCP packet on its way through the interceptor chain and counts PLI, FIR
-/// and NACK per media SSRC. It passes everything on unchanged and marks nothing for the
-/// application.
+/// One RTX packet as it arrived, before webrtc de-encapsulated it.
+#[derive(Debug, Clone)]
+struct RtxArrival {
+    rtx_ssrc: u32,
+    rtx_pt: u8,
+    rtx_seq: u16,
+    /// (primary SSRC, primary payload type), if the chain bound this RTX SSRC to one.
+    primary: Option<(u32, u8)>,
+    osn: u16,
+    timestamp: u32,
+    marker: bool,
+    payload: Bytes,
+    arrival: Instant,
+    repaired: bool,
+}
+
+/// Retransmissions received on RTX streams, filled by [`WireTap`].
+///
+/// webrtc 0.21 repairs RTX silently: the endpoint handler, application-ward of the interceptor
+/// chain, rewrites an RTX packet whose SSRC the remote description tied to a primary SSRC
+/// (`a=ssrc-group:FID`) into the original (primary SSRC, the `apt` payload type, the OSN as
+/// sequence number, the OSN stripped) and hands it to the primary track, indistinguishable from
+/// an original. The chain still sees it as sent, so it is recorded here, and the track reader
+/// claims its repaired copy so that `received` holds original transmissions only.
+#[derive(Default)]
+pub(crate) struct RtxLog {
+    /// RTX SSRC → (primary SSRC, primary payload type), from the remote streams the chain binds.
+    repairs: Mutex<HashMap<u32, (u32, u8)>>,
+    arrivals: Mutex<Vec<RtxArrival>>,
+    /// RTX packets too short to carry an OSN (padding, RFC 4588 §4): not retransmissions.
+    padding: AtomicU64,
+}
+
+impl RtxLog {
+    /// Records `p` if it is an RTX packet: on an SSRC bound as a repair flow, or carrying one of
+    /// `rtx_pts`.
+    fn observe(&self, p: &rtc::rtp::packet::Packet, rtx_pts: &[u8]) {
+        let primary = lock(&self.repairs).get(&p.header.ssrc).copied();
+        if primary.is_none() && !rtx_pts.contains(&p.header.payload_type) {
+            return;
+        }
+        if p.payload.len() < 2 {
+            self.padding.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        lock(&self.arrivals).push(RtxArrival {
+            rtx_ssrc: p.header.ssrc,
+            rtx_pt: p.header.payload_type,
+            rtx_seq: p.header.sequence_number,
+            primary,
+            osn: u16::from_be_bytes([p.payload[0], p.payload[1]]),
+            timestamp: p.header.timestamp,
+            marker: p.header.marker,
+            payload: p.payload.slice(2..),
+            arrival: Instant::now(),
+            repaired: false,
+        });
+    }
+
+    /// The track reader got (`ssrc`, `seq`): true if that is the repaired copy of a recorded RTX
+    /// packet (which is then marked repaired). The chain records an RTX packet before the
+    /// endpoint repairs it, so the record always exists by the time its copy reaches a track.
+    fn claim_repaired(&self, ssrc: u32, seq: u16) -> bool {
+        let mut arrivals = lock(&self.arrivals);
+        match arrivals
+            .iter_mut()
+            .rev()
+            .find(|a| !a.repaired && a.osn == seq && a.primary.map(|p| p.0) == Some(ssrc))
+        {
+            Some(a) => {
+                a.repaired = true;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Sees every inbound packet on its way through the interceptor chain: counts PLI, FIR and NACK
+/// per media SSRC (and when each keyframe request came), and records RTX packets in the
+/// [`RtxLog`]. It passes everything on unchanged and marks nothing for the application.
 ///
 /// Why here and not on the sender's RTCP reader (`TrackLocal::poll`): in webrtc 0.21 inbound RTCP
 /// only reaches that reader if an interceptor tags it `Attribute::DeliverToApplication`, and the
 /// core routes a whole compound packet to one track by the *first* sub-packet's destination SSRC,
 /// so a PLI bundled behind a receiver report about the audio SSRC would surface on the audio
 /// track. Counting by each sub-packet's own media SSRC is exact.
-struct FeedbackCounter {
+struct WireTap {
     table: Arc<FeedbackTable>,
+    rtx: Arc<RtxLog>,
+    /// Payload types that mark an RTX packet: ours, plus any the chain binds a repair flow with.
+    rtx_pts: Vec<u8>,
     reads: VecDeque<TaggedPacket>,
     writes: VecDeque<TaggedPacket>,
 }
 
-impl rtc::sansio::Protocol<TaggedPacket, TaggedPacket, ()> for FeedbackCounter {
+impl rtc::sansio::Protocol<TaggedPacket, TaggedPacket, ()> for WireTap {
     type Rout = TaggedPacket;
     type Wout = TaggedPacket;
     type Eout = ();
@@ -268,15 +388,22 @@ impl rtc::sansio::Protocol<TaggedPacket, TaggedPacket, ()> for FeedbackCounter {
     type Time = Instant;
 
     fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        if let ChainPacket::Rtp(p) = &msg.message.packet {
+            self.rtx.observe(p, &self.rtx_pts);
+        }
         if let ChainPacket::Rtcp(packets) = &msg.message.packet {
+            let now = Instant::now();
             let mut map = lock(&self.table.map);
+            let mut times = lock(&self.table.keyframe_requests);
             for p in packets {
                 let any = p.as_any();
                 if let Some(pli) = any.downcast_ref::<PictureLossIndication>() {
                     map.entry(pli.media_ssrc).or_default().pli += 1;
+                    times.entry(pli.media_ssrc).or_default().push(now);
                 } else if let Some(fir) = any.downcast_ref::<FullIntraRequest>() {
                     for e in &fir.fir {
                         map.entry(e.ssrc).or_default().fir += 1;
+                        times.entry(e.ssrc).or_default().push(now);
                     }
                 } else if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
                     let n: u64 = nack
@@ -308,10 +435,22 @@ impl rtc::sansio::Protocol<TaggedPacket, TaggedPacket, ()> for FeedbackCounter {
     }
 }
 
-impl Interceptor for FeedbackCounter {
+impl Interceptor for WireTap {
     fn bind_local_stream(&mut self, _info: &StreamInfo) {}
     fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
+    fn bind_remote_stream(&mut self, info: &StreamInfo) {
+        // webrtc binds a primary stream with its repair flow (and then the repair flow alone,
+        // with no `ssrc_rtx` of its own).
+        if let Some(rtx_ssrc) = info.ssrc_rtx {
+            lock(&self.rtx.repairs).insert(rtx_ssrc, (info.ssrc, info.payload_type));
+            if let Some(pt) = info.payload_type_rtx {
+                if !self.rtx_pts.contains(&pt) {
+                    self.rtx_pts.push(pt);
+                }
+            }
+        }
+    }
+    // Kept after unbinding: late retransmissions still belong to their stream.
     fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
 
@@ -325,6 +464,7 @@ pub(crate) struct Shared {
     remote_tracks: Mutex<Vec<(RemoteTrack, Arc<dyn TrackRemote>)>>,
     sent: Mutex<Vec<SentPacket>>,
     feedback: Arc<FeedbackTable>,
+    rtx: Arc<RtxLog>,
     publishing: AtomicBool,
     closed: AtomicBool,
     state_tx: watch::Sender<RTCPeerConnectionState>,
@@ -466,6 +606,13 @@ async fn read_remote_track(shared: Arc<Shared>, track: Arc<dyn TrackRemote>) {
     while let Some(event) = track.poll().await {
         match event {
             TrackRemoteEvent::OnRtpPacket(p) => {
+                if shared
+                    .rtx
+                    .claim_repaired(p.header.ssrc, p.header.sequence_number)
+                {
+                    // A retransmission webrtc repaired from RTX: already in the RtxLog.
+                    continue;
+                }
                 if first {
                     first = false;
                     let mut tracks = lock(&shared.remote_tracks);
@@ -485,6 +632,7 @@ async fn read_remote_track(shared: Arc<Shared>, track: Arc<dyn TrackRemote>) {
                     ssrc: p.header.ssrc,
                     payload: p.payload,
                     arrival: Instant::now(),
+                    rtx: None,
                 };
                 lock(&shared.received)
                     .entry(key.clone())
@@ -514,8 +662,8 @@ struct Negotiator {
     reoffer_pending: bool,
     remote_set: bool,
     pending_remote: Vec<RTCIceCandidateInit>,
-    /// (opus, vp8) payload types the first offer must carry; checked once.
-    check_pts: Option<(u8, u8)>,
+    /// (opus, vp8, rtx) payload types the first offer must carry; checked once.
+    check_pts: Option<(u8, u8, Option<u8>)>,
 }
 
 impl Negotiator {
@@ -559,11 +707,16 @@ impl Negotiator {
             .context("set_local_description(offer)")?;
         self.have_local_offer = true;
         let sdp = self.local_sdp_or(fallback).await;
-        if let Some((opus, vp8)) = self.check_pts.take() {
-            for want in [
+        if let Some((opus, vp8, rtx)) = self.check_pts.take() {
+            let mut wanted = vec![
                 format!("a=rtpmap:{opus} opus/48000/2"),
                 format!("a=rtpmap:{vp8} VP8/90000"),
-            ] {
+            ];
+            if let Some(rtx) = rtx {
+                wanted.push(format!("a=rtpmap:{rtx} rtx/90000"));
+                wanted.push(format!("a=fmtp:{rtx} apt={vp8}"));
+            }
+            for want in wanted {
                 if !sdp.lines().any(|l| l.trim_end() == want) {
                     self.shared
                         .error(format!("own offer lacks {want:?}:\n{sdp}"));
@@ -836,7 +989,13 @@ async fn publish_loop(shared: Arc<Shared>, media: LocalMedia, opts: ClientOption
             Kind::Video => {
                 let fb = shared.feedback.get(media.ssrc);
                 let requests = fb.pli + fb.fir;
-                let keyframe = keyframes_sent == 0 || requests > requests_handled;
+                // The oldest unanswered request is due once `keyframe_delay` has passed.
+                let request_due = requests > requests_handled
+                    && shared
+                        .feedback
+                        .keyframe_request_at(media.ssrc, requests_handled)
+                        .is_none_or(|at| at.elapsed() >= opts.keyframe_delay);
+                let keyframe = keyframes_sent == 0 || request_due;
                 let payload = vp8_payload(
                     &shared.id,
                     counter,
@@ -924,12 +1083,14 @@ impl MediaPeer {
         let opts = opts.clone();
         let (state_tx, _) = watch::channel(RTCPeerConnectionState::New);
         let feedback = Arc::new(FeedbackTable::default());
+        let rtx_log = Arc::new(RtxLog::default());
         let shared = Arc::new(Shared {
             id: id.to_owned(),
             received: Mutex::default(),
             remote_tracks: Mutex::default(),
             sent: Mutex::default(),
             feedback: Arc::clone(&feedback),
+            rtx: Arc::clone(&rtx_log),
             publishing: AtomicBool::new(opts.publish),
             closed: AtomicBool::new(false),
             state_tx,
@@ -961,12 +1122,25 @@ impl MediaPeer {
                 RtpCodecKind::Video,
             )
             .context("register vp8")?;
+        if let Some(rtx_pt) = opts.rtx_pt() {
+            media_engine
+                .register_codec(
+                    RTCRtpCodecParameters {
+                        rtp_codec: rtx_codec(opts.vp8_pt),
+                        payload_type: rtx_pt,
+                    },
+                    RtpCodecKind::Video,
+                )
+                .context("register rtx")?;
+        }
         let registry = register_default_interceptors(Registry::new(), &mut media_engine)
             .context("default interceptors")?
             .with(
                 Slot::from(14_000),
-                FeedbackCounter {
+                WireTap {
                     table: feedback,
+                    rtx: rtx_log,
+                    rtx_pts: opts.rtx_pt().into_iter().collect(),
                     reads: VecDeque::new(),
                     writes: VecDeque::new(),
                 },
@@ -1062,7 +1236,7 @@ impl MediaPeer {
             remote_set: false,
             pending_remote: Vec::new(),
             check_pts: (opts.publish || opts.recv_transceivers)
-                .then_some((opts.opus_pt, opts.vp8_pt)),
+                .then_some((opts.opus_pt, opts.vp8_pt, opts.rtx_pt())),
         };
         let mut tasks = vec![tokio::spawn(negotiation_loop(
             negotiator,
@@ -1215,7 +1389,8 @@ impl MediaPeer {
         self.shared.feedback.get(ssrc)
     }
 
-    /// Packets received from `publisher` of `kind`, in arrival order.
+    /// Packets received from `publisher` of `kind`, in arrival order: what arrived on the
+    /// primary stream, not retransmissions repaired from RTX (see [`Self::retransmissions`]).
     pub fn received(&self, publisher: &str, kind: Kind) -> Vec<RecvPacket> {
         lock(&self.shared.received)
             .get(&(publisher.to_owned(), kind))
@@ -1236,6 +1411,70 @@ impl MediaPeer {
         lock(&self.shared.received)
             .iter()
             .map(|(k, v)| (k.clone(), v.len()))
+            .collect()
+    }
+
+    /// Retransmissions of `publisher`'s `kind` that arrived on an RTX stream, in arrival order
+    /// (see [`RecvPacket::rtx`]). Attributed through the primary SSRC's track where the RTX SSRC
+    /// is tied to one, else by the mark in the payload.
+    pub fn retransmissions(&self, publisher: &str, kind: Kind) -> Vec<RecvPacket> {
+        self.rtx_packets()
+            .into_iter()
+            .filter(|(owner, _)| {
+                owner
+                    .as_ref()
+                    .is_some_and(|(p, k)| p == publisher && *k == kind)
+            })
+            .map(|(_, p)| p)
+            .collect()
+    }
+
+    /// Every retransmission that arrived on an RTX stream, whoever it came from.
+    pub fn all_retransmissions(&self) -> Vec<RecvPacket> {
+        self.rtx_packets().into_iter().map(|(_, p)| p).collect()
+    }
+
+    /// RTX packets that carried no original packet (padding only).
+    pub fn rtx_padding(&self) -> u64 {
+        self.shared.rtx.padding.load(Ordering::Relaxed)
+    }
+
+    fn rtx_packets(&self) -> Vec<(Option<(String, Kind)>, RecvPacket)> {
+        let tracks: Vec<(String, Kind, Vec<u32>)> = lock(&self.shared.remote_tracks)
+            .iter()
+            .map(|(t, _)| (t.publisher.clone(), t.kind, t.ssrcs.clone()))
+            .collect();
+        let arrivals = lock(&self.shared.rtx.arrivals).clone();
+        arrivals
+            .into_iter()
+            .map(|a| {
+                let by_track = a.primary.and_then(|(ssrc, _)| {
+                    tracks
+                        .iter()
+                        .find(|(_, _, ssrcs)| ssrcs.contains(&ssrc))
+                        .map(|(p, k, _)| (p.clone(), *k))
+                });
+                let owner = by_track
+                    .or_else(|| parse_mark(&a.payload).map(|m| (m.publisher, m.kind)));
+                let (ssrc, pt) = a.primary.unwrap_or((a.rtx_ssrc, a.rtx_pt));
+                let packet = RecvPacket {
+                    seq: a.osn,
+                    timestamp: a.timestamp,
+                    pt,
+                    marker: a.marker,
+                    ssrc,
+                    payload: a.payload,
+                    arrival: a.arrival,
+                    rtx: Some(RtxInfo {
+                        ssrc: a.rtx_ssrc,
+                        pt: a.rtx_pt,
+                        seq: a.rtx_seq,
+                        associated: a.primary.is_some(),
+                        repaired: a.repaired,
+                    }),
+                };
+                (owner, packet)
+            })
             .collect()
     }
 
