@@ -45,6 +45,8 @@ pub fn msg_type(v: &Value) -> &str {
 #[derive(Default)]
 pub struct MessageLog {
     messages: Mutex<Vec<Value>>,
+    /// When each message arrived, in µs since the UNIX epoch (the clock payload marks use).
+    arrivals: Mutex<Vec<u64>>,
     consumed: Mutex<Vec<bool>>,
     /// Text frames that were not JSON, and binary frames (lossy).
     raw: Mutex<Vec<String>>,
@@ -60,6 +62,7 @@ impl MessageLog {
     }
 
     fn push(&self, v: Value) {
+        Self::lock(&self.arrivals).push(super::now_us());
         Self::lock(&self.messages).push(v);
         Self::lock(&self.consumed).push(false);
         self.notify.notify_waiters();
@@ -81,6 +84,12 @@ impl MessageLog {
 
     pub fn all(&self) -> Vec<Value> {
         Self::lock(&self.messages).clone()
+    }
+
+    /// Every message with its arrival time (µs since the UNIX epoch).
+    pub fn timed(&self) -> Vec<(u64, Value)> {
+        let arrivals = Self::lock(&self.arrivals).clone();
+        arrivals.into_iter().zip(Self::lock(&self.messages).iter().cloned()).collect()
     }
 
     pub fn raw(&self) -> Vec<String> {
@@ -350,6 +359,16 @@ impl TestClient {
     }
 
     /// Messages of one type, in order.
+    /// Every message with its arrival time (µs since the UNIX epoch).
+    pub fn timed_messages(&self) -> Vec<(u64, Value)> {
+        self.log.timed()
+    }
+
+    /// Arrival time (µs since the UNIX epoch) of the first message matching `pred`.
+    pub fn arrival_of(&self, mut pred: impl FnMut(&Value) -> bool) -> Option<u64> {
+        self.log.timed().into_iter().find(|(_, v)| pred(v)).map(|(t, _)| t)
+    }
+
     pub fn messages_of(&self, ty: &str) -> Vec<Value> {
         self.log
             .all()

@@ -86,6 +86,12 @@ pub struct RtxInfo {
 }
 
 impl RecvPacket {
+    /// Arrival time in µs since the UNIX epoch (the clock of payload marks and of
+    /// `TestClient::arrival_of`), derived from the monotonic arrival instant.
+    pub fn arrival_us(&self) -> u64 {
+        super::now_us().saturating_sub(self.arrival.elapsed().as_micros() as u64)
+    }
+
     /// The synthetic mark (publisher id, kind, counter, send time) in the payload, if any.
     pub fn mark(&self) -> Option<MediaMark> {
         parse_mark(&self.payload)

@@ -11,7 +11,11 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// Start a server on 127.0.0.1 with an ephemeral HTTP port and ephemeral UDP ports.
 /// `tweak` may adjust the configuration first.
+/// With `PARLOR_TEST_LOG=<filter>` set, the server's logs go to the test's output.
 pub async fn server_with(tweak: impl FnOnce(&mut Config)) -> parlor::Server {
+    if let Ok(filter) = std::env::var("PARLOR_TEST_LOG") {
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+    }
     let overrides = Overrides { listen: Some("127.0.0.1:0".parse().unwrap()), udp_port: Some(0) };
     // An empty prefix nobody sets keeps the test independent of the environment.
     let env = figment::providers::Env::prefixed("PARLOR_TEST_UNSET_PREFIX_");
