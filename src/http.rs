@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -28,6 +28,7 @@ pub fn router(hub: Hub) -> Router {
         .route("/app.js", get(|| async { serve_asset("/app.js") }))
         .route("/style.css", get(|| async { serve_asset("/style.css") }))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/qr.svg", get(qr_svg))
         .route("/ws", get(ws_upgrade))
         .with_state(hub)
 }
@@ -45,6 +46,33 @@ async fn room_page(Path(code): Path<String>) -> Response {
         serve_asset("/")
     } else {
         (StatusCode::NOT_FOUND, "room codes are 1-32 characters of A-Z, a-z, 0-9 and -").into_response()
+    }
+}
+
+/// Longest text the QR endpoint encodes (an invite link is far shorter).
+const QR_MAX_TEXT: usize = 512;
+
+#[derive(serde::Deserialize)]
+struct QrQuery {
+    text: String,
+}
+
+/// `GET /qr.svg?text=…`: the text as an SVG QR code. The browser asks for its own invite link,
+/// so the code is right behind any proxy or port mapping.
+async fn qr_svg(Query(q): Query<QrQuery>) -> Response {
+    if q.text.is_empty() || q.text.len() > QR_MAX_TEXT {
+        return (StatusCode::BAD_REQUEST, format!("text must be 1-{QR_MAX_TEXT} bytes")).into_response();
+    }
+    match qrcode::QrCode::new(q.text.as_bytes()) {
+        Ok(code) => {
+            let svg = code
+                .render::<qrcode::render::svg::Color<'_>>()
+                .min_dimensions(200, 200)
+                .quiet_zone(true)
+                .build();
+            ([(header::CONTENT_TYPE, "image/svg+xml"), (header::CACHE_CONTROL, "max-age=3600")], svg).into_response()
+        }
+        Err(e) => (StatusCode::BAD_REQUEST, format!("cannot encode: {e}")).into_response(),
     }
 }
 

@@ -22,7 +22,7 @@ pub use client::{msg_type, JoinError, MessageLog, TestClient};
 pub use media::{
     is_vp8_keyframe, now_us, opus_payload, parse_mark, parse_vp8, vp8_payload, MediaMark, Vp8Info,
 };
-pub use server::{server, server_with, Got, Ws};
+pub use server::{http_get, server, server_with, Got, Ws};
 pub use peer::{
     connect_pair, parse_sdp, FeedbackCounts, MLine, MediaPeer, RecvPacket, RemoteTrack, RtxInfo,
     SentPacket,

@@ -116,3 +116,21 @@ impl Ws {
         assert!(pong["server_time"].as_u64().unwrap() > 1_600_000_000_000);
     }
 }
+
+/// A plain HTTP/1.0 GET against the server: (status, content type, body).
+pub async fn http_get(server: &parlor::Server, path: &str) -> (u16, String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = TcpStream::connect(server.http_addr).await.expect("connect");
+    let request = format!("GET {path} HTTP/1.0\r\nHost: {}\r\n\r\n", server.http_addr);
+    stream.write_all(request.as_bytes()).await.expect("send request");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.expect("read response");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let content_type = head
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-type:").map(|v| v.trim().to_owned()))
+        .unwrap_or_default();
+    (status, content_type, body.to_owned())
+}
