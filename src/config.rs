@@ -49,6 +49,8 @@ pub struct RoomsConfig {
 #[serde(deny_unknown_fields)]
 pub struct SessionConfig {
     pub grace_seconds: f64,
+    pub ping_seconds: f64,
+    pub dead_after_seconds: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -127,6 +129,16 @@ impl Config {
         }
         if !(self.session.grace_seconds.is_finite() && self.session.grace_seconds >= 0.0 && self.session.grace_seconds <= 86_400.0) {
             bail!("invalid configuration\n  session.grace_seconds: must be between 0 and 86400, got {}", self.session.grace_seconds);
+        }
+        if !(self.session.ping_seconds.is_finite() && self.session.ping_seconds >= 0.05 && self.session.ping_seconds <= 3600.0) {
+            bail!("invalid configuration\n  session.ping_seconds: must be between 0.05 and 3600, got {}", self.session.ping_seconds);
+        }
+        if !(self.session.dead_after_seconds.is_finite() && self.session.dead_after_seconds > self.session.ping_seconds) {
+            bail!(
+                "invalid configuration\n  session.dead_after_seconds: must be longer than session.ping_seconds ({}), got {}",
+                self.session.ping_seconds,
+                self.session.dead_after_seconds
+            );
         }
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .with_context(|| format!("invalid configuration\n  log.level: \"{}\" is not a valid filter", self.log.level))?;
@@ -234,6 +246,10 @@ mod tests {
         assert!(e.contains("media.workers"), "{e}");
         let e = load(None, &Overrides::default(), &[("ROOMS__MAX_PARTICIPANTS", "1")]).unwrap_err().to_string();
         assert!(e.contains("rooms.max_participants"), "{e}");
+        let e = load(None, &Overrides::default(), &[("SESSION__DEAD_AFTER_SECONDS", "4")]).unwrap_err().to_string();
+        assert!(e.contains("session.dead_after_seconds"), "{e}");
+        let e = load(None, &Overrides::default(), &[("SESSION__PING_SECONDS", "0")]).unwrap_err().to_string();
+        assert!(e.contains("session.ping_seconds"), "{e}");
         let dir = std::env::temp_dir().join(format!("parlor-cfg2-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("typo.toml");

@@ -9,19 +9,33 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use futures_util::{SinkExt, StreamExt};
+use std::sync::Arc;
+
+use parlor_media::Media;
 use parlor_signaling::{ids, Connection, Hub, Outbound};
 
-use crate::web;
+use crate::{metrics, web};
 
-/// How often the server pings each socket (browsers answer WebSocket pings on their own).
-const PING_INTERVAL: Duration = Duration::from_secs(5);
-/// A socket from which nothing at all (not even a Pong) arrived for this long is dead.
-const DEAD_AFTER: Duration = Duration::from_secs(15);
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub hub: Hub,
+    pub media: Arc<Media>,
+    pub heartbeat: Heartbeat,
+}
+
+/// WebSocket liveness: Ping every `ping`; a socket silent for `dead_after` is closed.
+#[derive(Clone, Copy, Debug)]
+pub struct Heartbeat {
+    pub ping: Duration,
+    pub dead_after: Duration,
+}
+
 /// Frames up to this size are read and then refused with `too_large` (the protocol's limit
 /// is 64 KiB); larger ones make the WebSocket layer drop the connection outright.
 const READ_LIMIT: usize = 1 << 20;
 
-pub fn router(hub: Hub) -> Router {
+pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(|| async { serve_asset("/") }))
         .route("/r/{code}", get(room_page))
@@ -29,8 +43,9 @@ pub fn router(hub: Hub) -> Router {
         .route("/style.css", get(|| async { serve_asset("/style.css") }))
         .route("/healthz", get(|| async { "ok" }))
         .route("/qr.svg", get(qr_svg))
+        .route("/metrics", get(metrics_text))
         .route("/ws", get(ws_upgrade))
-        .with_state(hub)
+        .with_state(state)
 }
 
 fn serve_asset(path: &str) -> Response {
@@ -76,14 +91,25 @@ async fn qr_svg(Query(q): Query<QrQuery>) -> Response {
     }
 }
 
-async fn ws_upgrade(ws: WebSocketUpgrade, State(hub): State<Hub>) -> Response {
-    ws.max_message_size(READ_LIMIT).max_frame_size(READ_LIMIT).on_upgrade(move |socket| serve_socket(socket, hub))
+async fn metrics_text(State(state): State<AppState>) -> Response {
+    let body = metrics::render(&state.hub, &state.media).await;
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
 }
 
-async fn serve_socket(socket: WebSocket, hub: Hub) {
+async fn ws_upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
+    let (hub, heartbeat) = (state.hub, state.heartbeat);
+    ws.max_message_size(READ_LIMIT)
+        .max_frame_size(READ_LIMIT)
+        .on_upgrade(move |socket| serve_socket(socket, hub, heartbeat))
+}
+
+async fn serve_socket(socket: WebSocket, hub: Hub, heartbeat: Heartbeat) {
     let (mut sink, mut stream) = socket.split();
+    let stats = hub.stats();
     let (mut conn, mut out) = Connection::new(hub);
-    let mut ping = tokio::time::interval(PING_INTERVAL);
+    // Each Ping carries its send time (µs since this socket opened); the Pong echoes it.
+    let opened = tokio::time::Instant::now();
+    let mut ping = tokio::time::interval(heartbeat.ping);
     ping.tick().await;
     let mut last_heard = tokio::time::Instant::now();
     loop {
@@ -93,7 +119,13 @@ async fn serve_socket(socket: WebSocket, hub: Hub) {
                 match frame {
                 Some(Ok(Message::Text(text))) => conn.on_text(text.as_str()).await,
                 Some(Ok(Message::Binary(_))) => conn.on_binary(),
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                Some(Ok(Message::Pong(payload))) => {
+                    if let Ok(sent) = <[u8; 8]>::try_from(payload.as_ref()) {
+                        let sent = Duration::from_micros(u64::from_be_bytes(sent));
+                        stats.rtt.observe(opened.elapsed().saturating_sub(sent));
+                    }
+                }
+                Some(Ok(Message::Ping(_))) => {}
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
                 }
             },
@@ -110,11 +142,12 @@ async fn serve_socket(socket: WebSocket, hub: Hub) {
                 None => break,
             },
             _ = ping.tick() => {
-                if last_heard.elapsed() >= DEAD_AFTER {
-                    tracing::debug!("socket silent for {DEAD_AFTER:?}; treating it as closed");
+                if last_heard.elapsed() >= heartbeat.dead_after {
+                    tracing::debug!("socket silent for {:?}; treating it as closed", heartbeat.dead_after);
                     break;
                 }
-                if sink.send(Message::Ping(Default::default())).await.is_err() {
+                let now = (opened.elapsed().as_micros() as u64).to_be_bytes();
+                if sink.send(Message::Ping(now.to_vec().into())).await.is_err() {
                     break;
                 }
             }

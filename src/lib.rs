@@ -4,6 +4,7 @@
 pub mod config;
 mod glue;
 mod http;
+mod metrics;
 mod web;
 
 use std::net::SocketAddr;
@@ -76,7 +77,11 @@ pub async fn start(config: &Config) -> Result<Server> {
         .with_context(|| format!("binding HTTP listener {}", config.server.listen))?;
     let http_addr = listener.local_addr()?;
     let (stop, stopped) = oneshot::channel::<()>();
-    let app = http::router(hub.clone());
+    let heartbeat = http::Heartbeat {
+        ping: Duration::from_secs_f64(config.session.ping_seconds),
+        dead_after: Duration::from_secs_f64(config.session.dead_after_seconds),
+    };
+    let app = http::router(http::AppState { hub: hub.clone(), media: media.clone(), heartbeat });
     let task = tokio::spawn(async move {
         let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
             let _ = stopped.await;

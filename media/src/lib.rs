@@ -157,15 +157,24 @@ impl Media {
     /// Counters summed over all workers.
     pub async fn counters(&self) -> Counters {
         let mut total = Counters::default();
-        for w in &self.workers {
-            let (reply, rx) = oneshot::channel();
-            if w.commands.send(Command::Stats { reply }).is_ok() {
-                if let Ok(c) = rx.await {
-                    total.add(&c);
-                }
-            }
+        for c in self.worker_counters().await {
+            total.add(&c);
         }
         total
+    }
+
+    /// Each worker's counters, in worker order (a stopped worker reports zeros).
+    pub async fn worker_counters(&self) -> Vec<Counters> {
+        let mut all = Vec::with_capacity(self.workers.len());
+        for w in &self.workers {
+            let (reply, rx) = oneshot::channel();
+            let counters = match w.commands.send(Command::Stats { reply }) {
+                Ok(()) => rx.await.unwrap_or_default(),
+                Err(_) => Counters::default(),
+            };
+            all.push(counters);
+        }
+        all
     }
 }
 

@@ -84,6 +84,8 @@ pub struct Counters {
     pub peers: u64,
     /// Rooms currently held.
     pub rooms: u64,
+    /// Time the worker spent handling input (not waiting), nanoseconds.
+    pub busy_ns: u64,
 }
 
 impl Counters {
@@ -121,5 +123,6 @@ impl Counters {
         self.peer_faults += other.peer_faults;
         self.peers += other.peers;
         self.rooms += other.rooms;
+        self.busy_ns += other.busy_ns;
     }
 }

@@ -94,11 +94,16 @@ impl Worker {
             tokio::select! {
                 biased;
                 cmd = commands.recv() => match cmd {
-                    Some(cmd) => self.command(cmd),
+                    Some(cmd) => {
+                        let started = Instant::now();
+                        self.command(cmd);
+                        self.counters.busy_ns += started.elapsed().as_nanos() as u64;
+                    }
                     None => break,
                 },
                 res = socket.recv_from(&mut buf) => match res {
                     Ok((n, source)) => {
+                        let started = Instant::now();
                         self.datagram(source, &buf[..n]);
                         // Drain what else is queued before paying for another select.
                         for _ in 0..64 {
@@ -107,10 +112,15 @@ impl Worker {
                                 Err(_) => break,
                             }
                         }
+                        self.counters.busy_ns += started.elapsed().as_nanos() as u64;
                     }
                     Err(e) => debug!("udp recv error: {e}"),
                 },
-                _ = tokio::time::sleep_until(deadline.into()) => self.timeouts(),
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    let started = Instant::now();
+                    self.timeouts();
+                    self.counters.busy_ns += started.elapsed().as_nanos() as u64;
+                }
             }
         }
         info!(port = self.local.port(), "media worker stopped");

@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 
 use crate::media::{MediaBackend, MediaNotice};
 use crate::room::{Room, RoomHandle, RoomInput};
+use crate::stats::SignalingStats;
 
 /// What every room of this server is configured with.
 #[derive(Debug, Clone)]
@@ -32,6 +33,7 @@ pub(crate) struct HubInner {
     media: Arc<dyn MediaBackend>,
     settings: RoomSettings,
     counter: AtomicU64,
+    pub(crate) stats: Arc<SignalingStats>,
 }
 
 impl HubInner {
@@ -62,8 +64,14 @@ impl Hub {
                 media,
                 settings,
                 counter: AtomicU64::new(0),
+                stats: Arc::new(SignalingStats::default()),
             }),
         }
+    }
+
+    /// The signaling statistics (shared; read them for metrics).
+    pub fn stats(&self) -> Arc<SignalingStats> {
+        self.inner.stats.clone()
     }
 
     /// Number of open rooms.

@@ -15,6 +15,7 @@ pub mod media;
 pub mod protocol;
 mod room;
 mod session;
+pub mod stats;
 
 pub use hub::{Hub, RoomSettings};
 pub use media::{BoxFuture, MediaBackend, MediaKind, MediaNotice, MediaPort, MediaRefusal, NoticeSink, Route};

@@ -7,6 +7,7 @@
 //! media follows that phase (the ordering contract of DESIGN.md §2).
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -224,6 +225,7 @@ impl Room {
             self.members.remove(&id);
             return Err(Refusal::new(e.code(), e.to_string()));
         }
+        self.hub.stats.participants.fetch_add(1, Ordering::Relaxed);
         let phase = self.game.phase();
         let welcome = ServerMsg::Welcome {
             id: id.clone(),
@@ -294,6 +296,7 @@ impl Room {
 
     async fn remove(&mut self, id: &str, reason: LeaveReason) {
         let Some(member) = self.members.remove(id) else { return };
+        self.hub.stats.participants.fetch_sub(1, Ordering::Relaxed);
         if let Some(out) = &member.out {
             let code = if reason == LeaveReason::Kicked { 4000 } else { 1000 };
             let _ = out.send(Outbound::Close { code, reason: format!("{reason:?}").to_lowercase() });
@@ -310,17 +313,22 @@ impl Room {
     /// send the events, and `media_state` to whoever's view changed. Returns whether the
     /// phase changed.
     async fn after_game(&mut self) -> bool {
+        let started = Instant::now();
         let mut events = Vec::new();
         while let Some(e) = self.game.poll_event() {
             events.push(e);
         }
+        let switching = events.iter().any(|e| matches!(e, Event::Phase(_)));
         let routes = self.game.routes();
         if routes != self.routes {
             self.epoch += 1;
-            let started = Instant::now();
             self.media.set_routes(self.epoch, routes.clone()).await;
             self.routes = routes;
             debug!(room = %self.code, epoch = self.epoch, apply_us = started.elapsed().as_micros() as u64, "routes applied");
+        }
+        if switching {
+            self.hub.stats.phase_switches.fetch_add(1, Ordering::Relaxed);
+            self.hub.stats.phase_switch_apply.observe(started.elapsed());
         }
         let mut phase_changed = false;
         let mut kicked = Vec::new();
