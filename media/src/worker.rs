@@ -216,6 +216,14 @@ impl Worker {
 
     fn offer(&mut self, room: &str, peer: &str, sdp: &str) -> Result<String, MediaError> {
         let offer = SdpOffer::from_sdp_string(&publish_only(sdp)).map_err(|e| MediaError::BadSdp(e.to_string()))?;
+        let existing = self.find(room, peer);
+        // A new RTCPeerConnection (say, after a page reload) brings a new DTLS certificate:
+        // it replaces the old peer. The same certificate with new ICE credentials is an ICE
+        // restart of the peer we have.
+        if let Some(old) = existing.filter(|k| self.is_new_connection(*k, sdp)) {
+            debug!(%peer, "offer from a new peer connection; replacing the old one");
+            self.remove_peer(old, None);
+        }
         let key = match self.find(room, peer) {
             Some(key) => {
                 if self.peer(key).is_some_and(|p| p.pending.is_some()) {
@@ -255,6 +263,17 @@ impl Worker {
         self.sync_tracks_in(key, &answer);
         self.maybe_offer(key);
         Ok(answer)
+    }
+
+    /// Whether `sdp` comes from a different peer connection than the one `key` is talking to.
+    fn is_new_connection(&mut self, key: PeerKey, sdp: &str) -> bool {
+        let offered = sdp
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("a=fingerprint:"))
+            .and_then(|f| f.parse::<str0m::config::Fingerprint>().ok());
+        let Some(peer) = self.peer_mut(key) else { return false };
+        let current = peer.rtc.direct_api().remote_dtls_fingerprint().cloned();
+        matches!((offered, current), (Some(o), Some(c)) if o != c)
     }
 
     fn create_peer(&mut self, room: &str, peer: &str) -> Result<PeerKey, MediaError> {

@@ -79,6 +79,12 @@ impl Hub {
         self.inner.rooms.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
+    /// The room with this code, if it is open.
+    pub(crate) fn existing(&self, code: &str) -> Option<RoomHandle> {
+        let rooms = self.inner.rooms.lock().unwrap_or_else(|e| e.into_inner());
+        rooms.get(code).filter(|h| !h.tx.is_closed()).cloned()
+    }
+
     /// The room with this code, opened now if it does not exist (open mode). Must be called
     /// inside a tokio runtime: a new room is a new task.
     pub(crate) fn room(&self, code: &str) -> RoomHandle {

@@ -21,6 +21,12 @@ pub fn new_token() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Compare two secrets in time that depends only on their lengths, not on where they differ.
+pub fn same_secret(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// Check and normalise a display name: trimmed, 1–24 characters, no control characters.
 pub fn clean_name(name: &str) -> Result<String, &'static str> {
     let name = name.trim();
@@ -78,6 +84,14 @@ mod tests {
         let t = new_token();
         assert_eq!(t.len(), 32);
         assert_ne!(t, new_token());
+    }
+
+    #[test]
+    fn secrets() {
+        assert!(same_secret("abc", "abc"));
+        assert!(!same_secret("abc", "abd"));
+        assert!(!same_secret("abc", "abcd"));
+        assert!(same_secret("", ""));
     }
 
     #[test]

@@ -110,6 +110,37 @@ pub struct Reception {
     pub video: bool,
 }
 
+/// A role as its owner learns it (the `role` message, and `welcome.role` on resume).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleInfo {
+    /// The role.
+    pub role: Role,
+    /// The other mafia (mafia only; empty otherwise).
+    pub teammates: Vec<Id>,
+    /// Every player's role (moderator only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roles: Option<BTreeMap<Id, Role>>,
+}
+
+/// What one participant may receive (the `media_state` message, and `welcome.media_state`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaStateInfo {
+    /// Participant id → audio/video.
+    pub receive: BTreeMap<Id, Reception>,
+}
+
+/// A public tally (the `vote_update` message, and `welcome.vote_update` on resume).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoteTally {
+    /// Which vote.
+    pub kind: VoteKind,
+    /// Voter → ballot.
+    pub votes: BTreeMap<Id, Ballot>,
+    /// Votes needed (`call_vote` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub needed: Option<usize>,
+}
+
 /// A trickled ICE candidate, either direction.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CandidateMsg {
@@ -183,6 +214,15 @@ pub enum ServerMsg {
         game: Option<PhaseInfo>,
         /// Limits to respect.
         limits: Limits,
+        /// On resume: your role, if you have one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        role: Option<RoleInfo>,
+        /// On resume: what you may receive now.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        media_state: Option<MediaStateInfo>,
+        /// On resume: the current tally, as last sent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        vote_update: Option<VoteTally>,
     },
     /// Someone joined.
     ParticipantJoined {
@@ -228,30 +268,11 @@ pub enum ServerMsg {
     /// The phase changed (also the `game` field of `welcome`).
     Phase(PhaseInfo),
     /// Your role; sent only to its owner.
-    Role {
-        /// The role.
-        role: Role,
-        /// The other mafia (mafia only; empty otherwise).
-        teammates: Vec<Id>,
-        /// Every player's role (moderator only).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        roles: Option<BTreeMap<Id, Role>>,
-    },
+    Role(RoleInfo),
     /// What the policy lets you receive now, for every other participant.
-    MediaState {
-        /// Participant id → audio/video.
-        receive: BTreeMap<Id, Reception>,
-    },
+    MediaState(MediaStateInfo),
     /// A public tally.
-    VoteUpdate {
-        /// Which vote.
-        kind: VoteKind,
-        /// Voter → ballot.
-        votes: BTreeMap<Id, Ballot>,
-        /// Votes needed (`call_vote` only).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        needed: Option<usize>,
-    },
+    VoteUpdate(VoteTally),
     /// The detective's answer; only to the detective.
     Investigation {
         /// Whom they investigated.
@@ -495,6 +516,9 @@ mod tests {
             participants: vec![p.clone()],
             game: None,
             limits: Limits { max_video_kbps: 600, max_message_bytes: 65536, max_participants: 24 },
+            role: None,
+            media_state: None,
+            vote_update: None,
         });
         roundtrip_server(ServerMsg::ParticipantJoined { participant: p.clone() });
         roundtrip_server(ServerMsg::ParticipantUpdated { participant: p });
@@ -515,26 +539,37 @@ mod tests {
             accused: None,
         }));
         let roles: BTreeMap<Id, Role> = [("a".to_string(), Role::Mafia), ("b".to_string(), Role::Doctor)].into();
-        roundtrip_server(ServerMsg::Role { role: Role::Mafia, teammates: vec!["c".into()], roles: None });
-        roundtrip_server(ServerMsg::Role { role: Role::Moderator, teammates: vec![], roles: Some(roles.clone()) });
-        roundtrip_server(ServerMsg::MediaState {
-            receive: [("b".to_string(), Reception { audio: true, video: false })].into(),
+        roundtrip_server(ServerMsg::Role(RoleInfo { role: Role::Mafia, teammates: vec!["c".into()], roles: None }));
+        roundtrip_server(ServerMsg::Role(RoleInfo { role: Role::Moderator, teammates: vec![], roles: Some(roles.clone()) }));
+        let receive: BTreeMap<Id, Reception> = [("b".to_string(), Reception { audio: true, video: false })].into();
+        roundtrip_server(ServerMsg::MediaState(MediaStateInfo { receive: receive.clone() }));
+        roundtrip_server(ServerMsg::Welcome {
+            id: "abc".into(),
+            room: "demo".into(),
+            host: "x".into(),
+            resume_token: "t2".into(),
+            participants: vec![],
+            game: None,
+            limits: Limits { max_video_kbps: 600, max_message_bytes: 65536, max_participants: 24 },
+            role: Some(RoleInfo { role: Role::Citizen, teammates: vec![], roles: None }),
+            media_state: Some(MediaStateInfo { receive }),
+            vote_update: Some(VoteTally { kind: VoteKind::Judgment, votes: BTreeMap::new(), needed: None }),
         });
-        roundtrip_server(ServerMsg::VoteUpdate {
+        roundtrip_server(ServerMsg::VoteUpdate(VoteTally {
             kind: VoteKind::CallVote,
             votes: [("a".to_string(), Ballot::Call(true))].into(),
             needed: Some(3),
-        });
-        roundtrip_server(ServerMsg::VoteUpdate {
+        }));
+        roundtrip_server(ServerMsg::VoteUpdate(VoteTally {
             kind: VoteKind::Nomination,
             votes: [("a".to_string(), Ballot::Target(Some("b".into()))), ("c".to_string(), Ballot::Target(None))].into(),
             needed: None,
-        });
-        roundtrip_server(ServerMsg::VoteUpdate {
+        }));
+        roundtrip_server(ServerMsg::VoteUpdate(VoteTally {
             kind: VoteKind::Judgment,
             votes: [("a".to_string(), Ballot::Verdict(Verdict::Guilty))].into(),
             needed: None,
-        });
+        }));
         roundtrip_server(ServerMsg::Investigation { target: "b".into(), is_mafia: false });
         roundtrip_server(ServerMsg::Eliminated { id: "b".into(), cause: Cause::Killed });
         roundtrip_server(ServerMsg::Chat { from: "a".into(), channel: Channel::All, text: "hi".into(), at: 5 });

@@ -21,7 +21,8 @@ use crate::hub::{HubInner, RoomSettings};
 use crate::ids;
 use crate::media::{MediaKind, MediaNotice, MediaPort, MediaRefusal, Route};
 use crate::protocol::{
-    CandidateMsg, ErrorCode, LeaveReason, Limits, Participant, Reception, Refusal, ServerMsg,
+    CandidateMsg, ErrorCode, LeaveReason, Limits, MediaStateInfo, Participant, Reception, Refusal, RoleInfo,
+    ServerMsg, VoteTally,
 };
 use crate::session::Outbound;
 
@@ -29,6 +30,12 @@ use crate::session::Outbound;
 pub(crate) enum RoomInput {
     Join {
         name: String,
+        out: mpsc::UnboundedSender<Outbound>,
+        reply: oneshot::Sender<Result<Joined, Refusal>>,
+    },
+    /// Take back a seat with a resume token.
+    Resume {
+        token: String,
         out: mpsc::UnboundedSender<Outbound>,
         reply: oneshot::Sender<Result<Joined, Refusal>>,
     },
@@ -63,7 +70,7 @@ struct Member {
     connected: bool,
     out: Option<mpsc::UnboundedSender<Outbound>>,
     connection: u64,
-    #[allow(dead_code)] // presented by `join` with `resume` (sessions that survive come next)
+    /// Presented by `join` with `resume` to take this seat back; rotated on every resume.
     resume_token: String,
     /// When the grace period of a disconnected member ends.
     grace_until: Option<Instant>,
@@ -83,6 +90,8 @@ pub(crate) struct Room {
     routes: Vec<Route>,
     epoch: u64,
     seq: u64,
+    /// The last tally sent in this phase, for a resuming client.
+    last_tally: Option<VoteTally>,
 }
 
 /// The room clock: unix milliseconds, what `phase.ends_at` and `pong.server_time` speak.
@@ -110,6 +119,7 @@ impl Room {
             routes: Vec::new(),
             epoch: 0,
             seq: 0,
+            last_tally: None,
         }
     }
 
@@ -149,6 +159,10 @@ impl Room {
         match input {
             RoomInput::Join { name, out, reply } => {
                 let result = self.join(name, out).await;
+                let _ = reply.send(result);
+            }
+            RoomInput::Resume { token, out, reply } => {
+                let result = self.resume(&token, out);
                 let _ = reply.send(result);
             }
             RoomInput::Offer { id, sdp } => {
@@ -226,9 +240,25 @@ impl Room {
             return Err(Refusal::new(e.code(), e.to_string()));
         }
         self.hub.stats.participants.fetch_add(1, Ordering::Relaxed);
+        let welcome = self.welcome(&id, resume_token, false);
+        self.send(&id, &welcome);
+        let joined = ServerMsg::ParticipantJoined { participant: self.participant(&id) };
+        self.broadcast_except(&id, &joined);
+        self.after_game().await;
+        info!(room = %self.code, participant = %id, "joined");
+        Ok(Joined { id, connection })
+    }
+
+    /// The `welcome` for `id`; a resuming client also gets what it needs to redraw
+    /// everything: its role, its media view and the current tally.
+    fn welcome(&self, id: &str, resume_token: String, resumed: bool) -> ServerMsg {
         let phase = self.game.phase();
-        let welcome = ServerMsg::Welcome {
-            id: id.clone(),
+        let role = match self.game.role_of(id) {
+            Some(Event::Role { role, teammates, roles, .. }) if resumed => Some(RoleInfo { role, teammates, roles }),
+            _ => None,
+        };
+        ServerMsg::Welcome {
+            id: id.to_owned(),
             room: self.code.clone(),
             host: self.game.host().unwrap_or_default(),
             resume_token,
@@ -239,12 +269,47 @@ impl Room {
                 max_message_bytes: crate::protocol::MAX_FRAME_BYTES,
                 max_participants: self.settings.max_participants,
             },
+            role,
+            media_state: resumed.then(|| MediaStateInfo { receive: self.media_state(id) }),
+            vote_update: if resumed { self.last_tally.clone() } else { None },
+        }
+    }
+
+    /// A socket presents a resume token: it takes the seat back, with everything the seat
+    /// holds (id, role, life, votes, readiness). A socket still holding the seat is replaced.
+    fn resume(&mut self, token: &str, out: mpsc::UnboundedSender<Outbound>) -> Result<Joined, Refusal> {
+        let expired = || {
+            Refusal::new(ErrorCode::ResumeExpired, "that seat is gone (unknown token, or its grace period ended); join again")
         };
+        let id = self
+            .members
+            .iter()
+            .find(|(_, m)| ids::same_secret(&m.resume_token, token))
+            .map(|(id, _)| id.clone())
+            .ok_or_else(expired)?;
+        let connection = self.hub.next_connection();
+        let fresh_token = ids::new_token();
+        let view = self.media_state(&id);
+        let m = self.members.get_mut(&id).ok_or_else(expired)?;
+        if let Some(old) = m.out.replace(out) {
+            let _ = old.send(Outbound::Text(
+                ServerMsg::error(ErrorCode::Replaced, "another connection took this seat").to_text(),
+            ));
+            let _ = old.send(Outbound::Close { code: 4001, reason: "replaced".into() });
+        }
+        let was_connected = m.connected;
+        m.connected = true;
+        m.connection = connection;
+        m.grace_until = None;
+        m.resume_token = fresh_token.clone();
+        // The client redraws from the welcome; later views are sent as they change.
+        m.media_state = Some(view);
+        let welcome = self.welcome(&id, fresh_token, true);
         self.send(&id, &welcome);
-        let joined = ServerMsg::ParticipantJoined { participant: self.participant(&id) };
-        self.broadcast_except(&id, &joined);
-        self.after_game().await;
-        info!(room = %self.code, participant = %id, "joined");
+        if !was_connected {
+            self.broadcast_except(&id, &ServerMsg::ParticipantUpdated { participant: self.participant(&id) });
+        }
+        info!(room = %self.code, participant = %id, "resumed");
         Ok(Joined { id, connection })
     }
 
@@ -336,6 +401,7 @@ impl Room {
             match event {
                 Event::Phase(info) => {
                     phase_changed = true;
+                    self.last_tally = None;
                     self.broadcast(&ServerMsg::Phase(info));
                     // Everyone's view, right after every phase message, changed or not.
                     for id in self.member_ids() {
@@ -343,10 +409,12 @@ impl Room {
                     }
                 }
                 Event::Role { to, role, teammates, roles } => {
-                    self.send(&to, &ServerMsg::Role { role, teammates, roles });
+                    self.send(&to, &ServerMsg::Role(RoleInfo { role, teammates, roles }));
                 }
                 Event::VoteUpdate { kind, votes, needed } => {
-                    self.broadcast(&ServerMsg::VoteUpdate { kind, votes, needed });
+                    let tally = VoteTally { kind, votes, needed };
+                    self.broadcast(&ServerMsg::VoteUpdate(tally.clone()));
+                    self.last_tally = Some(tally);
                 }
                 Event::Investigation { to, target, is_mafia } => {
                     self.send(&to, &ServerMsg::Investigation { target, is_mafia });
@@ -409,7 +477,7 @@ impl Room {
             return;
         }
         m.media_state = Some(view.clone());
-        self.send(id, &ServerMsg::MediaState { receive: view });
+        self.send(id, &ServerMsg::MediaState(MediaStateInfo { receive: view }));
     }
 
     fn media_notice(&mut self, notice: MediaNotice) {

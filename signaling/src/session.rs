@@ -83,8 +83,8 @@ impl Connection {
     }
 
     async fn dispatch(&mut self, msg: ClientMsg) -> Result<(), Refusal> {
-        if let ClientMsg::Join { room, name, .. } = msg {
-            return self.join(room, name).await;
+        if let ClientMsg::Join { room, name, resume, .. } = msg {
+            return self.join(room, name, resume).await;
         }
         let Some(seat) = &self.seat else {
             return Err(Refusal::new(ErrorCode::NotJoined, "send join first"));
@@ -134,7 +134,7 @@ impl Connection {
         Ok(())
     }
 
-    async fn join(&mut self, room: String, name: String) -> Result<(), Refusal> {
+    async fn join(&mut self, room: String, name: String, resume: Option<String>) -> Result<(), Refusal> {
         if self.seat.is_some() {
             return Err(Refusal::new(ErrorCode::BadField, "already joined; this socket holds a seat"));
         }
@@ -142,6 +142,9 @@ impl Connection {
             return Err(Refusal::new(ErrorCode::BadField, "room: codes are 1-32 characters of A-Z, a-z, 0-9 and -"));
         }
         let name = ids::clean_name(&name).map_err(|e| Refusal::new(ErrorCode::BadField, format!("name: {e}")))?;
+        if let Some(token) = resume {
+            return self.resume(&room, token).await;
+        }
         // A room that closes between lookup and join drops our request; try a fresh one once.
         for _ in 0..2 {
             let handle = self.hub.room(&room);
@@ -160,6 +163,17 @@ impl Connection {
             }
         }
         Err(Refusal::new(ErrorCode::RoomNotFound, "the room closed while joining; try again"))
+    }
+
+    /// Take back a seat in an existing room; a room that no longer exists has no seats.
+    async fn resume(&mut self, room: &str, token: String) -> Result<(), Refusal> {
+        let expired = || Refusal::new(ErrorCode::ResumeExpired, "that room is gone; join again");
+        let handle = self.hub.existing(room).ok_or_else(expired)?;
+        let (reply, rx) = oneshot::channel();
+        handle.tx.send(RoomInput::Resume { token, out: self.out.clone(), reply }).map_err(|_| expired())?;
+        let joined = rx.await.map_err(|_| expired())??;
+        self.seat = Some(Seat { room: handle, id: joined.id, connection: joined.connection });
+        Ok(())
     }
 
     fn refuse(&self, refusal: &Refusal) {
