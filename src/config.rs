@@ -26,6 +26,7 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -43,6 +44,8 @@ pub struct MediaSection {
 pub struct RoomsConfig {
     pub max_participants: usize,
     pub max_video_kbps: u32,
+    pub max_rooms: usize,
+    pub idle_seconds: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -51,6 +54,8 @@ pub struct SessionConfig {
     pub grace_seconds: f64,
     pub ping_seconds: f64,
     pub dead_after_seconds: f64,
+    pub messages_per_second: f64,
+    pub message_burst: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -139,6 +144,21 @@ impl Config {
                 self.session.ping_seconds,
                 self.session.dead_after_seconds
             );
+        }
+        if self.server.max_connections == 0 {
+            bail!("invalid configuration\n  server.max_connections: must be at least 1");
+        }
+        if self.rooms.max_rooms == 0 {
+            bail!("invalid configuration\n  rooms.max_rooms: must be at least 1");
+        }
+        if !(self.rooms.idle_seconds.is_finite() && self.rooms.idle_seconds > 0.0) {
+            bail!("invalid configuration\n  rooms.idle_seconds: must be a positive number of seconds, got {}", self.rooms.idle_seconds);
+        }
+        if !(self.session.messages_per_second.is_finite() && self.session.messages_per_second > 0.0) {
+            bail!("invalid configuration\n  session.messages_per_second: must be positive, got {}", self.session.messages_per_second);
+        }
+        if self.session.message_burst == 0 {
+            bail!("invalid configuration\n  session.message_burst: must be at least 1");
         }
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .with_context(|| format!("invalid configuration\n  log.level: \"{}\" is not a valid filter", self.log.level))?;

@@ -9,10 +9,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use futures_util::{SinkExt, StreamExt};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use tokio::sync::watch;
+
 use parlor_media::Media;
-use parlor_signaling::{ids, Connection, Hub, Outbound};
+use parlor_signaling::protocol::CLOSE_GOING_AWAY;
+use parlor_signaling::{ids, Connection, ErrorCode, Hub, Outbound, ServerMsg};
 
 use crate::{metrics, web};
 
@@ -22,6 +26,27 @@ pub struct AppState {
     pub hub: Hub,
     pub media: Arc<Media>,
     pub heartbeat: Heartbeat,
+    /// Open WebSocket connections, and how many may be open at once.
+    pub connections: Arc<AtomicUsize>,
+    pub max_connections: usize,
+    /// Becomes true when the server shuts down.
+    pub going_away: watch::Receiver<bool>,
+}
+
+/// Holds one of the `max_connections` places while a socket lives.
+struct Place(Arc<AtomicUsize>);
+
+impl Place {
+    fn take(count: &Arc<AtomicUsize>, max: usize) -> Option<Place> {
+        let taken = count.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1));
+        taken.ok().map(|_| Place(count.clone()))
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// WebSocket liveness: Ping every `ping`; a socket silent for `dead_after` is closed.
@@ -97,13 +122,27 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
 }
 
 async fn ws_upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
-    let (hub, heartbeat) = (state.hub, state.heartbeat);
-    ws.max_message_size(READ_LIMIT)
-        .max_frame_size(READ_LIMIT)
-        .on_upgrade(move |socket| serve_socket(socket, hub, heartbeat))
+    let ws = ws.max_message_size(READ_LIMIT).max_frame_size(READ_LIMIT);
+    let Some(place) = Place::take(&state.connections, state.max_connections) else {
+        return ws.on_upgrade(|socket| refuse(socket, ErrorCode::ServerFull, "the server holds as many connections as it may"));
+    };
+    if *state.going_away.borrow() {
+        return ws.on_upgrade(|socket| refuse(socket, ErrorCode::ServerShutdown, "the server is shutting down"));
+    }
+    ws.on_upgrade(move |socket| async move {
+        serve_socket(socket, state.hub, state.heartbeat, state.going_away).await;
+        drop(place);
+    })
 }
 
-async fn serve_socket(socket: WebSocket, hub: Hub, heartbeat: Heartbeat) {
+/// Say why, then close.
+async fn refuse(mut socket: WebSocket, code: ErrorCode, message: &str) {
+    let text = ServerMsg::error(code, message).to_text();
+    let _ = socket.send(Message::Text(text.into())).await;
+    let _ = socket.send(Message::Close(Some(CloseFrame { code: CLOSE_GOING_AWAY, reason: "".into() }))).await;
+}
+
+async fn serve_socket(socket: WebSocket, hub: Hub, heartbeat: Heartbeat, mut going_away: watch::Receiver<bool>) {
     let (mut sink, mut stream) = socket.split();
     let stats = hub.stats();
     let (mut conn, mut out) = Connection::new(hub);
@@ -141,6 +180,13 @@ async fn serve_socket(socket: WebSocket, hub: Hub, heartbeat: Heartbeat) {
                 }
                 None => break,
             },
+            _ = going_away.changed() => {
+                let text = ServerMsg::error(ErrorCode::ServerShutdown, "the server is shutting down").to_text();
+                let _ = sink.send(Message::Text(text.into())).await;
+                let close = CloseFrame { code: CLOSE_GOING_AWAY, reason: "server_shutdown".into() };
+                let _ = sink.send(Message::Close(Some(close))).await;
+                break;
+            }
             _ = ping.tick() => {
                 if last_heard.elapsed() >= heartbeat.dead_after {
                     tracing::debug!("socket silent for {:?}; treating it as closed", heartbeat.dead_after);

@@ -13,8 +13,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use parlor_media::{Counters, Media, MediaConfig};
-use parlor_signaling::{Hub, RoomSettings};
-use tokio::sync::oneshot;
+use parlor_signaling::{Hub, HubSettings};
+use std::sync::atomic::AtomicUsize;
+
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 pub use config::Config;
@@ -28,6 +30,7 @@ pub struct Server {
     media: Arc<Media>,
     hub: Hub,
     stop: Option<oneshot::Sender<()>>,
+    going_away: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
 
@@ -42,17 +45,16 @@ impl Server {
         self.hub.room_count()
     }
 
-    /// Stop accepting HTTP connections and wait for the listener to finish.
-    pub async fn stop(mut self) {
+    /// Graceful shutdown: stop accepting, tell every client (`server_shutdown`) and close its
+    /// socket, end every room (releasing its media), and wait — at most `limit` — for the
+    /// connections to finish.
+    pub async fn shutdown(mut self, limit: Duration) {
+        let _ = self.going_away.send(true);
+        self.hub.shutdown();
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.task).await;
-    }
-
-    /// Wait until the HTTP server ends.
-    pub async fn wait(mut self) {
-        let _ = (&mut self.task).await;
+        let _ = tokio::time::timeout(limit, &mut self.task).await;
     }
 }
 
@@ -66,10 +68,14 @@ pub async fn start(config: &Config) -> Result<Server> {
         max_peers_per_worker: config.media.max_peers_per_worker,
     };
     let media = Arc::new(Media::start(&media_config).context("starting the media workers")?);
-    let settings = RoomSettings {
+    let settings = HubSettings {
         max_participants: config.rooms.max_participants,
         grace: Duration::from_secs_f64(config.session.grace_seconds),
         max_video_kbps: config.rooms.max_video_kbps,
+        max_rooms: config.rooms.max_rooms,
+        idle: Duration::from_secs_f64(config.rooms.idle_seconds),
+        messages_per_second: config.session.messages_per_second,
+        message_burst: config.session.message_burst,
     };
     let hub = Hub::new(Arc::new(glue::MediaGlue(media.clone())), settings);
     let listener = tokio::net::TcpListener::bind(config.server.listen)
@@ -77,11 +83,19 @@ pub async fn start(config: &Config) -> Result<Server> {
         .with_context(|| format!("binding HTTP listener {}", config.server.listen))?;
     let http_addr = listener.local_addr()?;
     let (stop, stopped) = oneshot::channel::<()>();
+    let (going_away, going_away_rx) = watch::channel(false);
     let heartbeat = http::Heartbeat {
         ping: Duration::from_secs_f64(config.session.ping_seconds),
         dead_after: Duration::from_secs_f64(config.session.dead_after_seconds),
     };
-    let app = http::router(http::AppState { hub: hub.clone(), media: media.clone(), heartbeat });
+    let app = http::router(http::AppState {
+        hub: hub.clone(),
+        media: media.clone(),
+        heartbeat,
+        connections: Arc::new(AtomicUsize::new(0)),
+        max_connections: config.server.max_connections,
+        going_away: going_away_rx,
+    });
     let task = tokio::spawn(async move {
         let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
             let _ = stopped.await;
@@ -91,5 +105,5 @@ pub async fn start(config: &Config) -> Result<Server> {
         }
     });
     tracing::info!(%http_addr, announce = ?media_config.announce_ips, "parlor serving");
-    Ok(Server { http_addr, media_addrs: media.local_addrs(), media, hub, stop: Some(stop), task })
+    Ok(Server { http_addr, media_addrs: media.local_addrs(), media, hub, stop: Some(stop), going_away, task })
 }

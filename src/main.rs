@@ -49,15 +49,24 @@ fn main() -> Result<()> {
     let overrides = Overrides { listen: args.listen, udp_port: args.udp_port };
     let config = Config::load(args.config.as_deref(), &overrides, Config::env())?;
     let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| config.log.level.clone());
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(filter)).init();
+    // Logs go to stderr; stdout carries only the one "serving" line that scripts read.
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .init();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let server = parlor::start(&config).await?;
         println!("parlor is serving http://{}/ (media UDP {:?})", server.http_addr, server.media_addrs);
+        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
-            _ = server.wait() => {}
-            _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; exiting"),
+            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+            _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),
         }
+        // Clients are told and sockets closed; whatever has not finished after 4 s is cut off,
+        // so the process is gone within 5 s.
+        server.shutdown(std::time::Duration::from_secs(4)).await;
+        tracing::info!("bye");
         Ok(())
     })
 }

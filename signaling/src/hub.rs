@@ -11,27 +11,43 @@ use crate::media::{MediaBackend, MediaNotice};
 use crate::room::{Room, RoomHandle, RoomInput};
 use crate::stats::SignalingStats;
 
-/// What every room of this server is configured with.
+/// The signaling side's limits and timings, server-wide.
 #[derive(Debug, Clone)]
-pub struct RoomSettings {
+pub struct HubSettings {
     /// Most participants a room holds (`room_full` beyond).
     pub max_participants: usize,
     /// How long a participant whose socket closed keeps their seat.
     pub grace: Duration,
     /// The camera bitrate clients are asked to stay under.
     pub max_video_kbps: u32,
+    /// Most rooms at once (`too_many_rooms` beyond).
+    pub max_rooms: usize,
+    /// A room in which nobody has been connected for this long closes.
+    pub idle: Duration,
+    /// Messages per second each connection may send, sustained.
+    pub messages_per_second: f64,
+    /// Burst of messages each connection may send.
+    pub message_burst: u32,
 }
 
-impl Default for RoomSettings {
+impl Default for HubSettings {
     fn default() -> Self {
-        RoomSettings { max_participants: 24, grace: Duration::from_secs(30), max_video_kbps: 600 }
+        HubSettings {
+            max_participants: 24,
+            grace: Duration::from_secs(30),
+            max_video_kbps: 600,
+            max_rooms: 1000,
+            idle: Duration::from_secs(600),
+            messages_per_second: 20.0,
+            message_burst: 60,
+        }
     }
 }
 
 pub(crate) struct HubInner {
     rooms: Mutex<HashMap<String, RoomHandle>>,
     media: Arc<dyn MediaBackend>,
-    settings: RoomSettings,
+    settings: HubSettings,
     counter: AtomicU64,
     pub(crate) stats: Arc<SignalingStats>,
 }
@@ -57,7 +73,7 @@ pub struct Hub {
 
 impl Hub {
     /// A hub whose rooms use `media` and `settings`.
-    pub fn new(media: Arc<dyn MediaBackend>, settings: RoomSettings) -> Self {
+    pub fn new(media: Arc<dyn MediaBackend>, settings: HubSettings) -> Self {
         Hub {
             inner: Arc::new(HubInner {
                 rooms: Mutex::new(HashMap::new()),
@@ -85,14 +101,33 @@ impl Hub {
         rooms.get(code).filter(|h| !h.tx.is_closed()).cloned()
     }
 
-    /// The room with this code, opened now if it does not exist (open mode). Must be called
-    /// inside a tokio runtime: a new room is a new task.
-    pub(crate) fn room(&self, code: &str) -> RoomHandle {
+    /// The settings every room and connection uses.
+    pub fn settings(&self) -> &HubSettings {
+        &self.inner.settings
+    }
+
+    /// Tell every room the server is going away: each tells its participants
+    /// (`server_shutdown`), closes their sockets and releases its media.
+    pub fn shutdown(&self) {
+        let rooms = self.inner.rooms.lock().unwrap_or_else(|e| e.into_inner());
+        for handle in rooms.values() {
+            let _ = handle.tx.send(RoomInput::Shutdown);
+        }
+    }
+
+    /// The room with this code, opened now if it does not exist (open mode); `None` when the
+    /// server already holds its maximum of rooms. Must be called inside a tokio runtime: a
+    /// new room is a new task.
+    pub(crate) fn room(&self, code: &str) -> Option<RoomHandle> {
         let mut rooms = self.inner.rooms.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(handle) = rooms.get(code) {
             if !handle.tx.is_closed() {
-                return handle.clone();
+                return Some(handle.clone());
             }
+        }
+        rooms.retain(|_, h| !h.tx.is_closed());
+        if rooms.len() >= self.inner.settings.max_rooms {
+            return None;
         }
         let instance = self.inner.next_connection();
         let (tx, rx) = mpsc::unbounded_channel();
@@ -105,6 +140,6 @@ impl Hub {
         tokio::spawn(room.run(rx));
         let handle = RoomHandle { tx, instance };
         rooms.insert(code.to_owned(), handle.clone());
-        handle
+        Some(handle)
     }
 }

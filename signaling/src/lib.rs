@@ -17,7 +17,7 @@ mod room;
 mod session;
 pub mod stats;
 
-pub use hub::{Hub, RoomSettings};
+pub use hub::{Hub, HubSettings};
 pub use media::{BoxFuture, MediaBackend, MediaKind, MediaNotice, MediaPort, MediaRefusal, NoticeSink, Route};
 pub use protocol::{ClientMsg, ErrorCode, Participant, Refusal, ServerMsg};
 pub use session::{Connection, Outbound};

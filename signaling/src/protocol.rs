@@ -15,6 +15,14 @@ pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 
 /// WebSocket close code sent after `too_large` (RFC 6455 "message too big").
 pub const CLOSE_TOO_LARGE: u16 = 1009;
+/// WebSocket close code sent after persistent `rate_limited` abuse (RFC 6455 "policy violation").
+pub const CLOSE_POLICY: u16 = 1008;
+/// WebSocket close code after `kicked`.
+pub const CLOSE_KICKED: u16 = 4000;
+/// WebSocket close code after `replaced`.
+pub const CLOSE_REPLACED: u16 = 4001;
+/// WebSocket close code after `server_shutdown` (RFC 6455 "going away").
+pub const CLOSE_GOING_AWAY: u16 = 1001;
 
 /// A message from a client.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

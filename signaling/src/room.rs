@@ -6,7 +6,7 @@
 //! are applied, and only then sends the events out — so no client hears of a phase before its
 //! media follows that phase (the ordering contract of DESIGN.md §2).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -17,12 +17,12 @@ use tracing::{debug, info};
 
 use crate::game::mafia::Mafia;
 use crate::game::{Command, Event, Game, Millis, Phase};
-use crate::hub::{HubInner, RoomSettings};
+use crate::hub::{HubInner, HubSettings};
 use crate::ids;
 use crate::media::{MediaKind, MediaNotice, MediaPort, MediaRefusal, Route};
 use crate::protocol::{
     CandidateMsg, ErrorCode, LeaveReason, Limits, MediaStateInfo, Participant, Reception, Refusal, RoleInfo,
-    ServerMsg, VoteTally,
+    ServerMsg, VoteTally, CLOSE_KICKED, CLOSE_REPLACED,
 };
 use crate::session::Outbound;
 
@@ -48,6 +48,8 @@ pub(crate) enum RoomInput {
     /// The participant's socket closed without `leave`.
     SocketClosed { id: String, connection: u64 },
     Media(MediaNotice),
+    /// The server is going away.
+    Shutdown,
 }
 
 /// A successful join.
@@ -82,7 +84,7 @@ struct Member {
 pub(crate) struct Room {
     code: String,
     instance: u64,
-    settings: RoomSettings,
+    settings: HubSettings,
     hub: Arc<HubInner>,
     media: Box<dyn MediaPort>,
     game: Box<dyn Game>,
@@ -92,6 +94,11 @@ pub(crate) struct Room {
     seq: u64,
     /// The last tally sent in this phase, for a resuming client.
     last_tally: Option<VoteTally>,
+    /// Names (lower case) the host kicked: they may not come back until the game is over.
+    banned: HashSet<String>,
+    /// Since when nobody in the room has been connected.
+    idle_since: Option<Instant>,
+    closing: bool,
 }
 
 /// The room clock: unix milliseconds, what `phase.ends_at` and `pong.server_time` speak.
@@ -103,7 +110,7 @@ impl Room {
     pub(crate) fn new(
         code: String,
         instance: u64,
-        settings: RoomSettings,
+        settings: HubSettings,
         hub: Arc<HubInner>,
         media: Box<dyn MediaPort>,
     ) -> Self {
@@ -120,6 +127,9 @@ impl Room {
             epoch: 0,
             seq: 0,
             last_tally: None,
+            banned: HashSet::new(),
+            idle_since: None,
+            closing: false,
         }
     }
 
@@ -127,6 +137,12 @@ impl Room {
         info!(room = %self.code, "room opened");
         loop {
             let grace = self.members.values().filter_map(|m| m.grace_until).min();
+            if self.members.values().any(|m| m.connected) {
+                self.idle_since = None;
+            } else if self.idle_since.is_none() {
+                self.idle_since = Some(Instant::now());
+            }
+            let idle = self.idle_since.map(|t| t + self.settings.idle);
             let timer = self.game.next_deadline().map(|at| {
                 Instant::now() + Duration::from_millis(at.saturating_sub(unix_ms()))
             });
@@ -136,6 +152,10 @@ impl Room {
                     None => break,
                 },
                 _ = sleep_until_opt(grace) => self.expire_graces().await,
+                _ = sleep_until_opt(idle) => {
+                    info!(room = %self.code, "nobody connected for {:?}; closing", self.settings.idle);
+                    self.close_all(LeaveReason::Disconnected).await;
+                }
                 _ = sleep_until_opt(timer) => {
                     let fired = Instant::now();
                     self.game.handle_timeout(unix_ms());
@@ -145,7 +165,7 @@ impl Room {
                     }
                 }
             }
-            if self.members.is_empty() {
+            if self.members.is_empty() || self.closing {
                 break;
             }
         }
@@ -201,7 +221,18 @@ impl Room {
             RoomInput::Leave { id } => self.remove(&id, LeaveReason::Left).await,
             RoomInput::SocketClosed { id, connection } => self.socket_closed(&id, connection),
             RoomInput::Media(notice) => self.media_notice(notice),
+            // The sockets are told by the transport (it tells the unjoined ones too); the room
+            // only ends, which releases its media.
+            RoomInput::Shutdown => self.closing = true,
         }
+    }
+
+    /// Everyone leaves at once (idle close).
+    async fn close_all(&mut self, reason: LeaveReason) {
+        for id in self.member_ids() {
+            self.remove(&id, reason).await;
+        }
+        self.closing = true;
     }
 
     async fn join(&mut self, name: String, out: mpsc::UnboundedSender<Outbound>) -> Result<Joined, Refusal> {
@@ -210,6 +241,9 @@ impl Room {
                 ErrorCode::RoomFull,
                 format!("room {} is full ({} participants)", self.code, self.settings.max_participants),
             ));
+        }
+        if self.banned.contains(&name.to_lowercase()) {
+            return Err(Refusal::new(ErrorCode::Kicked, "the host removed you from this game; wait for it to end"));
         }
         if self.members.values().any(|m| m.name.to_lowercase() == name.to_lowercase()) {
             return Err(Refusal::new(ErrorCode::NameTaken, format!("someone in this room is already called {name}")));
@@ -295,7 +329,7 @@ impl Room {
             let _ = old.send(Outbound::Text(
                 ServerMsg::error(ErrorCode::Replaced, "another connection took this seat").to_text(),
             ));
-            let _ = old.send(Outbound::Close { code: 4001, reason: "replaced".into() });
+            let _ = old.send(Outbound::Close { code: CLOSE_REPLACED, reason: "replaced".into() });
         }
         let was_connected = m.connected;
         m.connected = true;
@@ -363,7 +397,7 @@ impl Room {
         let Some(member) = self.members.remove(id) else { return };
         self.hub.stats.participants.fetch_sub(1, Ordering::Relaxed);
         if let Some(out) = &member.out {
-            let code = if reason == LeaveReason::Kicked { 4000 } else { 1000 };
+            let code = if reason == LeaveReason::Kicked { CLOSE_KICKED } else { 1000 };
             let _ = out.send(Outbound::Close { code, reason: format!("{reason:?}").to_lowercase() });
         }
         self.media.remove_peer(id);
@@ -402,6 +436,9 @@ impl Room {
                 Event::Phase(info) => {
                     phase_changed = true;
                     self.last_tally = None;
+                    if info.phase == Phase::Lobby {
+                        self.banned.clear(); // the game is over: the kicked may come back
+                    }
                     self.broadcast(&ServerMsg::Phase(info));
                     // Everyone's view, right after every phase message, changed or not.
                     for id in self.member_ids() {
@@ -441,6 +478,9 @@ impl Room {
             self.send_media_state(&id, false);
         }
         for id in kicked {
+            if let Some(m) = self.members.get(&id) {
+                self.banned.insert(m.name.to_lowercase());
+            }
             self.send(&id, &ServerMsg::error(ErrorCode::Kicked, "the host removed you from this room"));
             Box::pin(self.remove(&id, LeaveReason::Kicked)).await;
         }

@@ -2,11 +2,12 @@
 //! and hands everything else to its room.
 
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
 use crate::game::Command;
 use crate::hub::Hub;
 use crate::ids;
-use crate::protocol::{self, ClientMsg, ErrorCode, Refusal, ServerMsg, CLOSE_TOO_LARGE};
+use crate::protocol::{self, ClientMsg, ErrorCode, Refusal, ServerMsg, CLOSE_POLICY, CLOSE_TOO_LARGE};
 use crate::room::{unix_ms, RoomHandle, RoomInput};
 
 /// What the transport should do for this connection.
@@ -23,6 +24,32 @@ pub enum Outbound {
     },
 }
 
+/// A token bucket: `rate` messages a second, bursts of `burst`.
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+    rate: f64,
+    burst: f64,
+    /// Messages refused since the last one accepted.
+    refused: u32,
+}
+
+impl Bucket {
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.burst);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            self.refused = 0;
+            true
+        } else {
+            self.refused += 1;
+            false
+        }
+    }
+}
+
 struct Seat {
     room: RoomHandle,
     id: String,
@@ -36,13 +63,18 @@ pub struct Connection {
     out: mpsc::UnboundedSender<Outbound>,
     seat: Option<Seat>,
     left: bool,
+    bucket: Bucket,
 }
 
 impl Connection {
     /// A new connection and the receiver of what must be sent on it.
     pub fn new(hub: Hub) -> (Connection, mpsc::UnboundedReceiver<Outbound>) {
         let (out, rx) = mpsc::unbounded_channel();
-        (Connection { hub, out, seat: None, left: false }, rx)
+        let settings = hub.settings();
+        let burst = f64::from(settings.message_burst);
+        let bucket =
+            Bucket { tokens: burst, last: Instant::now(), rate: settings.messages_per_second, burst, refused: 0 };
+        (Connection { hub, out, seat: None, left: false, bucket }, rx)
     }
 
     /// The participant id, once joined.
@@ -52,6 +84,9 @@ impl Connection {
 
     /// A text frame arrived.
     pub async fn on_text(&mut self, text: &str) {
+        if !self.admit() {
+            return;
+        }
         let msg = match protocol::parse_client(text) {
             Ok(msg) => msg,
             Err(refusal) => {
@@ -67,8 +102,33 @@ impl Connection {
         }
     }
 
+    /// Rate limiting: refuse what exceeds the bucket; disconnect a client that keeps on
+    /// after another burst's worth of refusals.
+    fn admit(&mut self) -> bool {
+        if self.bucket.take() {
+            return true;
+        }
+        let refused = self.bucket.refused;
+        if f64::from(refused) > self.bucket.burst {
+            if refused == self.bucket.burst as u32 + 1 {
+                self.refuse(&Refusal::new(ErrorCode::RateLimited, "still too many messages; disconnecting"));
+                self.emit(Outbound::Close { code: CLOSE_POLICY, reason: "rate_limited".into() });
+            }
+            return false;
+        }
+        if refused == 1 || refused % 10 == 0 {
+            // One error per episode (and a reminder now and then), not one per message.
+            let rate = self.bucket.rate;
+            self.refuse(&Refusal::new(ErrorCode::RateLimited, format!("too many messages; at most {rate} a second")));
+        }
+        false
+    }
+
     /// A binary frame arrived: the protocol is text only.
     pub fn on_binary(&mut self) {
+        if !self.admit() {
+            return;
+        }
         self.refuse(&Refusal::new(ErrorCode::BadJson, "binary frames are not part of the protocol; send JSON text"));
     }
 
@@ -147,7 +207,9 @@ impl Connection {
         }
         // A room that closes between lookup and join drops our request; try a fresh one once.
         for _ in 0..2 {
-            let handle = self.hub.room(&room);
+            let handle = self.hub.room(&room).ok_or_else(|| {
+                Refusal::new(ErrorCode::TooManyRooms, "the server holds as many rooms as it may; try again later")
+            })?;
             let (reply, rx) = oneshot::channel();
             let sent = handle.tx.send(RoomInput::Join { name: name.clone(), out: self.out.clone(), reply });
             if sent.is_err() {
