@@ -19,7 +19,14 @@ pub struct Config {
     pub media: MediaSection,
     pub rooms: RoomsConfig,
     pub session: SessionConfig,
+    pub games: GamesConfig,
     pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GamesConfig {
+    pub log_dir: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

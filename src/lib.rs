@@ -76,6 +76,7 @@ pub async fn start(config: &Config) -> Result<Server> {
         idle: Duration::from_secs_f64(config.rooms.idle_seconds),
         messages_per_second: config.session.messages_per_second,
         message_burst: config.session.message_burst,
+        game_log_dir: (!config.games.log_dir.is_empty()).then(|| config.games.log_dir.clone().into()),
     };
     let hub = Hub::new(Arc::new(glue::MediaGlue(media.clone())), settings);
     let listener = tokio::net::TcpListener::bind(config.server.listen)

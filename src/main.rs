@@ -18,6 +18,12 @@ struct Cli {
 enum Command {
     /// Serve the web client, signaling and media (the default with no arguments).
     Serve(ServeArgs),
+    /// Re-run a game from its log (see games.log_dir): print its events and check them against
+    /// the recording (exit 1 on any difference).
+    Replay {
+        /// A game log (JSON lines).
+        file: PathBuf,
+    },
     /// Exit 0 when the server at ADDR answers `GET /healthz` with 200 (for container health checks).
     Healthcheck {
         /// The server's HTTP address.
@@ -44,6 +50,7 @@ fn main() -> Result<()> {
     let args = match cli.command {
         Some(Command::Serve(args)) => args,
         Some(Command::Healthcheck { addr }) => return healthcheck(addr),
+        Some(Command::Replay { file }) => return replay(&file),
         None => ServeArgs::default(),
     };
     let overrides = Overrides { listen: args.listen, udp_port: args.udp_port };
@@ -69,6 +76,35 @@ fn main() -> Result<()> {
         tracing::info!("bye");
         Ok(())
     })
+}
+
+/// `parlor replay FILE`.
+fn replay(file: &std::path::Path) -> Result<()> {
+    use parlor_signaling::gamelog;
+    let text = std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+    let records = gamelog::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let replay = gamelog::replay(&records).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    for event in &replay.events {
+        println!("{}", serde_json::to_string(event)?);
+    }
+    let result = match replay.winner {
+        Some(w) => format!("winner: {}", serde_json::to_value(w)?.as_str().unwrap_or("?")),
+        None => "no winner (the game did not end)".to_owned(),
+    };
+    match replay.mismatch {
+        None => {
+            println!("{result}; {} events; matches the recording", replay.events.len());
+            Ok(())
+        }
+        Some((i, recorded, replayed)) => {
+            println!("{result}; {} events", replay.events.len());
+            anyhow::bail!(
+                "event {i} differs from the recording:\n  recorded: {}\n  replayed: {}",
+                serde_json::to_string(&recorded)?,
+                serde_json::to_string(&replayed)?
+            )
+        }
+    }
 }
 
 /// A plain HTTP/1.0 GET of /healthz: the runtime image needs no curl for its HEALTHCHECK.

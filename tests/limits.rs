@@ -141,6 +141,7 @@ async fn sigterm_during_a_game_ends_cleanly() {
     use std::process::{Command, Stdio};
     let mut child = Command::new(env!("CARGO_BIN_EXE_parlor"))
         .args(["serve", "--listen", "127.0.0.1:0", "--udp-port", "0"])
+        .env("PARLOR_GAMES__LOG_DIR", "")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -28,6 +28,8 @@ pub struct HubSettings {
     pub messages_per_second: f64,
     /// Burst of messages each connection may send.
     pub message_burst: u32,
+    /// Where each game's replayable log is written (`None`: not written).
+    pub game_log_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for HubSettings {
@@ -40,6 +42,7 @@ impl Default for HubSettings {
             idle: Duration::from_secs(600),
             messages_per_second: 20.0,
             message_burst: 60,
+            game_log_dir: None,
         }
     }
 }

@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod game;
+pub mod gamelog;
 mod hub;
 pub mod ids;
 pub mod media;

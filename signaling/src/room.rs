@@ -16,7 +16,8 @@ use tokio::time::Instant;
 use tracing::{debug, info};
 
 use crate::game::mafia::Mafia;
-use crate::game::{Command, Event, Game, Millis, Phase};
+use crate::game::{Command, Event, Game, GameError, Millis, Phase};
+use crate::gamelog::{GameLog, Record, VERSION};
 use crate::hub::{HubInner, HubSettings};
 use crate::ids;
 use crate::media::{MediaKind, MediaNotice, MediaPort, MediaRefusal, Route};
@@ -99,6 +100,10 @@ pub(crate) struct Room {
     /// Since when nobody in the room has been connected.
     idle_since: Option<Instant>,
     closing: bool,
+    /// The running game's log, if logging is on.
+    log: Option<GameLog>,
+    /// Events drained from the game and not yet sent.
+    pending: Vec<Event>,
 }
 
 /// The room clock: unix milliseconds, what `phase.ends_at` and `pong.server_time` speak.
@@ -130,6 +135,8 @@ impl Room {
             banned: HashSet::new(),
             idle_since: None,
             closing: false,
+            log: None,
+            pending: Vec::new(),
         }
     }
 
@@ -158,7 +165,7 @@ impl Room {
                 }
                 _ = sleep_until_opt(timer) => {
                     let fired = Instant::now();
-                    self.game.handle_timeout(unix_ms());
+                    self.game_timeout(unix_ms());
                     let switched = self.after_game().await;
                     if switched {
                         debug!(room = %self.code, elapsed_us = fired.elapsed().as_micros() as u64, "phase switch applied");
@@ -169,6 +176,7 @@ impl Room {
                 break;
             }
         }
+        self.close_log();
         // Unregister first, so a join racing with the close creates a fresh room.
         self.hub.remove_room(&self.code, self.instance);
         inputs.close();
@@ -211,7 +219,7 @@ impl Room {
                 if !self.members.contains_key(&id) {
                     return;
                 }
-                let result = self.game.handle(unix_ms(), &id, command);
+                let result = self.game_handle(unix_ms(), &id, command);
                 if let Err(e) = &result {
                     self.send(&id, &ServerMsg::error(e.code(), e.to_string()));
                 }
@@ -268,7 +276,7 @@ impl Room {
                 media_state: None,
             },
         );
-        if let Err(e) = self.game.handle(unix_ms(), &id, Command::Joined) {
+        if let Err(e) = self.game_handle(unix_ms(), &id, Command::Joined) {
             // The game refuses no join; if it ever does, the seat is not taken.
             self.members.remove(&id);
             return Err(Refusal::new(e.code(), e.to_string()));
@@ -403,7 +411,7 @@ impl Room {
         self.media.remove_peer(id);
         self.broadcast(&ServerMsg::ParticipantLeft { id: id.to_owned(), reason });
         // The game eliminates a player who leaves mid-game and passes the host's powers on.
-        let _ = self.game.handle(unix_ms(), id, Command::Left);
+        let _ = self.game_handle(unix_ms(), id, Command::Left);
         self.after_game().await;
         info!(room = %self.code, participant = %id, ?reason, "left");
     }
@@ -413,10 +421,8 @@ impl Room {
     /// phase changed.
     async fn after_game(&mut self) -> bool {
         let started = Instant::now();
-        let mut events = Vec::new();
-        while let Some(e) = self.game.poll_event() {
-            events.push(e);
-        }
+        self.drain_game();
+        let events = std::mem::take(&mut self.pending);
         let switching = events.iter().any(|e| matches!(e, Event::Phase(_)));
         let routes = self.game.routes();
         if routes != self.routes {
@@ -485,6 +491,77 @@ impl Room {
             Box::pin(self.remove(&id, LeaveReason::Kicked)).await;
         }
         phase_changed
+    }
+
+    /// Hand one command to the game, recording it (and, for a game that starts, opening its
+    /// log first). Each game's deal gets a fresh seed, so each game replays on its own.
+    fn game_handle(&mut self, now: Millis, who: &str, mut command: Command) -> Result<(), GameError> {
+        let starting = matches!(command, Command::StartGame(_));
+        if starting && self.game.next_deadline().is_some_and(|d| d <= now) {
+            // A timer of the old game is due: it belongs to the old game's log.
+            self.game_timeout(now);
+            self.drain_game();
+        }
+        let seed: u64 = rand::random();
+        if let Command::StartGame(settings) = &mut command {
+            settings.seed = Some(seed);
+        }
+        let roster = self.game.participants();
+        let recorded = command.clone();
+        let result = self.game.handle(now, who, command);
+        if starting && result.is_ok() {
+            self.open_log(seed, now, roster);
+        }
+        self.record(Record::Input { at: now, who: who.to_owned(), command: recorded });
+        result
+    }
+
+    /// The game's timer is due.
+    fn game_timeout(&mut self, now: Millis) {
+        self.record(Record::Timeout { at: now });
+        self.game.handle_timeout(now);
+    }
+
+    /// Move the game's events to `pending`, recording them; a game back in the lobby closes
+    /// its log.
+    fn drain_game(&mut self) {
+        while let Some(event) = self.game.poll_event() {
+            let back_in_lobby = matches!(&event, Event::Phase(p) if p.phase == Phase::Lobby);
+            self.record(Record::Event { event: event.clone() });
+            self.pending.push(event);
+            if back_in_lobby {
+                self.close_log();
+            }
+        }
+    }
+
+    fn open_log(&mut self, seed: u64, now: Millis, roster: Vec<String>) {
+        self.close_log();
+        let Some(dir) = self.settings.game_log_dir.clone() else { return };
+        let header = Record::Header { version: VERSION, room: self.code.clone(), seed, started_at: now, roster };
+        match GameLog::create(&dir, &header) {
+            Ok(log) => {
+                info!(room = %self.code, path = %log.path().display(), "game log");
+                self.log = Some(log);
+            }
+            Err(e) => tracing::warn!(room = %self.code, "cannot write a game log in {}: {e}", dir.display()),
+        }
+    }
+
+    fn record(&mut self, record: Record) {
+        let Some(log) = &mut self.log else { return };
+        if let Err(e) = log.write(&record) {
+            tracing::warn!(room = %self.code, "game log write failed, logging stops for this game: {e}");
+            self.log = None;
+        }
+    }
+
+    fn close_log(&mut self) {
+        if let Some(mut log) = self.log.take() {
+            if let Err(e) = log.flush() {
+                tracing::warn!(room = %self.code, "game log flush failed: {e}");
+            }
+        }
     }
 
     fn member_ids(&self) -> Vec<String> {

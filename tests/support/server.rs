@@ -20,6 +20,7 @@ pub async fn server_with(tweak: impl FnOnce(&mut Config)) -> parlor::Server {
     // An empty prefix nobody sets keeps the test independent of the environment.
     let env = figment::providers::Env::prefixed("PARLOR_TEST_UNSET_PREFIX_");
     let mut config = Config::load(None, &overrides, env).expect("default config");
+    config.games.log_dir = String::new(); // tests that want game logs name a temporary folder
     tweak(&mut config);
     parlor::start(&config).await.expect("server starts")
 }

@@ -331,6 +331,9 @@ impl Mafia {
         }
         let counts = Counts::from_settings(settings, players.len())?;
 
+        if let Some(seed) = settings.seed {
+            self.rng = StdRng::seed_from_u64(seed);
+        }
         let before = self.standings();
         let deal = setup::deal(counts, &players, &mut self.rng);
         let moderator = (!host_plays).then(|| who.to_string());
@@ -560,6 +563,10 @@ impl Game for Mafia {
             self.living()
         };
         PhaseInfo { phase: self.phase, round: self.round, ends_at: self.ends_at, alive, accused: self.accused.clone() }
+    }
+
+    fn participants(&self) -> Vec<Id> {
+        self.members.iter().map(|m| m.id.clone()).collect()
     }
 
     fn host(&self) -> Option<Id> {

@@ -193,10 +193,16 @@ pub struct Settings {
     /// Phase lengths in seconds, by wire phase name; fractions allowed.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub phase_seconds: BTreeMap<String, f64>,
+    /// Seed for this game's deal. Set by the room (never by a client: it is not read from
+    /// the wire) so every game can be replayed from its own log; `None` keeps drawing from
+    /// the seed the engine was created with.
+    #[serde(skip)]
+    pub seed: Option<u64>,
 }
 
 /// What a participant (or the room, for `Joined` / `Left`) asks of the game.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Command {
     /// Someone entered the room (the room calls this; order of calls = order of presence).
     Joined,
@@ -273,7 +279,8 @@ pub struct PhaseInfo {
 pub type Recipients = Vec<Id>;
 
 /// What happened, addressed: each event says who may learn it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Event {
     /// The phase changed (to everyone). The room applies [`Game::routes`] before sending it.
     Phase(PhaseInfo),
@@ -378,6 +385,8 @@ pub trait Game: Send {
     fn phase(&self) -> PhaseInfo;
     /// The host (holder of the room's powers), if anyone is in the room.
     fn host(&self) -> Option<Id>;
+    /// Everyone in the room, in presence order.
+    fn participants(&self) -> Vec<Id>;
     /// A participant's standing.
     fn standing(&self, id: &str) -> Standing;
     /// What `id` is entitled to know of roles right now: their own role message, if any
