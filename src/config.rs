@@ -123,7 +123,11 @@ impl Config {
             bail!("invalid configuration\n  media.workers: must be between 1 and 64, got {}", self.media.workers);
         }
         if self.media.udp_port != 0 && u32::from(self.media.udp_port) + self.media.workers as u32 - 1 > 65535 {
-            bail!("invalid configuration\n  media.udp_port: {} + {} workers runs past port 65535", self.media.udp_port, self.media.workers);
+            bail!(
+                "invalid configuration\n  media.udp_port: {} + {} workers runs past port 65535",
+                self.media.udp_port,
+                self.media.workers
+            );
         }
         if !self.media.bind_ip.is_empty() {
             self.media.bind_ip.parse::<IpAddr>().with_context(|| {
@@ -134,18 +138,37 @@ impl Config {
             bail!("invalid configuration\n  media.max_peers_per_worker: must be at least 1");
         }
         if self.rooms.max_participants < 2 || self.rooms.max_participants > 1000 {
-            bail!("invalid configuration\n  rooms.max_participants: must be between 2 and 1000, got {}", self.rooms.max_participants);
+            bail!(
+                "invalid configuration\n  rooms.max_participants: must be between 2 and 1000, got {}",
+                self.rooms.max_participants
+            );
         }
         if self.rooms.max_video_kbps < 50 {
-            bail!("invalid configuration\n  rooms.max_video_kbps: must be at least 50, got {}", self.rooms.max_video_kbps);
+            bail!(
+                "invalid configuration\n  rooms.max_video_kbps: must be at least 50, got {}",
+                self.rooms.max_video_kbps
+            );
         }
-        if !(self.session.grace_seconds.is_finite() && self.session.grace_seconds >= 0.0 && self.session.grace_seconds <= 86_400.0) {
-            bail!("invalid configuration\n  session.grace_seconds: must be between 0 and 86400, got {}", self.session.grace_seconds);
+        if !(self.session.grace_seconds.is_finite()
+            && self.session.grace_seconds >= 0.0
+            && self.session.grace_seconds <= 86_400.0)
+        {
+            bail!(
+                "invalid configuration\n  session.grace_seconds: must be between 0 and 86400, got {}",
+                self.session.grace_seconds
+            );
         }
-        if !(self.session.ping_seconds.is_finite() && self.session.ping_seconds >= 0.05 && self.session.ping_seconds <= 3600.0) {
-            bail!("invalid configuration\n  session.ping_seconds: must be between 0.05 and 3600, got {}", self.session.ping_seconds);
+        if !(self.session.ping_seconds.is_finite()
+            && self.session.ping_seconds >= 0.05
+            && self.session.ping_seconds <= 3600.0)
+        {
+            bail!(
+                "invalid configuration\n  session.ping_seconds: must be between 0.05 and 3600, got {}",
+                self.session.ping_seconds
+            );
         }
-        if !(self.session.dead_after_seconds.is_finite() && self.session.dead_after_seconds > self.session.ping_seconds) {
+        if !(self.session.dead_after_seconds.is_finite() && self.session.dead_after_seconds > self.session.ping_seconds)
+        {
             bail!(
                 "invalid configuration\n  session.dead_after_seconds: must be longer than session.ping_seconds ({}), got {}",
                 self.session.ping_seconds,
@@ -159,16 +182,23 @@ impl Config {
             bail!("invalid configuration\n  rooms.max_rooms: must be at least 1");
         }
         if !(self.rooms.idle_seconds.is_finite() && self.rooms.idle_seconds > 0.0) {
-            bail!("invalid configuration\n  rooms.idle_seconds: must be a positive number of seconds, got {}", self.rooms.idle_seconds);
+            bail!(
+                "invalid configuration\n  rooms.idle_seconds: must be a positive number of seconds, got {}",
+                self.rooms.idle_seconds
+            );
         }
         if !(self.session.messages_per_second.is_finite() && self.session.messages_per_second > 0.0) {
-            bail!("invalid configuration\n  session.messages_per_second: must be positive, got {}", self.session.messages_per_second);
+            bail!(
+                "invalid configuration\n  session.messages_per_second: must be positive, got {}",
+                self.session.messages_per_second
+            );
         }
         if self.session.message_burst == 0 {
             bail!("invalid configuration\n  session.message_burst: must be at least 1");
         }
-        tracing_subscriber::EnvFilter::try_new(&self.log.level)
-            .with_context(|| format!("invalid configuration\n  log.level: \"{}\" is not a valid filter", self.log.level))?;
+        tracing_subscriber::EnvFilter::try_new(&self.log.level).with_context(|| {
+            format!("invalid configuration\n  log.level: \"{}\" is not a valid filter", self.log.level)
+        })?;
         Ok(())
     }
 

@@ -25,9 +25,7 @@ impl MediaBackend for MediaGlue {
             sink(match e {
                 MediaEvent::Offer { peer, sdp } => MediaNotice::Offer { peer, sdp },
                 MediaEvent::Connected { peer } => MediaNotice::Connected { peer },
-                MediaEvent::Disconnected { peer } => {
-                    MediaNotice::Lost { peer, reason: "ICE connectivity lost".into() }
-                }
+                MediaEvent::Disconnected { peer } => MediaNotice::Lost { peer, reason: "ICE connectivity lost".into() },
                 MediaEvent::Failed { peer, reason } => MediaNotice::Lost { peer, reason },
             })
         });

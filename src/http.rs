@@ -75,8 +75,9 @@ pub fn router(state: AppState) -> Router {
 
 fn serve_asset(path: &str) -> Response {
     match web::asset(path) {
-        Some(a) => ([(header::CONTENT_TYPE, a.content_type), (header::CACHE_CONTROL, "no-cache")], a.body)
-            .into_response(),
+        Some(a) => {
+            ([(header::CONTENT_TYPE, a.content_type), (header::CACHE_CONTROL, "no-cache")], a.body).into_response()
+        }
         None => StatusCode::NOT_FOUND.into_response(),
     }
 }
@@ -105,11 +106,7 @@ async fn qr_svg(Query(q): Query<QrQuery>) -> Response {
     }
     match qrcode::QrCode::new(q.text.as_bytes()) {
         Ok(code) => {
-            let svg = code
-                .render::<qrcode::render::svg::Color<'_>>()
-                .min_dimensions(200, 200)
-                .quiet_zone(true)
-                .build();
+            let svg = code.render::<qrcode::render::svg::Color<'_>>().min_dimensions(200, 200).quiet_zone(true).build();
             ([(header::CONTENT_TYPE, "image/svg+xml"), (header::CACHE_CONTROL, "max-age=3600")], svg).into_response()
         }
         Err(e) => (StatusCode::BAD_REQUEST, format!("cannot encode: {e}")).into_response(),
@@ -124,7 +121,9 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
 async fn ws_upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
     let ws = ws.max_message_size(READ_LIMIT).max_frame_size(READ_LIMIT);
     let Some(place) = Place::take(&state.connections, state.max_connections) else {
-        return ws.on_upgrade(|socket| refuse(socket, ErrorCode::ServerFull, "the server holds as many connections as it may"));
+        return ws.on_upgrade(|socket| {
+            refuse(socket, ErrorCode::ServerFull, "the server holds as many connections as it may")
+        });
     };
     if *state.going_away.borrow() {
         return ws.on_upgrade(|socket| refuse(socket, ErrorCode::ServerShutdown, "the server is shutting down"));

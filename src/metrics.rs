@@ -18,29 +18,75 @@ pub async fn render(hub: &Hub, media: &Media) -> String {
     let stats = hub.stats();
     let mut out = String::with_capacity(4096);
     gauge(&mut out, "parlor_rooms", "Open rooms.", hub.room_count() as u64);
-    gauge(&mut out, "parlor_participants", "Participants in all rooms.", stats.participants.load(std::sync::atomic::Ordering::Relaxed));
+    gauge(
+        &mut out,
+        "parlor_participants",
+        "Participants in all rooms.",
+        stats.participants.load(std::sync::atomic::Ordering::Relaxed),
+    );
     gauge(&mut out, "parlor_media_peers", "WebRTC peers held by the media workers.", total.peers);
     header(&mut out, "parlor_forwarded_packets_total", "RTP packets forwarded to subscribers.", "counter");
     for kind in Kind::ALL {
-        let _ = writeln!(out, "parlor_forwarded_packets_total{{kind=\"{}\"}} {}", kind.as_str(), total.forwarded_packets[kind as usize]);
+        let _ = writeln!(
+            out,
+            "parlor_forwarded_packets_total{{kind=\"{}\"}} {}",
+            kind.as_str(),
+            total.forwarded_packets[kind as usize]
+        );
     }
     header(&mut out, "parlor_forwarded_bytes_total", "RTP payload bytes forwarded to subscribers.", "counter");
     for kind in Kind::ALL {
-        let _ = writeln!(out, "parlor_forwarded_bytes_total{{kind=\"{}\"}} {}", kind.as_str(), total.forwarded_bytes[kind as usize]);
+        let _ = writeln!(
+            out,
+            "parlor_forwarded_bytes_total{{kind=\"{}\"}} {}",
+            kind.as_str(),
+            total.forwarded_bytes[kind as usize]
+        );
     }
     header(&mut out, "parlor_dropped_packets_total", "Packets or datagrams not forwarded, by reason.", "counter");
     for reason in DropReason::ALL {
-        let _ = writeln!(out, "parlor_dropped_packets_total{{reason=\"{}\"}} {}", reason.as_str(), total.dropped(reason));
+        let _ =
+            writeln!(out, "parlor_dropped_packets_total{{reason=\"{}\"}} {}", reason.as_str(), total.dropped(reason));
     }
-    counter(&mut out, "parlor_keyframe_requests_total", "Keyframe requests sent to publishers.", total.keyframe_requests);
+    counter(
+        &mut out,
+        "parlor_keyframe_requests_total",
+        "Keyframe requests sent to publishers.",
+        total.keyframe_requests,
+    );
     counter(&mut out, "parlor_matrix_updates_total", "Forwarding matrices applied.", total.matrix_updates);
-    counter(&mut out, "parlor_datagrams_received_total", "UDP datagrams received by the media workers.", total.datagrams_in);
+    counter(
+        &mut out,
+        "parlor_datagrams_received_total",
+        "UDP datagrams received by the media workers.",
+        total.datagrams_in,
+    );
     counter(&mut out, "parlor_datagrams_sent_total", "UDP datagrams sent by the media workers.", total.datagrams_out);
     counter(&mut out, "parlor_send_errors_total", "UDP datagrams the socket refused to send.", total.send_errors);
-    counter(&mut out, "parlor_peer_faults_total", "Peers dropped after a media-stack error or panic.", total.peer_faults);
-    counter(&mut out, "parlor_phase_switches_total", "Game phase changes.", stats.phase_switches.load(std::sync::atomic::Ordering::Relaxed));
-    histogram(&mut out, "parlor_phase_switch_apply_seconds", "From a phase change to its routes applied by the media worker.", &stats.phase_switch_apply.snapshot());
-    histogram(&mut out, "parlor_signaling_rtt_seconds", "WebSocket round trip (server Ping to client Pong).", &stats.rtt.snapshot());
+    counter(
+        &mut out,
+        "parlor_peer_faults_total",
+        "Peers dropped after a media-stack error or panic.",
+        total.peer_faults,
+    );
+    counter(
+        &mut out,
+        "parlor_phase_switches_total",
+        "Game phase changes.",
+        stats.phase_switches.load(std::sync::atomic::Ordering::Relaxed),
+    );
+    histogram(
+        &mut out,
+        "parlor_phase_switch_apply_seconds",
+        "From a phase change to its routes applied by the media worker.",
+        &stats.phase_switch_apply.snapshot(),
+    );
+    histogram(
+        &mut out,
+        "parlor_signaling_rtt_seconds",
+        "WebSocket round trip (server Ping to client Pong).",
+        &stats.rtt.snapshot(),
+    );
     header(&mut out, "parlor_worker_busy_seconds_total", "Time each media worker spent handling input.", "counter");
     for (i, w) in workers.iter().enumerate() {
         let _ = writeln!(out, "parlor_worker_busy_seconds_total{{worker=\"{i}\"}} {}", w.busy_ns as f64 / 1e9);

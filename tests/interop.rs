@@ -70,7 +70,8 @@ async fn three_clients_receive_each_other_exactly() {
     for rx in clients {
         for tx in clients.iter().filter(|t| t.id() != rx.id()) {
             let got = rx.received(tx.id(), Kind::Video);
-            let head: Vec<_> = got.iter().take(4).map(|p| (p.seq, p.is_keyframe(), p.mark().map(|m| m.counter))).collect();
+            let head: Vec<_> =
+                got.iter().take(4).map(|p| (p.seq, p.is_keyframe(), p.mark().map(|m| m.counter))).collect();
             let sent: Vec<_> = tx.sent(Kind::Video).iter().take(6).map(|p| (p.seq, p.keyframe, p.counter)).collect();
             assert!(got[0].is_keyframe(), "{} first video from {}: {head:?} sent {sent:?}", rx.id(), tx.id());
         }
@@ -164,9 +165,6 @@ async fn garbage_udp_during_a_call_is_dropped_and_the_call_flows() {
     b.wait_count(a.id(), Kind::Audio, b_before + 50, LONG).await.unwrap();
     let counters = server.media_counters().await;
     // Loopback can drop datagrams under load, so count what arrived rather than what was sent.
-    assert!(
-        counters.dropped(DropReason::UnknownSource) > sent as u64 / 2,
-        "garbage counted as dropped: {counters:?}"
-    );
+    assert!(counters.dropped(DropReason::UnknownSource) > sent as u64 / 2, "garbage counted as dropped: {counters:?}");
     assert_eq!(counters.peer_faults, 0);
 }

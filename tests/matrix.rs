@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use parlor_media::{DropReason, Kind as MKind, Matrix, Media, MediaConfig, MediaError, MediaEvent, RoomMedia};
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
 use support::*;
+use tokio::sync::mpsc;
 
 const LONG: Duration = Duration::from_secs(20);
 
@@ -116,7 +116,12 @@ async fn denied_video_gets_nothing_and_resumes_on_a_keyframe_without_gaps() {
     rig.room.set_matrix(everyone_but(1, &ids, None)).await.unwrap();
     for (rx, tx) in [("sub", "pub"), ("other", "pub"), ("sub", "other"), ("pub", "sub")] {
         let rx = &rig.peers[rx];
-        assert!(wait_until(LONG, || rx.count(tx, Kind::Video) >= 30).await, "{tx} video reaches {}: {:?}", rx.id(), rx.counts());
+        assert!(
+            wait_until(LONG, || rx.count(tx, Kind::Video) >= 30).await,
+            "{tx} video reaches {}: {:?}",
+            rx.id(),
+            rx.counts()
+        );
     }
 
     // Positive control for the denial below: while the pair is allowed, a NACK for a packet sub
@@ -172,7 +177,10 @@ async fn denied_video_gets_nothing_and_resumes_on_a_keyframe_without_gaps() {
         .filter(|p| p.arrival >= denied_instant)
         .map(|p| (p.seq, p.arrival.saturating_duration_since(nacked_at)))
         .collect();
-    assert!(resent.is_empty(), "retransmissions of pub's video reached sub while denied (seq, after the NACK): {resent:?}");
+    assert!(
+        resent.is_empty(),
+        "retransmissions of pub's video reached sub while denied (seq, after the NACK): {resent:?}"
+    );
     assert_eq!(publ.keyframe_requests(), kf_before, "sub's keyframe requests for a denied pair never reach pub");
     let counters = rig.media.counters().await;
     assert!(counters.dropped(DropReason::NotAllowed) > 0, "{counters:?}");
@@ -196,7 +204,10 @@ async fn denied_video_gets_nothing_and_resumes_on_a_keyframe_without_gaps() {
         .filter(|p| !p.keyframe)
         .filter(|p| (allowed_at..first_sent_us).contains(&parse_mark(&p.payload).unwrap().sent_us))
         .count();
-    assert!(first_new.is_keyframe(), "first packet after resume starts a keyframe ({held_back} interframes sent before it)");
+    assert!(
+        first_new.is_keyframe(),
+        "first packet after resume starts a keyframe ({held_back} interframes sent before it)"
+    );
     assert!(held_back >= 1, "pub sent interframes after the re-allow, before the keyframe");
     assert!(first_sent_us >= allowed_at, "nothing sent while denied is delivered late");
     let seqs: Vec<u16> = all[n_before - 1..].iter().map(|p| p.seq).collect();

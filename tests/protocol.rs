@@ -5,9 +5,9 @@ mod support;
 
 use std::time::Duration;
 
-use support::{server, server_with, wait_until, Got, Ws};
 use futures_util::SinkExt;
 use serde_json::json;
+use support::{server, server_with, wait_until, Got, Ws};
 
 async fn expect_error(ws: &mut Ws, code: &str) {
     let v = ws.json().await;
@@ -74,7 +74,8 @@ async fn bad_input_after_join_keeps_the_seat() {
     // Another participant still sees Ann in the room.
     let mut other = Ws::connect(&server).await;
     let welcome = other.join("room-1", "Bob").await;
-    let names: Vec<&str> = welcome["participants"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> =
+        welcome["participants"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["Ann", "Bob"]);
 }
 
@@ -108,7 +109,10 @@ async fn welcome_roster_updates_and_departures() {
     assert_eq!(w["game"], serde_json::Value::Null);
     assert_eq!(w["resume_token"].as_str().unwrap().len(), 32);
     assert!(w["limits"]["max_video_kbps"].as_u64().unwrap() > 0);
-    assert_eq!(w["participants"][0], json!({"id": ann_id, "name": "Ann", "ready": false, "connected": true, "playing": false, "alive": true}));
+    assert_eq!(
+        w["participants"][0],
+        json!({"id": ann_id, "name": "Ann", "ready": false, "connected": true, "playing": false, "alive": true})
+    );
 
     let mut bob = Ws::connect(&server).await;
     // Names are unique in a room, compared without case.

@@ -27,7 +27,10 @@ async fn resume_within_grace_restores_the_seat_and_rotates_the_token() {
     let (bob_id, token) = (w["id"].as_str().unwrap().to_owned(), w["resume_token"].as_str().unwrap().to_owned());
     drop(bob);
     let down = ann.expect("participant_updated").await;
-    assert_eq!((down["participant"]["id"].as_str(), down["participant"]["connected"].as_bool()), (Some(bob_id.as_str()), Some(false)));
+    assert_eq!(
+        (down["participant"]["id"].as_str(), down["participant"]["connected"].as_bool()),
+        (Some(bob_id.as_str()), Some(false))
+    );
 
     let (mut bob2, welcome) = join_with_resume(&server, "comeback", &token).await;
     assert_eq!(welcome["type"], "welcome", "{welcome}");
@@ -40,7 +43,10 @@ async fn resume_within_grace_restores_the_seat_and_rotates_the_token() {
     assert_eq!(me["connected"], true);
     assert!(welcome["media_state"]["receive"].is_object(), "resume welcome carries the view: {welcome}");
     let up = ann.expect("participant_updated").await;
-    assert_eq!((up["participant"]["id"].as_str(), up["participant"]["connected"].as_bool()), (Some(bob_id.as_str()), Some(true)));
+    assert_eq!(
+        (up["participant"]["id"].as_str(), up["participant"]["connected"].as_bool()),
+        (Some(bob_id.as_str()), Some(true))
+    );
     bob2.assert_alive().await;
 
     // The old token is spent.
@@ -125,7 +131,12 @@ async fn a_player_dropped_mid_night_comes_back_to_the_dark() {
     let mut old = players.remove(who);
     old.close_socket().await;
     old.close_media().await;
-    players[0].expect_where(LONG, "disconnected", |m| m["type"] == "participant_updated" && m["participant"]["connected"] == false).await.unwrap();
+    players[0]
+        .expect_where(LONG, "disconnected", |m| {
+            m["type"] == "participant_updated" && m["participant"]["connected"] == false
+        })
+        .await
+        .unwrap();
 
     // Back within the grace period, on a new peer connection.
     let join = json!({"type": "join", "room": "tunnel", "name": format!("P{who}"), "resume": token});

@@ -38,21 +38,10 @@ fn vp8_payloads_are_valid_rfc7741() {
     assert!(!is_vp8_keyframe(&cont));
 
     let m = parse_mark(&key).unwrap();
-    assert_eq!(
-        m,
-        MediaMark {
-            publisher: "alice".into(),
-            kind: Kind::Video,
-            counter: 7,
-            sent_us: 123_456
-        }
-    );
+    assert_eq!(m, MediaMark { publisher: "alice".into(), kind: Kind::Video, counter: 7, sent_us: 123_456 });
     let a = opus_payload("bob-2", 42, 99);
     let m = parse_mark(&a).unwrap();
-    assert_eq!(
-        (m.publisher.as_str(), m.kind, m.counter, m.sent_us),
-        ("bob-2", Kind::Audio, 42, 99)
-    );
+    assert_eq!((m.publisher.as_str(), m.kind, m.counter, m.sent_us), ("bob-2", Kind::Audio, 42, 99));
     // Pure function of its inputs.
     assert_eq!(opus_payload("bob-2", 42, 99), a);
     assert_ne!(opus_payload("bob-2", 43, 99), a);
@@ -91,10 +80,7 @@ async fn two_clients_peer_to_peer() -> anyhow::Result<()> {
 
     // Payload types: alice's offer carries the chosen ones, and only those.
     let offer = alice.local_sdp().await.expect("local sdp");
-    assert!(
-        offer.contains("a=rtpmap:109 opus/48000/2"),
-        "offer:\n{offer}"
-    );
+    assert!(offer.contains("a=rtpmap:109 opus/48000/2"), "offer:\n{offer}");
     assert!(offer.contains("a=rtpmap:120 VP8/90000"), "offer:\n{offer}");
     assert!(!offer.contains("a=rtpmap:111 "), "offer:\n{offer}");
     assert!(!offer.contains("a=rtpmap:96 "), "offer:\n{offer}");
@@ -104,23 +90,14 @@ async fn two_clients_peer_to_peer() -> anyhow::Result<()> {
     assert_eq!(bob.negotiated_pts("VP8").await, vec![120]);
     // msid stream id = participant id.
     let mlines = alice.local_mlines().await;
-    assert!(
-        mlines
-            .iter()
-            .all(|m| m.msid.as_ref().map(|x| x.0.as_str()) == Some("alice")),
-        "{mlines:?}"
-    );
+    assert!(mlines.iter().all(|m| m.msid.as_ref().map(|x| x.0.as_str()) == Some("alice")), "{mlines:?}");
 
     // Every UDP socket of this process is on 127.0.0.1 (no wildcard, no mDNS socket).
     let udp = process_udp_sockets();
     assert!(udp.len() >= 2, "{udp:?}");
     assert!(udp.iter().all(|a| a.starts_with("127.0.0.1:")), "{udp:?}");
     // Loopback candidates only.
-    for c in alice
-        .local_candidates()
-        .iter()
-        .chain(bob.local_candidates().iter())
-    {
+    for c in alice.local_candidates().iter().chain(bob.local_candidates().iter()) {
         assert!(c.contains(" 127.0.0.1 "), "non-loopback candidate {c}");
     }
     assert!(!alice.local_candidates().is_empty());
@@ -145,77 +122,44 @@ async fn two_clients_peer_to_peer() -> anyhow::Result<()> {
     assert_eq!(bob.publishers(), vec!["alice".to_string()]);
     assert_eq!(alice.publishers(), vec!["bob-1".to_string()]);
     let tracks = bob.remote_tracks();
-    assert!(
-        tracks
-            .iter()
-            .any(|t| t.publisher == "alice" && t.kind == Kind::Audio),
-        "{tracks:?}"
-    );
-    assert!(
-        tracks
-            .iter()
-            .any(|t| t.publisher == "alice" && t.kind == Kind::Video),
-        "{tracks:?}"
-    );
+    assert!(tracks.iter().any(|t| t.publisher == "alice" && t.kind == Kind::Audio), "{tracks:?}");
+    assert!(tracks.iter().any(|t| t.publisher == "alice" && t.kind == Kind::Video), "{tracks:?}");
 
     // Received under the receiver's negotiated payload types, both directions.
     for (rx, from) in [(&bob, "alice"), (&alice, "bob-1")] {
         assert!(rx.received(from, Kind::Audio).iter().all(|p| p.pt == 109));
         assert!(rx.received(from, Kind::Video).iter().all(|p| p.pt == 120));
     }
-    assert!(
-        bob.sent(Kind::Audio).iter().all(|p| p.pt == 109),
-        "bob must send alice's PTs"
-    );
+    assert!(bob.sent(Kind::Audio).iter().all(|p| p.pt == 109), "bob must send alice's PTs");
 
     // Byte-for-byte: every received packet equals the sent one with the same sequence number.
     for kind in [Kind::Audio, Kind::Video] {
-        let sent: HashMap<u16, SentPacket> =
-            alice.sent(kind).into_iter().map(|p| (p.seq, p)).collect();
+        let sent: HashMap<u16, SentPacket> = alice.sent(kind).into_iter().map(|p| (p.seq, p)).collect();
         let got = bob.received("alice", kind);
         assert!(!got.is_empty());
         for p in &got {
-            let s = sent
-                .get(&p.seq)
-                .unwrap_or_else(|| panic!("{kind} seq {} never sent", p.seq));
+            let s = sent.get(&p.seq).unwrap_or_else(|| panic!("{kind} seq {} never sent", p.seq));
             assert_eq!(p.payload, s.payload, "{kind} seq {}", p.seq);
             assert_eq!(p.ssrc, s.ssrc);
             assert_eq!(p.timestamp, s.timestamp);
             let mark = p.mark().expect("mark");
-            assert_eq!(
-                (mark.publisher.as_str(), mark.kind, mark.counter),
-                ("alice", kind, s.counter)
-            );
+            assert_eq!((mark.publisher.as_str(), mark.kind, mark.counter), ("alice", kind, s.counter));
         }
     }
 
     // Keyframes: exactly one (the first frame) until someone asks.
     let video = bob.received("alice", Kind::Video);
-    assert_eq!(
-        first_keyframe_index(&video),
-        Some(0),
-        "first video packet must be a keyframe"
-    );
-    assert!(
-        video.iter().all(|p| p.marker),
-        "one-packet frames carry the marker bit"
-    );
+    assert_eq!(first_keyframe_index(&video), Some(0), "first video packet must be a keyframe");
+    assert!(video.iter().all(|p| p.marker), "one-packet frames carry the marker bit");
     assert_eq!(alice.keyframe_requests(), 0);
     assert_eq!(alice.keyframes_sent(), 1);
     assert_eq!(video.iter().filter(|p| p.is_keyframe()).count(), 1);
 
     // A PLI from bob makes alice send exactly one more keyframe.
     assert_eq!(bob.send_pli("alice").await?, 1);
-    wait_for(secs(5), "alice sees the PLI", || {
-        alice.keyframe_requests() == 1
-    })
-    .await?;
+    wait_for(secs(5), "alice sees the PLI", || alice.keyframe_requests() == 1).await?;
     wait_for(secs(5), "bob receives a second keyframe", || {
-        bob.received("alice", Kind::Video)
-            .iter()
-            .filter(|p| p.is_keyframe())
-            .count()
-            == 2
+        bob.received("alice", Kind::Video).iter().filter(|p| p.is_keyframe()).count() == 2
     })
     .await?;
     assert_eq!(alice.keyframes_sent(), 2);
@@ -223,28 +167,19 @@ async fn two_clients_peer_to_peer() -> anyhow::Result<()> {
 
     // NACKs reach the publisher's feedback counter.
     let some_seq = bob.received("alice", Kind::Video)[3].seq;
-    bob.send_nack("alice", Kind::Video, &[some_seq, some_seq.wrapping_add(2)])
-        .await?;
-    wait_for(secs(5), "alice sees the NACK", || {
-        alice.feedback(Kind::Video).nack >= 1
-    })
-    .await?;
+    bob.send_nack("alice", Kind::Video, &[some_seq, some_seq.wrapping_add(2)]).await?;
+    wait_for(secs(5), "alice sees the NACK", || alice.feedback(Kind::Video).nack >= 1).await?;
     assert_eq!(alice.feedback(Kind::Video).nacked_seqs, 2);
     // Both registered RTX, so alice's NACK responder answers on her RTX stream; bob records the
     // retransmissions apart from what he received, and webrtc repaired them (OSN = seq).
     let nacked = [some_seq, some_seq.wrapping_add(2)];
-    wait_for(secs(5), "bob receives both retransmissions", || {
-        bob.retransmissions("alice", Kind::Video).len() >= 2
-    })
-    .await
-    .map_err(|e| anyhow::anyhow!("{e}: {:?}", bob.all_retransmissions()))?;
+    wait_for(secs(5), "bob receives both retransmissions", || bob.retransmissions("alice", Kind::Video).len() >= 2)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}: {:?}", bob.all_retransmissions()))?;
     let rtx = bob.retransmissions("alice", Kind::Video);
     assert_eq!(rtx.iter().map(|p| p.seq).collect::<Vec<_>>(), nacked);
-    let originals: HashMap<u16, RecvPacket> = bob
-        .received("alice", Kind::Video)
-        .into_iter()
-        .map(|p| (p.seq, p))
-        .collect();
+    let originals: HashMap<u16, RecvPacket> =
+        bob.received("alice", Kind::Video).into_iter().map(|p| (p.seq, p)).collect();
     let alice_video_ssrc = alice.local_ssrc(Kind::Video).unwrap();
     for p in &rtx {
         let info = p.rtx.expect("rtx info");
@@ -264,32 +199,20 @@ async fn two_clients_peer_to_peer() -> anyhow::Result<()> {
     let paused_at = alice.sent_count(Kind::Video);
     // Allow at most one frame already in flight inside the publish loop.
     assert!(
-        !wait_until(millis(300), || alice.sent_count(Kind::Video)
-            > paused_at + 1)
-        .await,
+        !wait_until(millis(300), || alice.sent_count(Kind::Video) > paused_at + 1).await,
         "still publishing while paused"
     );
     let before = bob.count("alice", Kind::Video);
     alice.set_publishing(true);
-    wait_for(secs(5), "video resumes", || {
-        bob.count("alice", Kind::Video) >= before + 10
-    })
-    .await?;
+    wait_for(secs(5), "video resumes", || bob.count("alice", Kind::Video) >= before + 10).await?;
     assert_eq!(alice.keyframes_sent(), 2);
 
     // Both sides trickled and ended their candidates.
     for p in [&alice, &bob] {
         let log = p.signaling_log();
-        assert!(
-            log.iter().any(|l| l == "remote end of candidates"),
-            "{log:?}"
-        );
+        assert!(log.iter().any(|l| l == "remote end of candidates"), "{log:?}");
     }
-    assert!(
-        alice.errors().is_empty(),
-        "alice errors {:?}",
-        alice.errors()
-    );
+    assert!(alice.errors().is_empty(), "alice errors {:?}", alice.errors());
     assert!(bob.errors().is_empty(), "bob errors {:?}", bob.errors());
 
     alice.close().await;
@@ -302,15 +225,10 @@ async fn two_clients_peer_to_peer() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delayed_keyframes_and_no_rtx() -> anyhow::Result<()> {
     let delay = millis(300);
-    let alice_opts = ClientOptions::publisher()
-        .with_keyframe_delay(delay)
-        .with_rtx(false);
+    let alice_opts = ClientOptions::publisher().with_keyframe_delay(delay).with_rtx(false);
     let bob_opts = ClientOptions::receiver().with_rtx(false);
     let (alice, bob) = connect_pair("alice", &alice_opts, "bob", &bob_opts).await?;
-    wait_for(secs(15), "bob receives video", || {
-        bob.count("alice", Kind::Video) >= 10
-    })
-    .await?;
+    wait_for(secs(15), "bob receives video", || bob.count("alice", Kind::Video) >= 10).await?;
     // The very first frame is a keyframe regardless of the delay.
     assert!(bob.received("alice", Kind::Video)[0].is_keyframe());
     assert!(!bob.local_sdp().await.unwrap_or_default().contains(" rtx/90000"));
@@ -320,15 +238,8 @@ async fn delayed_keyframes_and_no_rtx() -> anyhow::Result<()> {
     wait_for(secs(5), "the second keyframe", || alice.keyframes_sent() == 2).await?;
     let sent = alice.sent(Kind::Video);
     let key = sent.iter().filter(|p| p.keyframe).nth(1).unwrap();
-    assert!(
-        key.sent_at >= asked + delay,
-        "keyframe {:?} after the PLI",
-        key.sent_at - asked
-    );
-    let between = sent
-        .iter()
-        .filter(|p| p.sent_at > asked && p.sent_at < key.sent_at)
-        .count();
+    assert!(key.sent_at >= asked + delay, "keyframe {:?} after the PLI", key.sent_at - asked);
+    let between = sent.iter().filter(|p| p.sent_at > asked && p.sent_at < key.sent_at).count();
     assert!(between >= 5, "only {between} interframes before the delayed keyframe");
     assert_eq!(alice.keyframe_requests(), 1);
 
@@ -336,10 +247,7 @@ async fn delayed_keyframes_and_no_rtx() -> anyhow::Result<()> {
     // which is not an RTX retransmission.
     let seq = bob.received("alice", Kind::Video)[2].seq;
     bob.send_nack("alice", Kind::Video, &[seq]).await?;
-    wait_for(secs(5), "alice sees the NACK", || {
-        alice.feedback(Kind::Video).nack >= 1
-    })
-    .await?;
+    wait_for(secs(5), "alice sees the NACK", || alice.feedback(Kind::Video).nack >= 1).await?;
     assert!(bob.all_retransmissions().is_empty());
     alice.close().await;
     bob.close().await;
@@ -349,45 +257,21 @@ async fn delayed_keyframes_and_no_rtx() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn receive_only_client_gets_media() -> anyhow::Result<()> {
     // A recvonly offerer (like a client without camera) and a publishing answerer.
-    let (viewer, publisher) = connect_pair(
-        "viewer",
-        &ClientOptions::receiver(),
-        "pub",
-        &ClientOptions::publisher().with_pts(109, 120),
-    )
-    .await?;
+    let (viewer, publisher) =
+        connect_pair("viewer", &ClientOptions::receiver(), "pub", &ClientOptions::publisher().with_pts(109, 120))
+            .await?;
     viewer.wait_connected(secs(15)).await?;
     wait_for(secs(15), "viewer receives both kinds", || {
         viewer.count("pub", Kind::Audio) >= 10 && viewer.count("pub", Kind::Video) >= 5
     })
     .await
-    .map_err(|e| {
-        anyhow::anyhow!(
-            "{e}; {:?} {:?} {:?}",
-            viewer.counts(),
-            viewer.errors(),
-            publisher.errors()
-        )
-    })?;
+    .map_err(|e| anyhow::anyhow!("{e}; {:?} {:?} {:?}", viewer.counts(), viewer.errors(), publisher.errors()))?;
     // The viewer offered 111/96 (defaults); the answerer must follow them.
-    assert!(viewer
-        .received("pub", Kind::Audio)
-        .iter()
-        .all(|p| p.pt == 111));
-    assert!(viewer
-        .received("pub", Kind::Video)
-        .iter()
-        .all(|p| p.pt == 96));
+    assert!(viewer.received("pub", Kind::Audio).iter().all(|p| p.pt == 111));
+    assert!(viewer.received("pub", Kind::Video).iter().all(|p| p.pt == 96));
     assert!(viewer.sent_count(Kind::Audio) == 0 && viewer.sent_count(Kind::Video) == 0);
     let offer = viewer.local_sdp().await.unwrap();
-    assert_eq!(
-        parse_sdp(&offer)
-            .iter()
-            .filter(|m| m.direction == "recvonly")
-            .count(),
-        2,
-        "{offer}"
-    );
+    assert_eq!(parse_sdp(&offer).iter().filter(|m| m.direction == "recvonly").count(), 2, "{offer}");
     viewer.close().await;
     publisher.close().await;
     Ok(())
@@ -415,13 +299,7 @@ async fn glare_recovery() -> anyhow::Result<()> {
     let mut srv_opts = ClientOptions::publisher();
     srv_opts.initial_offer = false;
     let srv = MediaPeer::start("srv", &srv_opts, srv_sink, srv_in).await?;
-    let cli = MediaPeer::start(
-        "cli",
-        &ClientOptions::publisher().with_pts(109, 120),
-        cli_sink,
-        cli_in,
-    )
-    .await?;
+    let cli = MediaPeer::start("cli", &ClientOptions::publisher().with_pts(109, 120), cli_sink, cli_in).await?;
 
     // The client's first offer: swallowed, as the server ignores it.
     let deadline = secs(10);
@@ -450,8 +328,7 @@ async fn glare_recovery() -> anyhow::Result<()> {
     })
     .await?;
     to_cli.send(srv_offer)?;
-    to_cli
-        .send(json!({"type": "error", "code": "glare", "message": "offer crossed the server's"}))?;
+    to_cli.send(json!({"type": "error", "code": "glare", "message": "offer crossed the server's"}))?;
 
     // From here on, relay everything both ways.
     let relay_c = tokio::spawn({
@@ -490,24 +367,14 @@ async fn glare_recovery() -> anyhow::Result<()> {
             cli.signaling_log()
         )
     })?;
-    wait_for(secs(5), "the re-offer was answered", || {
-        cli.negotiations() >= 2
-    })
-    .await?;
+    wait_for(secs(5), "the re-offer was answered", || cli.negotiations() >= 2).await?;
 
     let log = cli.signaling_log();
     let pos = |s: &str| log.iter().position(|l| l == s);
     assert!(pos("rolled back local offer").is_some(), "{log:?}");
-    assert!(
-        pos("rolled back local offer") < pos("sent answer"),
-        "{log:?}"
-    );
+    assert!(pos("rolled back local offer") < pos("sent answer"), "{log:?}");
     assert!(pos("sent answer") < pos("received glare"), "{log:?}");
-    assert_eq!(
-        log.iter().filter(|l| *l == "sent offer").count(),
-        2,
-        "{log:?}"
-    );
+    assert_eq!(log.iter().filter(|l| *l == "sent offer").count(), 2, "{log:?}");
     assert!(cli.errors().is_empty(), "{:?}", cli.errors());
     assert!(srv.errors().is_empty(), "{:?}", srv.errors());
 
@@ -577,11 +444,9 @@ mod fake_server {
                 }
                 "join" => {
                     let id = format!("p-{}", v["name"].as_str().unwrap_or("x"));
-                    send(
-                        json!({"type": "welcome", "id": id, "room": v["room"], "host": id,
+                    send(json!({"type": "welcome", "id": id, "room": v["room"], "host": id,
                                 "resume_token": "tok", "participants": [], "game": null,
-                                "limits": {"max_video_kbps": 500}}),
-                    );
+                                "limits": {"max_video_kbps": 500}}));
                     let (to_peer, peer_in) = mpsc::unbounded_channel();
                     let tx = out_tx.clone();
                     let sink: SignalSink = Arc::new(move |v: Value| {
@@ -597,9 +462,7 @@ mod fake_server {
                         let _ = to_peer.send(v);
                     }
                 }
-                "ping" => {
-                    send(json!({"type": "pong", "t": v["t"], "server_time": now_us() / 1000}))
-                }
+                "ping" => send(json!({"type": "pong", "t": v["t"], "server_time": now_us() / 1000})),
                 "shout" => {
                     let _ = out_tx.send(Message::Close(Some(CloseFrame {
                         code: CloseCode::from(1009),
@@ -626,10 +489,8 @@ async fn test_client_over_websocket() -> anyhow::Result<()> {
     let url = fake_server::start().await;
 
     // Refused join → JoinError with the server's code.
-    let err = TestClient::join(&url, "locked", "eve", ClientOptions::signaling_only())
-        .await
-        .err()
-        .expect("join must fail");
+    let err =
+        TestClient::join(&url, "locked", "eve", ClientOptions::signaling_only()).await.err().expect("join must fail");
     let je = err.downcast_ref::<JoinError>().expect("JoinError");
     assert_eq!(je.code, "room_locked");
 
@@ -644,10 +505,7 @@ async fn test_client_over_websocket() -> anyhow::Result<()> {
     assert_eq!(s.expect_error(secs(5)).await?, "bad_json");
     s.send_json(&serde_json::json!({"type": "frobnicate"}))?;
     assert_eq!(s.expect_error(secs(5)).await?, "unknown_type");
-    assert!(
-        s.expect_message("pong", millis(100)).await.is_err(),
-        "pong already consumed"
-    );
+    assert!(s.expect_message("pong", millis(100)).await.is_err(), "pong already consumed");
     assert_eq!(s.messages_of("pong").len(), 1);
     assert_eq!(s.types()[0], "welcome");
     s.send_json(&serde_json::json!({"type": "shout"}))?;
@@ -655,30 +513,17 @@ async fn test_client_over_websocket() -> anyhow::Result<()> {
     assert_eq!(close.map(|c| c.0), Some(1009));
 
     // Media client (PTs 109/120) against the fake SFU peer.
-    let mut c = TestClient::join(
-        &url,
-        "r1",
-        "media",
-        ClientOptions::publisher().with_pts(109, 120),
-    )
-    .await?;
+    let mut c = TestClient::join(&url, "r1", "media", ClientOptions::publisher().with_pts(109, 120)).await?;
     c.wait_connected(secs(15)).await?;
     c.wait_count("sfu", Kind::Audio, 10, secs(15)).await?;
     c.wait_count("sfu", Kind::Video, 5, secs(15)).await?;
     assert!(c.received("sfu", Kind::Video)[0].is_keyframe());
-    assert_eq!(
-        c.media().negotiated_pts_for("sfu", Kind::Video).await,
-        vec![120]
-    );
+    assert_eq!(c.media().negotiated_pts_for("sfu", Kind::Video).await, vec![120]);
     assert!(c.received("sfu", Kind::Video).iter().all(|p| p.pt == 120));
     assert!(c.sent_count(Kind::Video) > 0);
     assert_eq!(c.keyframes_sent(), 1);
     // Our own outgoing signaling went through the socket: offer then candidates ("" last).
-    assert!(c
-        .media()
-        .signaling_log()
-        .iter()
-        .any(|l| l == "received answer"));
+    assert!(c.media().signaling_log().iter().any(|l| l == "received answer"));
     assert!(c.media().errors().is_empty(), "{:?}", c.media().errors());
 
     c.leave().await?;
@@ -702,18 +547,9 @@ async fn server_offer_with_a_new_track() -> anyhow::Result<()> {
 
     let mut sfu_opts = ClientOptions::receiver();
     sfu_opts.recv_transceivers = false;
-    let (cli, sfu) = connect_pair(
-        "cli",
-        &ClientOptions::publisher().with_pts(109, 120),
-        "sfu",
-        &sfu_opts,
-    )
-    .await?;
+    let (cli, sfu) = connect_pair("cli", &ClientOptions::publisher().with_pts(109, 120), "sfu", &sfu_opts).await?;
     cli.wait_connected(secs(15)).await?;
-    wait_for(secs(10), "sfu receives the client", || {
-        sfu.count("cli", Kind::Video) >= 5
-    })
-    .await?;
+    wait_for(secs(10), "sfu receives the client", || sfu.count("cli", Kind::Video) >= 5).await?;
     let before = cli.negotiations();
 
     // "Forward" a publisher called carol: new sendonly m-line with msid carol.
@@ -724,27 +560,14 @@ async fn server_offer_with_a_new_track() -> anyhow::Result<()> {
         "fwd".to_owned(),
         RtpCodecKind::Video,
         vec![RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters {
-                ssrc: Some(ssrc),
-                ..Default::default()
-            },
-            codec: RTCRtpCodec {
-                mime_type: "video/VP8".to_owned(),
-                clock_rate: 90000,
-                ..Default::default()
-            },
+            rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
+            codec: RTCRtpCodec { mime_type: "video/VP8".to_owned(), clock_rate: 90000, ..Default::default() },
             ..Default::default()
         }],
     )));
-    let sender = sfu
-        .pc()
-        .add_track(Arc::clone(&track) as Arc<dyn TrackLocal>)
-        .await?;
+    let sender = sfu.pc().add_track(Arc::clone(&track) as Arc<dyn TrackLocal>).await?;
     sfu.renegotiate();
-    wait_for(secs(10), "the re-offer is answered", || {
-        cli.negotiations() > before
-    })
-    .await?;
+    wait_for(secs(10), "the re-offer is answered", || cli.negotiations() > before).await?;
     let pt = sender
         .get_parameters()
         .await?
@@ -775,18 +598,10 @@ async fn server_offer_with_a_new_track() -> anyhow::Result<()> {
         seq += 1;
         pace.tick().await;
     }
-    assert!(
-        cli.count("carol", Kind::Video) >= 10,
-        "{:?} {:?}",
-        cli.counts(),
-        cli.errors()
-    );
+    assert!(cli.count("carol", Kind::Video) >= 10, "{:?} {:?}", cli.counts(), cli.errors());
     let expected = cli.negotiated_pts_for("carol", Kind::Video).await;
     assert!(!expected.is_empty());
-    assert!(cli
-        .received("carol", Kind::Video)
-        .iter()
-        .all(|p| expected.contains(&p.pt)));
+    assert!(cli.received("carol", Kind::Video).iter().all(|p| expected.contains(&p.pt)));
     assert!(cli.remote_tracks().iter().any(|t| t.publisher == "carol"));
     assert!(cli.errors().is_empty(), "{:?}", cli.errors());
     cli.close().await;

@@ -143,12 +143,8 @@ impl Media {
 
     /// Open a room on the least loaded worker. Its events go to `sink`.
     pub fn open_room(&self, room: &str, sink: EventSink) -> RoomMedia {
-        let worker = self
-            .workers
-            .iter()
-            .min_by_key(|w| w.rooms.load(Ordering::Relaxed))
-            .expect("at least one worker")
-            .clone();
+        let worker =
+            self.workers.iter().min_by_key(|w| w.rooms.load(Ordering::Relaxed)).expect("at least one worker").clone();
         worker.rooms.fetch_add(1, Ordering::Relaxed);
         let _ = worker.commands.send(Command::OpenRoom { room: room.to_owned(), sink });
         RoomMedia { room: room.to_owned(), worker }

@@ -72,22 +72,14 @@ impl Matrix {
 
     /// Allow `subscriber` to receive `publisher`'s `kind`.
     pub fn allow(&mut self, subscriber: &str, publisher: &str, kind: Kind) {
-        self.allowed.insert(Entry {
-            subscriber: subscriber.to_owned(),
-            publisher: publisher.to_owned(),
-            kind,
-        });
+        self.allowed.insert(Entry { subscriber: subscriber.to_owned(), publisher: publisher.to_owned(), kind });
     }
 
     /// Whether `subscriber` may receive `publisher`'s `kind`.
     pub fn allows(&self, subscriber: &str, publisher: &str, kind: Kind) -> bool {
         // Building an owned key per query is fine here: lookups happen on policy
         // changes, never per packet (the worker resolves the matrix to peer keys).
-        self.allowed.contains(&Entry {
-            subscriber: subscriber.to_owned(),
-            publisher: publisher.to_owned(),
-            kind,
-        })
+        self.allowed.contains(&Entry { subscriber: subscriber.to_owned(), publisher: publisher.to_owned(), kind })
     }
 
     /// All allowed entries, in no particular order.

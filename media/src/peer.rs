@@ -57,9 +57,7 @@ pub(crate) struct Peer {
 impl Peer {
     /// The track we send to this peer for `publisher`'s `mid`, if any.
     pub fn track_out_mut(&mut self, publisher: PeerKey, publisher_mid: Mid) -> Option<&mut TrackOut> {
-        self.tracks_out
-            .iter_mut()
-            .find(|t| t.publisher == publisher && t.publisher_mid == publisher_mid)
+        self.tracks_out.iter_mut().find(|t| t.publisher == publisher && t.publisher_mid == publisher_mid)
     }
 }
 

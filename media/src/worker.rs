@@ -238,7 +238,8 @@ impl Worker {
             .ok_or_else(|| MediaError::PeerFailed("peer dropped".into()))?;
         let answer = match answer {
             Ok(a) => {
-                let ours: Vec<Mid> = self.peer(key).map(|p| p.tracks_out.iter().map(|t| t.mid).collect()).unwrap_or_default();
+                let ours: Vec<Mid> =
+                    self.peer(key).map(|p| p.tracks_out.iter().map(|t| t.mid).collect()).unwrap_or_default();
                 scrub_client_lines(&a.to_sdp_string(), &ours)
             }
             Err(e) => {
@@ -326,10 +327,7 @@ impl Worker {
     fn answer(&mut self, room: &str, peer: &str, sdp: &str) -> Result<(), MediaError> {
         let key = self.find(room, peer).ok_or(MediaError::UnknownPeer)?;
         let answer = SdpAnswer::from_sdp_string(sdp).map_err(|e| MediaError::BadSdp(e.to_string()))?;
-        let pending = self
-            .peer_mut(key)
-            .and_then(|p| p.pending.take())
-            .ok_or(MediaError::NoPendingOffer)?;
+        let pending = self.peer_mut(key).and_then(|p| p.pending.take()).ok_or(MediaError::NoPendingOffer)?;
         let result = self
             .with_peer(key, |rtc| rtc.sdp_api().accept_answer(pending, answer))
             .ok_or_else(|| MediaError::PeerFailed("peer dropped".into()))?;
@@ -484,10 +482,8 @@ impl Worker {
         if add.is_empty() && stop.is_empty() {
             return;
         }
-        let matrix_allows: Vec<bool> = add
-            .iter()
-            .map(|(_, pid, _, kind)| room.matrix.allows(&sub_id, pid, *kind))
-            .collect();
+        let matrix_allows: Vec<bool> =
+            add.iter().map(|(_, pid, _, kind)| room.matrix.allows(&sub_id, pid, *kind)).collect();
         let offer = self.with_peer(key, |rtc| {
             let mut api = rtc.sdp_api();
             let mut mids = Vec::new();
@@ -536,16 +532,14 @@ impl Worker {
         match event {
             Event::RtpPacket(pkt) => self.forward(key, pkt),
             Event::KeyframeRequest(req) => self.keyframe_request_from_subscriber(key, req.mid, req.kind),
-            Event::MediaAdded(added) => {
-                if added.direction.is_receiving() && self.add_track_in(key, added.mid, added.kind) {
-                    self.tracks_changed(key);
-                }
+            Event::MediaAdded(added)
+                if added.direction.is_receiving() && self.add_track_in(key, added.mid, added.kind) =>
+            {
+                self.tracks_changed(key);
             }
             Event::MediaChanged(changed) => {
                 let kind = self.peer(key).and_then(|p| p.rtc.media(changed.mid)).map(|m| m.kind());
-                let ours = self
-                    .peer(key)
-                    .is_some_and(|p| p.tracks_out.iter().any(|t| t.mid == changed.mid));
+                let ours = self.peer(key).is_some_and(|p| p.tracks_out.iter().any(|t| t.mid == changed.mid));
                 if ours {
                     return;
                 }
@@ -656,12 +650,8 @@ impl Worker {
             return self.local;
         }
         // Bound to a wildcard: the first announced address of the socket's family stands in.
-        let ip = self
-            .announce
-            .iter()
-            .find(|ip| ip.is_ipv4() == self.local.is_ipv4())
-            .copied()
-            .unwrap_or(self.local.ip());
+        let ip =
+            self.announce.iter().find(|ip| ip.is_ipv4() == self.local.is_ipv4()).copied().unwrap_or(self.local.ip());
         SocketAddr::new(ip, self.local.port())
     }
 
@@ -813,9 +803,9 @@ fn scrub_client_lines(sdp: &str, ours: &[Mid]) -> String {
     let mut out = String::with_capacity(sdp.len());
     let mut section: Vec<&str> = Vec::new();
     let flush = |section: &mut Vec<&str>, out: &mut String| {
-        let ours = section.iter().any(|l| {
-            l.trim_end().strip_prefix("a=mid:").is_some_and(|m| ours.iter().any(|o| o.to_string() == m))
-        });
+        let ours = section
+            .iter()
+            .any(|l| l.trim_end().strip_prefix("a=mid:").is_some_and(|m| ours.iter().any(|o| o.to_string() == m)));
         let is_media = section.first().is_some_and(|l| l.starts_with("m="));
         for line in section.drain(..) {
             let label = line.starts_with("a=msid:") || line.starts_with("a=ssrc:") || line.starts_with("a=ssrc-group:");
@@ -895,11 +885,15 @@ mod tests {
 
     #[test]
     fn scrub_keeps_labels_only_on_our_lines() {
-        let sdp = "v=0\r\na=msid-semantic: WMS x\r\nm=audio 9 X 111\r\na=mid:c0\r\na=msid:rnd t\r\na=ssrc:1 cname:x\r\n\
+        let sdp =
+            "v=0\r\na=msid-semantic: WMS x\r\nm=audio 9 X 111\r\na=mid:c0\r\na=msid:rnd t\r\na=ssrc:1 cname:x\r\n\
                    m=video 9 X 96\r\na=mid:s1\r\na=msid:pub pub-v\r\na=ssrc-group:FID 2 3\r\na=ssrc:2 cname:y\r\n";
         let out = scrub_client_lines(sdp, &[Mid::from("s1")]);
         assert!(!out.contains("a=msid:rnd") && !out.contains("a=ssrc:1 "), "{out}");
-        assert!(out.contains("a=msid:pub pub-v") && out.contains("a=ssrc-group:FID 2 3") && out.contains("a=ssrc:2 "), "{out}");
+        assert!(
+            out.contains("a=msid:pub pub-v") && out.contains("a=ssrc-group:FID 2 3") && out.contains("a=ssrc:2 "),
+            "{out}"
+        );
         assert!(out.contains("a=msid-semantic: WMS x") && out.contains("a=mid:c0"), "{out}");
     }
 
@@ -932,7 +926,9 @@ mod tests {
         assert!(w.find("r", "a").is_none(), "faulty peer removed");
         assert!(w.find("r", "b").is_some() && w.find("r", "c").is_some(), "others kept");
         assert_eq!(w.counters.peer_faults, 1);
-        let failed = events.lock().unwrap().iter().any(|e| matches!(e, MediaEvent::Failed { peer, reason } if peer == "a" && reason.contains("injected fault")));
+        let failed = events.lock().unwrap().iter().any(
+            |e| matches!(e, MediaEvent::Failed { peer, reason } if peer == "a" && reason.contains("injected fault")),
+        );
         assert!(failed, "room told about the fault");
         // The worker still serves the room.
         w.offer("r", "d", &client_offer()).unwrap();

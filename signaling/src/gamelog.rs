@@ -174,25 +174,27 @@ mod tests {
             game.handle(0, id, Command::Joined).unwrap();
         }
         while game.poll_event().is_some() {}
-        let mut log = vec![Record::Header { version: VERSION, room: "r".into(), seed, started_at: 0, roster: roster.clone() }];
-        let step = |game: &mut Mafia, at: Millis, who: Option<&str>, command: Option<Command>, log: &mut Vec<Record>| {
-            match (who, command) {
-                (Some(who), Some(mut command)) => {
-                    log.push(Record::Input { at, who: who.into(), command: command.clone() });
-                    if let Command::StartGame(s) = &mut command {
-                        s.seed = Some(seed);
+        let mut log =
+            vec![Record::Header { version: VERSION, room: "r".into(), seed, started_at: 0, roster: roster.clone() }];
+        let step =
+            |game: &mut Mafia, at: Millis, who: Option<&str>, command: Option<Command>, log: &mut Vec<Record>| {
+                match (who, command) {
+                    (Some(who), Some(mut command)) => {
+                        log.push(Record::Input { at, who: who.into(), command: command.clone() });
+                        if let Command::StartGame(s) = &mut command {
+                            s.seed = Some(seed);
+                        }
+                        let _ = game.handle(at, who, command);
                     }
-                    let _ = game.handle(at, who, command);
+                    _ => {
+                        log.push(Record::Timeout { at });
+                        game.handle_timeout(at);
+                    }
                 }
-                _ => {
-                    log.push(Record::Timeout { at });
-                    game.handle_timeout(at);
+                while let Some(event) = game.poll_event() {
+                    log.push(Record::Event { event });
                 }
-            }
-            while let Some(event) = game.poll_event() {
-                log.push(Record::Event { event });
-            }
-        };
+            };
         let mut settings = Settings::default();
         settings.phase_seconds.insert("role_reveal".into(), 1.0);
         step(&mut game, 10, Some("p0"), Some(Command::StartGame(settings)), &mut log);

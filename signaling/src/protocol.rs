@@ -202,9 +202,11 @@ pub enum LeaveReason {
     Kicked,
 }
 
-/// A message to a client.
+/// A message to a client. (Serialized once and dropped: boxing the large `welcome` would buy
+/// nothing.)
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[allow(clippy::large_enum_variant)]
 pub enum ServerMsg {
     /// The join succeeded.
     Welcome {
@@ -503,7 +505,10 @@ mod tests {
         let text = serde_json::to_string(&ClientMsg::Vote { target: Some(None), verdict: None }).unwrap();
         assert_eq!(text, r#"{"type":"vote","target":null}"#);
         assert_eq!(parse_client(r#"{"type":"vote","verdict":"maybe"}"#).unwrap_err().code, ErrorCode::BadField);
-        assert_eq!(parse_client(r#"{"type":"chat","channel":"town","text":"x"}"#).unwrap_err().code, ErrorCode::BadField);
+        assert_eq!(
+            parse_client(r#"{"type":"chat","channel":"town","text":"x"}"#).unwrap_err().code,
+            ErrorCode::BadField
+        );
     }
 
     #[test]
@@ -536,7 +541,11 @@ mod tests {
         roundtrip_server(ServerMsg::HostChanged { host: "abc".into() });
         roundtrip_server(ServerMsg::Offer { sdp: "v=0".into() });
         roundtrip_server(ServerMsg::Answer { sdp: "v=0".into() });
-        roundtrip_server(ServerMsg::Candidate(CandidateMsg { candidate: "".into(), sdp_mid: None, sdp_mline_index: None }));
+        roundtrip_server(ServerMsg::Candidate(CandidateMsg {
+            candidate: "".into(),
+            sdp_mid: None,
+            sdp_mline_index: None,
+        }));
         roundtrip_server(ServerMsg::Pong { t: 1.0, server_time: 1_700_000_000_000 });
         roundtrip_server(ServerMsg::error(ErrorCode::BadSdp, "nope"));
         roundtrip_server(ServerMsg::Phase(PhaseInfo {
@@ -548,7 +557,11 @@ mod tests {
         }));
         let roles: BTreeMap<Id, Role> = [("a".to_string(), Role::Mafia), ("b".to_string(), Role::Doctor)].into();
         roundtrip_server(ServerMsg::Role(RoleInfo { role: Role::Mafia, teammates: vec!["c".into()], roles: None }));
-        roundtrip_server(ServerMsg::Role(RoleInfo { role: Role::Moderator, teammates: vec![], roles: Some(roles.clone()) }));
+        roundtrip_server(ServerMsg::Role(RoleInfo {
+            role: Role::Moderator,
+            teammates: vec![],
+            roles: Some(roles.clone()),
+        }));
         let receive: BTreeMap<Id, Reception> = [("b".to_string(), Reception { audio: true, video: false })].into();
         roundtrip_server(ServerMsg::MediaState(MediaStateInfo { receive: receive.clone() }));
         roundtrip_server(ServerMsg::Welcome {
@@ -570,7 +583,8 @@ mod tests {
         }));
         roundtrip_server(ServerMsg::VoteUpdate(VoteTally {
             kind: VoteKind::Nomination,
-            votes: [("a".to_string(), Ballot::Target(Some("b".into()))), ("c".to_string(), Ballot::Target(None))].into(),
+            votes: [("a".to_string(), Ballot::Target(Some("b".into()))), ("c".to_string(), Ballot::Target(None))]
+                .into(),
             needed: None,
         }));
         roundtrip_server(ServerMsg::VoteUpdate(VoteTally {
@@ -586,7 +600,8 @@ mod tests {
 
     #[test]
     fn wire_names_are_snake_case() {
-        let v: serde_json::Value = serde_json::from_str(&ServerMsg::HostChanged { host: "a".into() }.to_text()).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&ServerMsg::HostChanged { host: "a".into() }.to_text()).unwrap();
         assert_eq!(v["type"], "host_changed");
         let v: serde_json::Value =
             serde_json::from_str(&ServerMsg::error(ErrorCode::ResumeExpired, "x").to_text()).unwrap();

@@ -22,8 +22,8 @@ use crate::hub::{HubInner, HubSettings};
 use crate::ids;
 use crate::media::{MediaKind, MediaNotice, MediaPort, MediaRefusal, Route};
 use crate::protocol::{
-    CandidateMsg, ErrorCode, LeaveReason, Limits, MediaStateInfo, Participant, Reception, Refusal, RoleInfo,
-    ServerMsg, VoteTally, CLOSE_KICKED, CLOSE_REPLACED,
+    CandidateMsg, ErrorCode, LeaveReason, Limits, MediaStateInfo, Participant, Reception, Refusal, RoleInfo, ServerMsg,
+    VoteTally, CLOSE_KICKED, CLOSE_REPLACED,
 };
 use crate::session::Outbound;
 
@@ -40,14 +40,31 @@ pub(crate) enum RoomInput {
         out: mpsc::UnboundedSender<Outbound>,
         reply: oneshot::Sender<Result<Joined, Refusal>>,
     },
-    Offer { id: String, sdp: String },
-    Answer { id: String, sdp: String },
-    Candidate { id: String, candidate: CandidateMsg },
-    Leave { id: String },
+    Offer {
+        id: String,
+        sdp: String,
+    },
+    Answer {
+        id: String,
+        sdp: String,
+    },
+    Candidate {
+        id: String,
+        candidate: CandidateMsg,
+    },
+    Leave {
+        id: String,
+    },
     /// A game command from a participant.
-    Game { id: String, command: Command },
+    Game {
+        id: String,
+        command: Command,
+    },
     /// The participant's socket closed without `leave`.
-    SocketClosed { id: String, connection: u64 },
+    SocketClosed {
+        id: String,
+        connection: u64,
+    },
     Media(MediaNotice),
     /// The server is going away.
     Shutdown,
@@ -150,9 +167,10 @@ impl Room {
                 self.idle_since = Some(Instant::now());
             }
             let idle = self.idle_since.map(|t| t + self.settings.idle);
-            let timer = self.game.next_deadline().map(|at| {
-                Instant::now() + Duration::from_millis(at.saturating_sub(unix_ms()))
-            });
+            let timer = self
+                .game
+                .next_deadline()
+                .map(|at| Instant::now() + Duration::from_millis(at.saturating_sub(unix_ms())));
             tokio::select! {
                 input = inputs.recv() => match input {
                     Some(input) => self.handle(input).await,
@@ -321,7 +339,10 @@ impl Room {
     /// holds (id, role, life, votes, readiness). A socket still holding the seat is replaced.
     fn resume(&mut self, token: &str, out: mpsc::UnboundedSender<Outbound>) -> Result<Joined, Refusal> {
         let expired = || {
-            Refusal::new(ErrorCode::ResumeExpired, "that seat is gone (unknown token, or its grace period ended); join again")
+            Refusal::new(
+                ErrorCode::ResumeExpired,
+                "that seat is gone (unknown token, or its grace period ended); join again",
+            )
         };
         let id = self
             .members

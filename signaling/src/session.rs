@@ -116,7 +116,7 @@ impl Connection {
             }
             return false;
         }
-        if refused == 1 || refused % 10 == 0 {
+        if refused == 1 || refused.is_multiple_of(10) {
             // One error per episode (and a reminder now and then), not one per message.
             let rate = self.bucket.rate;
             self.refuse(&Refusal::new(ErrorCode::RateLimited, format!("too many messages; at most {rate} a second")));
@@ -164,7 +164,8 @@ impl Connection {
                 RoomInput::Leave { id }
             }
             ClientMsg::Chat { channel, text } => {
-                let text = ids::clean_chat(&text).map_err(|e| Refusal::new(ErrorCode::BadField, format!("text: {e}")))?;
+                let text =
+                    ids::clean_chat(&text).map_err(|e| Refusal::new(ErrorCode::BadField, format!("text: {e}")))?;
                 RoomInput::Game { id, command: Command::Chat { channel, text } }
             }
             ClientMsg::Ready { ready } => RoomInput::Game { id, command: Command::Ready(ready) },

@@ -118,11 +118,7 @@ impl MessageLog {
     }
 
     /// Waits for (and consumes) the next unconsumed message matching `pred`.
-    pub async fn wait_take(
-        &self,
-        timeout: Duration,
-        mut pred: impl FnMut(&Value) -> bool,
-    ) -> Option<Value> {
+    pub async fn wait_take(&self, timeout: Duration, mut pred: impl FnMut(&Value) -> bool) -> Option<Value> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let notified = self.notify.notified();
@@ -165,9 +161,8 @@ pub struct TestClient {
 impl TestClient {
     /// Opens the WebSocket only (no `join`), for tests that misbehave before joining.
     pub async fn connect(ws_url: &str, opts: ClientOptions) -> anyhow::Result<TestClient> {
-        let (ws, _resp) = tokio_tungstenite::connect_async(ws_url)
-            .await
-            .with_context(|| format!("connect {ws_url}"))?;
+        let (ws, _resp) =
+            tokio_tungstenite::connect_async(ws_url).await.with_context(|| format!("connect {ws_url}"))?;
         let (mut write, mut read) = ws.split();
         let log = Arc::new(MessageLog::default());
         let (ws_out, mut out_rx) = mpsc::unbounded_channel::<Message>();
@@ -194,13 +189,9 @@ impl TestClient {
                         }
                         Err(_) => reader_log.push_raw(t.as_str().to_owned()),
                     },
-                    Ok(Message::Binary(b)) => {
-                        reader_log.push_raw(String::from_utf8_lossy(&b).into_owned())
-                    }
+                    Ok(Message::Binary(b)) => reader_log.push_raw(String::from_utf8_lossy(&b).into_owned()),
                     Ok(Message::Close(frame)) => {
-                        reader_log.set_closed(
-                            frame.map(|f| (u16::from(f.code), f.reason.as_str().to_owned())),
-                        );
+                        reader_log.set_closed(frame.map(|f| (u16::from(f.code), f.reason.as_str().to_owned())));
                         break;
                     }
                     Ok(_) => {}
@@ -225,26 +216,12 @@ impl TestClient {
 
     /// Connects, sends `{"type":"join","room":room,"name":name}`, waits for `welcome` (a
     /// [`JoinError`] if the server answers `error`), then starts media if `opts.media`.
-    pub async fn join(
-        ws_url: &str,
-        room: &str,
-        name: &str,
-        opts: ClientOptions,
-    ) -> anyhow::Result<TestClient> {
-        Self::join_with(
-            ws_url,
-            json!({"type": "join", "room": room, "name": name}),
-            opts,
-        )
-        .await
+    pub async fn join(ws_url: &str, room: &str, name: &str, opts: ClientOptions) -> anyhow::Result<TestClient> {
+        Self::join_with(ws_url, json!({"type": "join", "room": room, "name": name}), opts).await
     }
 
     /// Like [`join`](Self::join) with a caller-built join message (resume, token, pin …).
-    pub async fn join_with(
-        ws_url: &str,
-        join: Value,
-        opts: ClientOptions,
-    ) -> anyhow::Result<TestClient> {
+    pub async fn join_with(ws_url: &str, join: Value, opts: ClientOptions) -> anyhow::Result<TestClient> {
         let mut c = Self::connect(ws_url, opts).await?;
         c.join_room(join).await?;
         Ok(c)
@@ -266,10 +243,7 @@ impl TestClient {
             }
             .into());
         }
-        self.id = v["id"]
-            .as_str()
-            .ok_or_else(|| anyhow!("welcome without id: {v}"))?
-            .to_owned();
+        self.id = v["id"].as_str().ok_or_else(|| anyhow!("welcome without id: {v}"))?.to_owned();
         self.welcome = Some(v.clone());
         if self.opts.media {
             self.start_media().await?;
@@ -285,10 +259,7 @@ impl TestClient {
         if self.id.is_empty() {
             bail!("start_media before welcome");
         }
-        let signals = self
-            .signal_rx
-            .take()
-            .ok_or_else(|| anyhow!("signal channel already taken"))?;
+        let signals = self.signal_rx.take().ok_or_else(|| anyhow!("signal channel already taken"))?;
         let out = self.ws_out.clone();
         let sink: SignalSink = Arc::new(move |v: Value| {
             let _ = out.send(Message::text(v.to_string()));
@@ -308,11 +279,7 @@ impl TestClient {
 
     /// `resume_token` from `welcome`.
     pub fn resume_token(&self) -> Option<String> {
-        self.welcome
-            .as_ref()
-            .and_then(|w| w.get("resume_token"))
-            .and_then(Value::as_str)
-            .map(str::to_owned)
+        self.welcome.as_ref().and_then(|w| w.get("resume_token")).and_then(Value::as_str).map(str::to_owned)
     }
 
     pub fn ws_url(&self) -> &str {
@@ -330,15 +297,11 @@ impl TestClient {
     }
 
     pub fn send_text(&self, s: impl Into<String>) -> anyhow::Result<()> {
-        self.ws_out
-            .send(Message::text(s.into()))
-            .map_err(|_| anyhow!("websocket writer gone"))
+        self.ws_out.send(Message::text(s.into())).map_err(|_| anyhow!("websocket writer gone"))
     }
 
     pub fn send_binary(&self, b: Vec<u8>) -> anyhow::Result<()> {
-        self.ws_out
-            .send(Message::binary(b))
-            .map_err(|_| anyhow!("websocket writer gone"))
+        self.ws_out.send(Message::binary(b)).map_err(|_| anyhow!("websocket writer gone"))
     }
 
     /// `{"type":"ping","t":t}`; the `pong` lands in the message log.
@@ -370,11 +333,7 @@ impl TestClient {
     }
 
     pub fn messages_of(&self, ty: &str) -> Vec<Value> {
-        self.log
-            .all()
-            .into_iter()
-            .filter(|m| msg_type(m) == ty)
-            .collect()
+        self.log.all().into_iter().filter(|m| msg_type(m) == ty).collect()
     }
 
     /// The last message of a type.
@@ -384,11 +343,7 @@ impl TestClient {
 
     /// The types of all messages received, in order (handy in assertion messages).
     pub fn types(&self) -> Vec<String> {
-        self.log
-            .all()
-            .iter()
-            .map(|m| msg_type(m).to_owned())
-            .collect()
+        self.log.all().iter().map(|m| msg_type(m).to_owned()).collect()
     }
 
     /// Non-JSON frames received.
@@ -398,16 +353,9 @@ impl TestClient {
 
     /// Waits for the next not-yet-consumed message of type `ty` and consumes it.
     pub async fn expect_message(&self, ty: &str, timeout: Duration) -> anyhow::Result<Value> {
-        self.log
-            .wait_take(timeout, |v| msg_type(v) == ty)
-            .await
-            .ok_or_else(|| {
-                anyhow!(
-                    "client {:?}: no unconsumed {ty:?} within {timeout:?}; received {:?}",
-                    self.id,
-                    self.types()
-                )
-            })
+        self.log.wait_take(timeout, |v| msg_type(v) == ty).await.ok_or_else(|| {
+            anyhow!("client {:?}: no unconsumed {ty:?} within {timeout:?}; received {:?}", self.id, self.types())
+        })
     }
 
     /// Waits for the next not-yet-consumed message satisfying `pred` and consumes it.
@@ -418,11 +366,7 @@ impl TestClient {
         pred: impl FnMut(&Value) -> bool,
     ) -> anyhow::Result<Value> {
         self.log.wait_take(timeout, pred).await.ok_or_else(|| {
-            anyhow!(
-                "client {:?}: no message matching {what} within {timeout:?}; received {:?}",
-                self.id,
-                self.types()
-            )
+            anyhow!("client {:?}: no message matching {what} within {timeout:?}; received {:?}", self.id, self.types())
         })
     }
 
@@ -443,10 +387,7 @@ impl TestClient {
     }
 
     /// Waits until the socket is closed; returns the close frame if any.
-    pub async fn wait_socket_closed(
-        &self,
-        timeout: Duration,
-    ) -> anyhow::Result<Option<(u16, String)>> {
+    pub async fn wait_socket_closed(&self, timeout: Duration) -> anyhow::Result<Option<(u16, String)>> {
         if super::wait_until(timeout, || self.log.is_closed()).await {
             Ok(self.close_frame())
         } else {
@@ -478,10 +419,9 @@ impl TestClient {
     /// Closes the WebSocket politely with a close frame (e.g. 1001 for a page reload) and waits
     /// for the writer to flush it. The peer connection is left running.
     pub async fn close_socket_with(&mut self, code: u16, reason: &str) {
-        let _ = self.ws_out.send(Message::Close(Some(CloseFrame {
-            code: CloseCode::from(code),
-            reason: reason.to_owned().into(),
-        })));
+        let _ = self
+            .ws_out
+            .send(Message::Close(Some(CloseFrame { code: CloseCode::from(code), reason: reason.to_owned().into() })));
         if let Some(writer) = self.ws_tasks.first_mut() {
             let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
         }
@@ -503,9 +443,7 @@ impl TestClient {
 
     /// The media peer. Panics if the client was built without media.
     pub fn media(&self) -> &MediaPeer {
-        self.peer
-            .as_ref()
-            .expect("client has no media (opts.media was false)")
+        self.peer.as_ref().expect("client has no media (opts.media was false)")
     }
 
     pub async fn wait_connected(&self, timeout: Duration) -> anyhow::Result<()> {
@@ -513,35 +451,20 @@ impl TestClient {
     }
 
     pub fn received(&self, publisher: &str, kind: Kind) -> Vec<RecvPacket> {
-        self.peer
-            .as_ref()
-            .map(|p| p.received(publisher, kind))
-            .unwrap_or_default()
+        self.peer.as_ref().map(|p| p.received(publisher, kind)).unwrap_or_default()
     }
 
     /// Retransmissions of `publisher`'s `kind` that arrived on an RTX stream.
     pub fn retransmissions(&self, publisher: &str, kind: Kind) -> Vec<RecvPacket> {
-        self.peer
-            .as_ref()
-            .map(|p| p.retransmissions(publisher, kind))
-            .unwrap_or_default()
+        self.peer.as_ref().map(|p| p.retransmissions(publisher, kind)).unwrap_or_default()
     }
 
     pub fn count(&self, publisher: &str, kind: Kind) -> usize {
-        self.peer
-            .as_ref()
-            .map(|p| p.count(publisher, kind))
-            .unwrap_or(0)
+        self.peer.as_ref().map(|p| p.count(publisher, kind)).unwrap_or(0)
     }
 
     /// Waits until at least `n` packets of `kind` from `publisher` have arrived.
-    pub async fn wait_count(
-        &self,
-        publisher: &str,
-        kind: Kind,
-        n: usize,
-        timeout: Duration,
-    ) -> anyhow::Result<()> {
+    pub async fn wait_count(&self, publisher: &str, kind: Kind, n: usize, timeout: Duration) -> anyhow::Result<()> {
         if super::wait_until(timeout, || self.count(publisher, kind) >= n).await {
             return Ok(());
         }
@@ -565,10 +488,7 @@ impl TestClient {
     }
 
     pub fn keyframe_requests(&self) -> u64 {
-        self.peer
-            .as_ref()
-            .map(|p| p.keyframe_requests())
-            .unwrap_or(0)
+        self.peer.as_ref().map(|p| p.keyframe_requests()).unwrap_or(0)
     }
 
     pub fn keyframes_sent(&self) -> usize {
@@ -585,12 +505,7 @@ impl TestClient {
         self.media().send_pli(publisher).await
     }
 
-    pub async fn send_nack(
-        &self,
-        publisher: &str,
-        kind: Kind,
-        seqs: &[u16],
-    ) -> anyhow::Result<usize> {
+    pub async fn send_nack(&self, publisher: &str, kind: Kind, seqs: &[u16]) -> anyhow::Result<usize> {
         self.media().send_nack(publisher, kind, seqs).await
     }
 

@@ -29,10 +29,7 @@ pub const VP8_HEIGHT: u16 = 240;
 
 /// Microseconds since the UNIX epoch.
 pub fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
 }
 
 fn kind_byte(kind: Kind) -> u8 {
@@ -43,13 +40,7 @@ fn kind_byte(kind: Kind) -> u8 {
 }
 
 /// The mark plus deterministic filler, `total_len` bytes long (or longer if the id needs it).
-pub fn mark_body(
-    publisher: &str,
-    kind: Kind,
-    counter: u32,
-    sent_us: u64,
-    total_len: usize,
-) -> Vec<u8> {
+pub fn mark_body(publisher: &str, kind: Kind, counter: u32, sent_us: u64, total_len: usize) -> Vec<u8> {
     let id = publisher.as_bytes();
     let id_len = id.len().min(255);
     let mut out = Vec::with_capacity(total_len.max(4 + 2 + id_len + 12));
@@ -69,31 +60,14 @@ pub fn mark_body(
 
 /// An Opus RTP payload (no codec framing — it is never decoded, only forwarded).
 pub fn opus_payload(publisher: &str, counter: u32, sent_us: u64) -> Bytes {
-    Bytes::from(mark_body(
-        publisher,
-        Kind::Audio,
-        counter,
-        sent_us,
-        OPUS_BODY_LEN,
-    ))
+    Bytes::from(mark_body(publisher, Kind::Audio, counter, sent_us, OPUS_BODY_LEN))
 }
 
 /// A one-packet VP8 frame: a 1-byte RFC 7741 payload descriptor (X=0, N=0, S=1, PID=0) followed by
 /// the VP8 payload header (3 bytes; 10 for a keyframe: start code 9d 01 2a and width/height) and
 /// the mark.
-pub fn vp8_payload(
-    publisher: &str,
-    counter: u32,
-    sent_us: u64,
-    keyframe: bool,
-    width: u16,
-    height: u16,
-) -> Bytes {
-    let body_len = if keyframe {
-        VP8_KEY_BODY_LEN
-    } else {
-        VP8_INTER_BODY_LEN
-    };
+pub fn vp8_payload(publisher: &str, counter: u32, sent_us: u64, keyframe: bool, width: u16, height: u16) -> Bytes {
+    let body_len = if keyframe { VP8_KEY_BODY_LEN } else { VP8_INTER_BODY_LEN };
     let body = mark_body(publisher, Kind::Video, counter, sent_us, body_len);
     let mut out = Vec::with_capacity(body.len() + 11);
     // RFC 7741 §4.2 payload descriptor: |X|R|N|S|R|PID| — S=1 (start of partition 0), PID=0.

@@ -19,15 +19,11 @@ pub mod peer;
 pub mod server;
 
 pub use client::{msg_type, JoinError, MessageLog, TestClient};
-pub use media::{
-    is_vp8_keyframe, now_us, opus_payload, parse_mark, parse_vp8, vp8_payload, MediaMark, Vp8Info,
+pub use media::{is_vp8_keyframe, now_us, opus_payload, parse_mark, parse_vp8, vp8_payload, MediaMark, Vp8Info};
+pub use peer::{
+    connect_pair, parse_sdp, FeedbackCounts, MLine, MediaPeer, RecvPacket, RemoteTrack, RtxInfo, SentPacket, SignalSink,
 };
 pub use server::{http_get, server, server_with, Got, Ws};
-pub use peer::{
-    connect_pair, parse_sdp, FeedbackCounts, MLine, MediaPeer, RecvPacket, RemoteTrack, RtxInfo,
-    SentPacket,
-    SignalSink,
-};
 
 use std::time::{Duration, Instant};
 
@@ -117,18 +113,11 @@ impl ClientOptions {
     }
     /// Recvonly audio+video transceivers, publishes nothing.
     pub fn receiver() -> Self {
-        ClientOptions {
-            publish: false,
-            ..Self::default()
-        }
+        ClientOptions { publish: false, ..Self::default() }
     }
     /// WebSocket only.
     pub fn signaling_only() -> Self {
-        ClientOptions {
-            media: false,
-            publish: false,
-            ..Self::default()
-        }
+        ClientOptions { media: false, publish: false, ..Self::default() }
     }
     /// Registers Opus and VP8 under these payload types.
     pub fn with_pts(mut self, opus_pt: u8, vp8_pt: u8) -> Self {
@@ -157,9 +146,7 @@ impl ClientOptions {
             return None;
         }
         let vp8 = self.vp8_pt.clamp(96, 127);
-        (vp8 + 1..=127)
-            .chain(96..vp8)
-            .find(|pt| *pt != self.opus_pt && *pt != self.vp8_pt)
+        (vp8 + 1..=127).chain(96..vp8).find(|pt| *pt != self.opus_pt && *pt != self.vp8_pt)
     }
 }
 
@@ -188,11 +175,7 @@ pub async fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bo
 }
 
 /// [`wait_until`] that fails with a message naming what was awaited.
-pub async fn wait_for(
-    timeout: Duration,
-    what: &str,
-    cond: impl FnMut() -> bool,
-) -> anyhow::Result<()> {
+pub async fn wait_for(timeout: Duration, what: &str, cond: impl FnMut() -> bool) -> anyhow::Result<()> {
     if wait_until(timeout, cond).await {
         Ok(())
     } else {

@@ -23,17 +23,12 @@ use tokio::task::JoinHandle;
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::{Interceptor, Packet as ChainPacket, Slot, StreamInfo, TaggedPacket};
 use rtc::media_stream::MediaStreamTrack;
-use rtc::peer_connection::configuration::media_engine::{
-    MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8,
-};
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use rtc::rtcp::transport_feedbacks::transport_layer_nack::{
-    nack_pairs_from_sequence_numbers, TransportLayerNack,
-};
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::{nack_pairs_from_sequence_numbers, TransportLayerNack};
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
-    RTCRtpEncodingParameters, RtpCodecKind,
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
@@ -41,10 +36,9 @@ use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::media_stream::Track;
 use webrtc::peer_connection::{
-    register_default_interceptors, MediaEngine, PeerConnection, PeerConnectionBuilder,
-    PeerConnectionEventHandler, RTCIceCandidateInit, RTCIceGatheringState,
-    RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription, Registry,
-    SettingEngineBuilder,
+    register_default_interceptors, MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
+    RTCIceCandidateInit, RTCIceGatheringState, RTCPeerConnectionIceEvent, RTCPeerConnectionState,
+    RTCSessionDescription, Registry, SettingEngineBuilder,
 };
 use webrtc::rtp_transceiver::RtpSender;
 
@@ -158,11 +152,7 @@ pub struct MLine {
 impl MLine {
     /// Payload types bound to `codec` (case-insensitive rtpmap name) in this m-line.
     pub fn pts_for(&self, codec: &str) -> Vec<u8> {
-        self.codecs
-            .iter()
-            .filter(|(_, name)| name.eq_ignore_ascii_case(codec))
-            .map(|(pt, _)| *pt)
-            .collect()
+        self.codecs.iter().filter(|(_, name)| name.eq_ignore_ascii_case(codec)).map(|(pt, _)| *pt).collect()
     }
 }
 
@@ -200,10 +190,7 @@ pub fn parse_sdp(sdp: &str) -> Vec<MLine> {
                     m.ssrcs.push(ssrc);
                 }
             }
-        } else if matches!(
-            line,
-            "a=sendrecv" | "a=sendonly" | "a=recvonly" | "a=inactive"
-        ) {
+        } else if matches!(line, "a=sendrecv" | "a=sendonly" | "a=recvonly" | "a=inactive") {
             m.direction = line[2..].to_owned();
         }
     }
@@ -217,10 +204,8 @@ pub fn parse_sdp(sdp: &str) -> Vec<MLine> {
 /// Cheap non-cryptographic randomness (no `rand` dependency in the root package).
 pub(crate) fn random_u32() -> u32 {
     static COUNTER: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
     let mut x = nanos ^ COUNTER.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
     // splitmix64 finaliser
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -259,10 +244,7 @@ fn vp8_codec() -> RTCRtpCodec {
         clock_rate: 90000,
         channels: 0,
         sdp_fmtp_line: String::new(),
-        rtcp_feedback: vec![RTCPFeedback {
-            typ: "ccm".to_owned(),
-            parameter: "fir".to_owned(),
-        }],
+        rtcp_feedback: vec![RTCPFeedback { typ: "ccm".to_owned(), parameter: "fir".to_owned() }],
     }
 }
 
@@ -284,9 +266,7 @@ impl FeedbackTable {
     }
     /// Arrival time of the `index`-th (0-based) keyframe request for `ssrc`.
     fn keyframe_request_at(&self, ssrc: u32, index: u64) -> Option<Instant> {
-        lock(&self.keyframe_requests)
-            .get(&ssrc)
-            .and_then(|v| v.get(index as usize).copied())
+        lock(&self.keyframe_requests).get(&ssrc).and_then(|v| v.get(index as usize).copied())
     }
 }
 
@@ -354,11 +334,7 @@ impl RtxLog {
     /// endpoint repairs it, so the record always exists by the time its copy reaches a track.
     fn claim_repaired(&self, ssrc: u32, seq: u16) -> bool {
         let mut arrivals = lock(&self.arrivals);
-        match arrivals
-            .iter_mut()
-            .rev()
-            .find(|a| !a.repaired && a.osn == seq && a.primary.map(|p| p.0) == Some(ssrc))
-        {
+        match arrivals.iter_mut().rev().find(|a| !a.repaired && a.osn == seq && a.primary.map(|p| p.0) == Some(ssrc)) {
             Some(a) => {
                 a.repaired = true;
                 true
@@ -412,11 +388,7 @@ impl rtc::sansio::Protocol<TaggedPacket, TaggedPacket, ()> for WireTap {
                         times.entry(e.ssrc).or_default().push(now);
                     }
                 } else if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
-                    let n: u64 = nack
-                        .nacks
-                        .iter()
-                        .map(|p| 1 + p.lost_packets.count_ones() as u64)
-                        .sum();
+                    let n: u64 = nack.nacks.iter().map(|p| 1 + p.lost_packets.count_ones() as u64).sum();
                     let e = map.entry(nack.media_ssrc).or_default();
                     e.nack += 1;
                     e.nacked_seqs += n;
@@ -513,10 +485,7 @@ fn ready<'a>() -> Ready<'a> {
 // `async-trait` dependency. Every callback does its work synchronously or spawns it; none blocks
 // the driver.
 impl PeerConnectionEventHandler for Handler {
-    fn on_ice_candidate<'life0, 'async_trait>(
-        &'life0 self,
-        event: RTCPeerConnectionIceEvent,
-    ) -> Ready<'async_trait>
+    fn on_ice_candidate<'life0, 'async_trait>(&'life0 self, event: RTCPeerConnectionIceEvent) -> Ready<'async_trait>
     where
         'life0: 'async_trait,
         Self: 'async_trait,
@@ -558,10 +527,7 @@ impl PeerConnectionEventHandler for Handler {
         ready()
     }
 
-    fn on_track<'life0, 'async_trait>(
-        &'life0 self,
-        track: Arc<dyn TrackRemote>,
-    ) -> Ready<'async_trait>
+    fn on_track<'life0, 'async_trait>(&'life0 self, track: Arc<dyn TrackRemote>) -> Ready<'async_trait>
     where
         'life0: 'async_trait,
         Self: 'async_trait,
@@ -595,14 +561,7 @@ async fn read_remote_track(shared: Arc<Shared>, track: Arc<dyn TrackRemote>) {
     let index = {
         let mut tracks = lock(&shared.remote_tracks);
         tracks.push((
-            RemoteTrack {
-                publisher: publisher.clone(),
-                kind,
-                track_id,
-                ssrcs,
-                codec,
-                opened_at: Instant::now(),
-            },
+            RemoteTrack { publisher: publisher.clone(), kind, track_id, ssrcs, codec, opened_at: Instant::now() },
             Arc::clone(&track),
         ));
         tracks.len() - 1
@@ -612,10 +571,7 @@ async fn read_remote_track(shared: Arc<Shared>, track: Arc<dyn TrackRemote>) {
     while let Some(event) = track.poll().await {
         match event {
             TrackRemoteEvent::OnRtpPacket(p) => {
-                if shared
-                    .rtx
-                    .claim_repaired(p.header.ssrc, p.header.sequence_number)
-                {
+                if shared.rtx.claim_repaired(p.header.ssrc, p.header.sequence_number) {
                     // A retransmission webrtc repaired from RTX: already in the RtxLog.
                     continue;
                 }
@@ -640,10 +596,7 @@ async fn read_remote_track(shared: Arc<Shared>, track: Arc<dyn TrackRemote>) {
                     arrival: Instant::now(),
                     rtx: None,
                 };
-                lock(&shared.received)
-                    .entry(key.clone())
-                    .or_default()
-                    .push(rp);
+                lock(&shared.received).entry(key.clone()).or_default().push(rp);
             }
             TrackRemoteEvent::OnEnded => break,
             _ => {}
@@ -696,36 +649,24 @@ impl Negotiator {
     }
 
     async fn local_sdp_or(&self, fallback: String) -> String {
-        self.pc
-            .local_description()
-            .await
-            .map(|d| d.sdp)
-            .filter(|s| !s.is_empty())
-            .unwrap_or(fallback)
+        self.pc.local_description().await.map(|d| d.sdp).filter(|s| !s.is_empty()).unwrap_or(fallback)
     }
 
     async fn offer(&mut self) -> anyhow::Result<()> {
         let offer = self.pc.create_offer(None).await.context("create_offer")?;
         let fallback = offer.sdp.clone();
-        self.pc
-            .set_local_description(offer)
-            .await
-            .context("set_local_description(offer)")?;
+        self.pc.set_local_description(offer).await.context("set_local_description(offer)")?;
         self.have_local_offer = true;
         let sdp = self.local_sdp_or(fallback).await;
         if let Some((opus, vp8, rtx)) = self.check_pts.take() {
-            let mut wanted = vec![
-                format!("a=rtpmap:{opus} opus/48000/2"),
-                format!("a=rtpmap:{vp8} VP8/90000"),
-            ];
+            let mut wanted = vec![format!("a=rtpmap:{opus} opus/48000/2"), format!("a=rtpmap:{vp8} VP8/90000")];
             if let Some(rtx) = rtx {
                 wanted.push(format!("a=rtpmap:{rtx} rtx/90000"));
                 wanted.push(format!("a=fmtp:{rtx} apt={vp8}"));
             }
             for want in wanted {
                 if !sdp.lines().any(|l| l.trim_end() == want) {
-                    self.shared
-                        .error(format!("own offer lacks {want:?}:\n{sdp}"));
+                    self.shared.error(format!("own offer lacks {want:?}:\n{sdp}"));
                 }
             }
         }
@@ -737,10 +678,7 @@ impl Negotiator {
 
     async fn rollback(&mut self) -> anyhow::Result<()> {
         let rb = RTCSessionDescription::rollback(None).context("rollback description")?;
-        self.pc
-            .set_local_description(rb)
-            .await
-            .context("set_local_description(rollback)")?;
+        self.pc.set_local_description(rb).await.context("set_local_description(rollback)")?;
         self.have_local_offer = false;
         self.shared.log("rolled back local offer");
         Ok(())
@@ -769,18 +707,12 @@ impl Negotiator {
             self.rollback().await?;
         }
         let desc = RTCSessionDescription::offer(sdp).context("parse remote offer")?;
-        self.pc
-            .set_remote_description(desc)
-            .await
-            .context("set_remote_description(offer)")?;
+        self.pc.set_remote_description(desc).await.context("set_remote_description(offer)")?;
         self.remote_set = true;
         self.flush_remote_candidates().await;
         let answer = self.pc.create_answer(None).await.context("create_answer")?;
         let fallback = answer.sdp.clone();
-        self.pc
-            .set_local_description(answer)
-            .await
-            .context("set_local_description(answer)")?;
+        self.pc.set_local_description(answer).await.context("set_local_description(answer)")?;
         let sdp = self.local_sdp_or(fallback).await;
         self.shared.log("sent answer");
         (self.sink)(json!({"type": "answer", "sdp": sdp}));
@@ -795,10 +727,7 @@ impl Negotiator {
             bail!("answer received without an outstanding local offer");
         }
         let desc = RTCSessionDescription::answer(sdp).context("parse remote answer")?;
-        self.pc
-            .set_remote_description(desc)
-            .await
-            .context("set_remote_description(answer)")?;
+        self.pc.set_remote_description(desc).await.context("set_remote_description(answer)")?;
         self.have_local_offer = false;
         self.remote_set = true;
         self.flush_remote_candidates().await;
@@ -825,21 +754,12 @@ impl Negotiator {
         }
         let init = RTCIceCandidateInit {
             candidate: candidate.to_owned(),
-            sdp_mid: msg
-                .get("sdp_mid")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-            sdp_mline_index: msg
-                .get("sdp_mline_index")
-                .and_then(Value::as_u64)
-                .map(|v| v as u16),
+            sdp_mid: msg.get("sdp_mid").and_then(Value::as_str).map(str::to_owned),
+            sdp_mline_index: msg.get("sdp_mline_index").and_then(Value::as_u64).map(|v| v as u16),
             ..Default::default()
         };
         if self.remote_set {
-            self.pc
-                .add_ice_candidate(init)
-                .await
-                .context("add_ice_candidate")?;
+            self.pc.add_ice_candidate(init).await.context("add_ice_candidate")?;
         } else {
             self.pending_remote.push(init);
         }
@@ -848,19 +768,12 @@ impl Negotiator {
 
     async fn on_signal(&mut self, msg: Value) -> anyhow::Result<()> {
         let ty = msg.get("type").and_then(Value::as_str).unwrap_or("");
-        let sdp = || {
-            msg.get("sdp")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_owned()
-        };
+        let sdp = || msg.get("sdp").and_then(Value::as_str).unwrap_or("").to_owned();
         match ty {
             "offer" => self.on_remote_offer(sdp()).await,
             "answer" => self.on_remote_answer(sdp()).await,
             "candidate" => self.on_remote_candidate(&msg).await,
-            "error" if msg.get("code").and_then(Value::as_str) == Some("glare") => {
-                self.on_glare().await
-            }
+            "error" if msg.get("code").and_then(Value::as_str) == Some("glare") => self.on_glare().await,
             _ => Ok(()),
         }
     }
@@ -1002,14 +915,7 @@ async fn publish_loop(shared: Arc<Shared>, media: LocalMedia, opts: ClientOption
                         .keyframe_request_at(media.ssrc, requests_handled)
                         .is_none_or(|at| at.elapsed() >= opts.keyframe_delay);
                 let keyframe = keyframes_sent == 0 || request_due;
-                let payload = vp8_payload(
-                    &shared.id,
-                    counter,
-                    sent_us,
-                    keyframe,
-                    opts.video_size.0,
-                    opts.video_size.1,
-                );
+                let payload = vp8_payload(&shared.id, counter, sent_us, keyframe, opts.video_size.0, opts.video_size.1);
                 (payload, keyframe, requests)
             }
         };
@@ -1112,36 +1018,26 @@ impl MediaPeer {
         let mut media_engine = MediaEngine::default();
         media_engine
             .register_codec(
-                RTCRtpCodecParameters {
-                    rtp_codec: opus_codec(),
-                    payload_type: opts.opus_pt,
-                },
+                RTCRtpCodecParameters { rtp_codec: opus_codec(), payload_type: opts.opus_pt },
                 RtpCodecKind::Audio,
             )
             .context("register opus")?;
         media_engine
             .register_codec(
-                RTCRtpCodecParameters {
-                    rtp_codec: vp8_codec(),
-                    payload_type: opts.vp8_pt,
-                },
+                RTCRtpCodecParameters { rtp_codec: vp8_codec(), payload_type: opts.vp8_pt },
                 RtpCodecKind::Video,
             )
             .context("register vp8")?;
         if let Some(rtx_pt) = opts.rtx_pt() {
             media_engine
                 .register_codec(
-                    RTCRtpCodecParameters {
-                        rtp_codec: rtx_codec(opts.vp8_pt),
-                        payload_type: rtx_pt,
-                    },
+                    RTCRtpCodecParameters { rtp_codec: rtx_codec(opts.vp8_pt), payload_type: rtx_pt },
                     RtpCodecKind::Video,
                 )
                 .context("register rtx")?;
         }
-        let registry = register_default_interceptors(Registry::new(), &mut media_engine)
-            .context("default interceptors")?
-            .with(
+        let registry =
+            register_default_interceptors(Registry::new(), &mut media_engine).context("default interceptors")?.with(
                 Slot::from(14_000),
                 WireTap {
                     table: feedback,
@@ -1157,10 +1053,7 @@ impl MediaPeer {
             .with_multicast_dns_mode(MulticastDnsMode::Disabled)
             .with_include_loopback_candidate(true)
             .build();
-        let handler = Arc::new(Handler {
-            shared: Arc::clone(&shared),
-            neg_tx: neg_tx.clone(),
-        });
+        let handler = Arc::new(Handler { shared: Arc::clone(&shared), neg_tx: neg_tx.clone() });
         let pc = PeerConnectionBuilder::new()
             .with_media_engine(media_engine)
             .with_setting_engine(setting_engine)
@@ -1186,10 +1079,7 @@ impl MediaPeer {
                     format!("parlor-test-{kind}"),
                     rtc_kind,
                     vec![RTCRtpEncodingParameters {
-                        rtp_coding_parameters: RTCRtpCodingParameters {
-                            ssrc: Some(ssrc),
-                            ..Default::default()
-                        },
+                        rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
                         codec,
                         ..Default::default()
                     }],
@@ -1198,12 +1088,7 @@ impl MediaPeer {
                     .add_track(Arc::clone(&track) as Arc<dyn TrackLocal>)
                     .await
                     .with_context(|| format!("add {kind} track"))?;
-                locals.push(LocalMedia {
-                    kind,
-                    ssrc,
-                    track,
-                    sender,
-                });
+                locals.push(LocalMedia { kind, ssrc, track, sender });
             }
         } else if opts.recv_transceivers {
             for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
@@ -1220,14 +1105,8 @@ impl MediaPeer {
             }
         }
 
-        let audio_ssrc = locals
-            .iter()
-            .find(|m| m.kind == Kind::Audio)
-            .map(|m| m.ssrc);
-        let video_ssrc = locals
-            .iter()
-            .find(|m| m.kind == Kind::Video)
-            .map(|m| m.ssrc);
+        let audio_ssrc = locals.iter().find(|m| m.kind == Kind::Audio).map(|m| m.ssrc);
+        let video_ssrc = locals.iter().find(|m| m.kind == Kind::Video).map(|m| m.ssrc);
 
         let negotiator = Negotiator {
             pc: Arc::clone(&pc),
@@ -1241,39 +1120,21 @@ impl MediaPeer {
             reoffer_pending: false,
             remote_set: false,
             pending_remote: Vec::new(),
-            check_pts: (opts.publish || opts.recv_transceivers)
-                .then_some((opts.opus_pt, opts.vp8_pt, opts.rtx_pt())),
+            check_pts: (opts.publish || opts.recv_transceivers).then_some((opts.opus_pt, opts.vp8_pt, opts.rtx_pt())),
         };
-        let mut tasks = vec![tokio::spawn(negotiation_loop(
-            negotiator,
-            opts.initial_offer,
-            signals,
-            neg_rx,
-        ))];
+        let mut tasks = vec![tokio::spawn(negotiation_loop(negotiator, opts.initial_offer, signals, neg_rx))];
         for media in locals {
             let enabled = match media.kind {
                 Kind::Audio => opts.publish_audio,
                 Kind::Video => opts.publish_video,
             };
             if enabled {
-                tasks.push(tokio::spawn(publish_loop(
-                    Arc::clone(&shared),
-                    media,
-                    opts.clone(),
-                )));
+                tasks.push(tokio::spawn(publish_loop(Arc::clone(&shared), media, opts.clone())));
             }
         }
         lock(&shared.tasks).extend(tasks);
 
-        Ok(MediaPeer {
-            id: id.to_owned(),
-            opts,
-            pc,
-            shared,
-            neg_tx,
-            audio_ssrc,
-            video_ssrc,
-        })
+        Ok(MediaPeer { id: id.to_owned(), opts, pc, shared, neg_tx, audio_ssrc, video_ssrc })
     }
 
     pub fn id(&self) -> &str {
@@ -1355,26 +1216,16 @@ impl MediaPeer {
 
     /// Every packet handed to our sender of `kind`, in order.
     pub fn sent(&self, kind: Kind) -> Vec<SentPacket> {
-        lock(&self.shared.sent)
-            .iter()
-            .filter(|p| p.kind == kind)
-            .cloned()
-            .collect()
+        lock(&self.shared.sent).iter().filter(|p| p.kind == kind).cloned().collect()
     }
 
     pub fn sent_count(&self, kind: Kind) -> usize {
-        lock(&self.shared.sent)
-            .iter()
-            .filter(|p| p.kind == kind)
-            .count()
+        lock(&self.shared.sent).iter().filter(|p| p.kind == kind).count()
     }
 
     /// Keyframes we have sent (the first one, then one per request).
     pub fn keyframes_sent(&self) -> usize {
-        lock(&self.shared.sent)
-            .iter()
-            .filter(|p| p.keyframe)
-            .count()
+        lock(&self.shared.sent).iter().filter(|p| p.keyframe).count()
     }
 
     /// PLI + FIR received for our video SSRC.
@@ -1385,9 +1236,7 @@ impl MediaPeer {
 
     /// RTCP feedback received about our `kind` SSRC.
     pub fn feedback(&self, kind: Kind) -> FeedbackCounts {
-        self.local_ssrc(kind)
-            .map(|s| self.shared.feedback.get(s))
-            .unwrap_or_default()
+        self.local_ssrc(kind).map(|s| self.shared.feedback.get(s)).unwrap_or_default()
     }
 
     /// RTCP feedback received about any SSRC (e.g. one we never sent).
@@ -1398,26 +1247,17 @@ impl MediaPeer {
     /// Packets received from `publisher` of `kind`, in arrival order: what arrived on the
     /// primary stream, not retransmissions repaired from RTX (see [`Self::retransmissions`]).
     pub fn received(&self, publisher: &str, kind: Kind) -> Vec<RecvPacket> {
-        lock(&self.shared.received)
-            .get(&(publisher.to_owned(), kind))
-            .cloned()
-            .unwrap_or_default()
+        lock(&self.shared.received).get(&(publisher.to_owned(), kind)).cloned().unwrap_or_default()
     }
 
     /// Cheap count of packets received from `publisher` of `kind`.
     pub fn count(&self, publisher: &str, kind: Kind) -> usize {
-        lock(&self.shared.received)
-            .get(&(publisher.to_owned(), kind))
-            .map(Vec::len)
-            .unwrap_or(0)
+        lock(&self.shared.received).get(&(publisher.to_owned(), kind)).map(Vec::len).unwrap_or(0)
     }
 
     /// (publisher, kind) → packet count, for everything received so far.
     pub fn counts(&self) -> HashMap<(String, Kind), usize> {
-        lock(&self.shared.received)
-            .iter()
-            .map(|(k, v)| (k.clone(), v.len()))
-            .collect()
+        lock(&self.shared.received).iter().map(|(k, v)| (k.clone(), v.len())).collect()
     }
 
     /// Retransmissions of `publisher`'s `kind` that arrived on an RTX stream, in arrival order
@@ -1426,11 +1266,7 @@ impl MediaPeer {
     pub fn retransmissions(&self, publisher: &str, kind: Kind) -> Vec<RecvPacket> {
         self.rtx_packets()
             .into_iter()
-            .filter(|(owner, _)| {
-                owner
-                    .as_ref()
-                    .is_some_and(|(p, k)| p == publisher && *k == kind)
-            })
+            .filter(|(owner, _)| owner.as_ref().is_some_and(|(p, k)| p == publisher && *k == kind))
             .map(|(_, p)| p)
             .collect()
     }
@@ -1455,13 +1291,9 @@ impl MediaPeer {
             .into_iter()
             .map(|a| {
                 let by_track = a.primary.and_then(|(ssrc, _)| {
-                    tracks
-                        .iter()
-                        .find(|(_, _, ssrcs)| ssrcs.contains(&ssrc))
-                        .map(|(p, k, _)| (p.clone(), *k))
+                    tracks.iter().find(|(_, _, ssrcs)| ssrcs.contains(&ssrc)).map(|(p, k, _)| (p.clone(), *k))
                 });
-                let owner = by_track
-                    .or_else(|| parse_mark(&a.payload).map(|m| (m.publisher, m.kind)));
+                let owner = by_track.or_else(|| parse_mark(&a.payload).map(|m| (m.publisher, m.kind)));
                 let (ssrc, pt) = a.primary.unwrap_or((a.rtx_ssrc, a.rtx_pt));
                 let packet = RecvPacket {
                     seq: a.osn,
@@ -1486,10 +1318,7 @@ impl MediaPeer {
 
     /// Publishers we have received at least one packet from.
     pub fn publishers(&self) -> Vec<String> {
-        let mut v: Vec<String> = lock(&self.shared.received)
-            .keys()
-            .map(|(p, _)| p.clone())
-            .collect();
+        let mut v: Vec<String> = lock(&self.shared.received).keys().map(|(p, _)| p.clone()).collect();
         v.sort();
         v.dedup();
         v
@@ -1497,10 +1326,7 @@ impl MediaPeer {
 
     /// Remote tracks seen by `on_track`, in order.
     pub fn remote_tracks(&self) -> Vec<RemoteTrack> {
-        lock(&self.shared.remote_tracks)
-            .iter()
-            .map(|(t, _)| t.clone())
-            .collect()
+        lock(&self.shared.remote_tracks).iter().map(|(t, _)| t.clone()).collect()
     }
 
     /// Errors the peer swallowed (negotiation failures, write errors); empty when all is well.
@@ -1528,29 +1354,18 @@ impl MediaPeer {
 
     /// m-lines of the current local description.
     pub async fn local_mlines(&self) -> Vec<MLine> {
-        self.local_sdp()
-            .await
-            .map(|s| parse_sdp(&s))
-            .unwrap_or_default()
+        self.local_sdp().await.map(|s| parse_sdp(&s)).unwrap_or_default()
     }
 
     /// m-lines of the current remote description.
     pub async fn remote_mlines(&self) -> Vec<MLine> {
-        self.remote_sdp()
-            .await
-            .map(|s| parse_sdp(&s))
-            .unwrap_or_default()
+        self.remote_sdp().await.map(|s| parse_sdp(&s)).unwrap_or_default()
     }
 
     /// Payload types negotiated for `codec` ("opus", "VP8") across all m-lines of the current
     /// local description — the payload types this client expects to receive that codec under.
     pub async fn negotiated_pts(&self, codec: &str) -> Vec<u8> {
-        let mut v: Vec<u8> = self
-            .local_mlines()
-            .await
-            .iter()
-            .flat_map(|m| m.pts_for(codec))
-            .collect();
+        let mut v: Vec<u8> = self.local_mlines().await.iter().flat_map(|m| m.pts_for(codec)).collect();
         v.sort_unstable();
         v.dedup();
         v
@@ -1580,16 +1395,13 @@ impl MediaPeer {
     }
 
     fn remote_tracks_of(&self, publisher: &str, kind: Kind) -> Vec<(u32, Arc<dyn TrackRemote>)> {
-        let last_ssrc = lock(&self.shared.received)
-            .get(&(publisher.to_owned(), kind))
-            .and_then(|v| v.last().map(|p| p.ssrc));
+        let last_ssrc =
+            lock(&self.shared.received).get(&(publisher.to_owned(), kind)).and_then(|v| v.last().map(|p| p.ssrc));
         lock(&self.shared.remote_tracks)
             .iter()
             .filter(|(t, _)| t.publisher == publisher && t.kind == kind)
             .filter_map(|(t, track)| {
-                let ssrc = last_ssrc
-                    .filter(|s| t.ssrcs.contains(s))
-                    .or_else(|| t.ssrcs.first().copied())?;
+                let ssrc = last_ssrc.filter(|s| t.ssrcs.contains(s)).or_else(|| t.ssrcs.first().copied())?;
                 Some((ssrc, Arc::clone(track)))
             })
             .collect()
@@ -1614,12 +1426,7 @@ impl MediaPeer {
     }
 
     /// Sends a NACK for `seqs` on every `kind` track received from `publisher`.
-    pub async fn send_nack(
-        &self,
-        publisher: &str,
-        kind: Kind,
-        seqs: &[u16],
-    ) -> anyhow::Result<usize> {
+    pub async fn send_nack(&self, publisher: &str, kind: Kind, seqs: &[u16]) -> anyhow::Result<usize> {
         let tracks = self.remote_tracks_of(publisher, kind);
         if tracks.is_empty() {
             bail!("no {kind} track received from {publisher}");

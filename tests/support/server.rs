@@ -63,7 +63,9 @@ impl Ws {
         loop {
             let frame = tokio::time::timeout_at(deadline, self.stream.next()).await.expect("a frame within 5 s");
             match frame {
-                Some(Ok(Message::Text(t))) => return Got::Json(serde_json::from_str(t.as_str()).expect("server sends JSON")),
+                Some(Ok(Message::Text(t))) => {
+                    return Got::Json(serde_json::from_str(t.as_str()).expect("server sends JSON"))
+                }
                 Some(Ok(Message::Close(c))) => return Got::Closed(c.map(|c| u16::from(c.code))),
                 Some(Ok(_)) => continue,
                 Some(Err(_)) | None => return Got::Closed(None),
