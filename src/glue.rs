@@ -52,6 +52,10 @@ impl MediaPort for Port {
         self.0.remove_peer(peer);
     }
 
+    fn hold_offers(&self, peer: &str) {
+        self.0.hold_offers(peer);
+    }
+
     fn set_routes(&self, epoch: u64, routes: Vec<Route>) -> BoxFuture<'_, ()> {
         let mut matrix = Matrix::new(epoch);
         for r in &routes {

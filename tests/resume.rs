@@ -169,3 +169,30 @@ async fn a_player_dropped_mid_night_comes_back_to_the_dark() {
     }
     assert!(players[0].messages_of("eliminated").is_empty(), "nobody was eliminated");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_socket_gets_no_offer_before_it_offers() {
+    let server = server().await;
+    let url = format!("ws://{}/ws", server.http_addr);
+    let a = TestClient::join(&url, "held", "Ann", ClientOptions::publisher()).await.unwrap();
+    let mut b = TestClient::join(&url, "held", "Bob", ClientOptions::publisher()).await.unwrap();
+    a.wait_count(b.id(), Kind::Video, 5, LONG).await.unwrap();
+    let token = b.resume_token().unwrap();
+    b.close_socket().await;
+    // Bob is back on a new socket that has not offered (a reloaded page still setting up).
+    let (mut bob, welcome) = join_with_resume(&server, "held", &token).await;
+    assert_eq!(welcome["type"], "welcome");
+    // Cy joins and publishes: Ann is offered Cy's tracks, Bob's new socket is not.
+    let offers_before = a.messages_of("offer").len();
+    let c = TestClient::join(&url, "held", "Cy", ClientOptions::publisher()).await.unwrap();
+    a.wait_count(c.id(), Kind::Video, 5, LONG).await.unwrap();
+    assert_eq!(a.messages_of("offer").len(), offers_before + 1);
+    bob.send(json!({"type": "ping", "t": 1})).await;
+    loop {
+        let v = bob.json().await;
+        assert_ne!(v["type"], "offer", "a held peer got an offer: {v}");
+        if v["type"] == "pong" {
+            break;
+        }
+    }
+}

@@ -206,6 +206,12 @@ impl RoomMedia {
         let _ = self.send(Command::RemovePeer { room: self.room.clone(), peer: peer.to_owned() });
     }
 
+    /// Send `peer` no offers until it offers again: its client was replaced (a resume), and
+    /// the next offer tells whether it kept this peer connection.
+    pub fn hold_offers(&self, peer: &str) {
+        let _ = self.send(Command::HoldOffers { room: self.room.clone(), peer: peer.to_owned() });
+    }
+
     /// Replace the room's forwarding matrix; returns once the worker has applied it, with
     /// the epoch now in force (a stale matrix is ignored).
     pub async fn set_matrix(&self, matrix: Matrix) -> Result<u64, MediaError> {

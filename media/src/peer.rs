@@ -51,6 +51,9 @@ pub(crate) struct Peer {
     pub pending: Option<SdpPendingOffer>,
     /// Whether we have answered the client's first offer (we never offer before that).
     pub answered: bool,
+    /// No server offers until the client offers again (its signaling was replaced: the offer
+    /// would reach a client that may no longer hold this peer connection).
+    pub held: bool,
     pub connected: bool,
 }
 

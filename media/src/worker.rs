@@ -45,6 +45,7 @@ pub(crate) enum Command {
     Answer { room: String, peer: String, sdp: String, reply: oneshot::Sender<Result<(), MediaError>> },
     Candidate { room: String, peer: String, candidate: String },
     RemovePeer { room: String, peer: String },
+    HoldOffers { room: String, peer: String },
     SetMatrix { room: String, matrix: Matrix, reply: oneshot::Sender<u64> },
     Stats { reply: oneshot::Sender<Counters> },
 }
@@ -156,6 +157,11 @@ impl Worker {
                     self.remove_peer(key, None);
                 }
             }
+            Command::HoldOffers { room, peer } => {
+                if let Some(p) = self.find(&room, &peer).and_then(|k| self.peer_mut(k)) {
+                    p.held = true;
+                }
+            }
             Command::SetMatrix { room, matrix, reply } => {
                 let epoch = self.set_matrix(&room, matrix);
                 let _ = reply.send(epoch);
@@ -260,6 +266,7 @@ impl Worker {
         }
         if let Some(p) = self.peer_mut(key) {
             p.answered = true;
+            p.held = false;
         }
         self.sync_tracks_in(key, &answer);
         self.maybe_offer(key);
@@ -312,6 +319,7 @@ impl Worker {
             tracks_out: Vec::new(),
             pending: None,
             answered: false,
+            held: false,
             connected: false,
         };
         let key = self.next_key;
@@ -454,7 +462,7 @@ impl Worker {
         let Some(peer) = self.peer(key) else { return };
         // We may offer only after answering the client's first offer (we then hold its
         // remote description) and only when no offer of ours is outstanding.
-        if peer.pending.is_some() || !peer.answered {
+        if peer.pending.is_some() || !peer.answered || peer.held {
             return;
         }
         let Some(room) = self.rooms.get(&peer.room) else { return };

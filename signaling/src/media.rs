@@ -77,6 +77,8 @@ pub trait MediaPort: Send + Sync {
     fn candidate(&self, peer: &str, candidate: String);
     /// The participant is gone: drop its media.
     fn remove_peer(&self, peer: &str);
+    /// The participant resumed on a new socket: send it no offers until it offers again.
+    fn hold_offers(&self, peer: &str);
     /// Replace the room's routes; resolves once the media layer applies them.
     fn set_routes(&self, epoch: u64, routes: Vec<Route>) -> BoxFuture<'_, ()>;
 }

@@ -367,6 +367,9 @@ impl Room {
         m.resume_token = fresh_token.clone();
         // The client redraws from the welcome; later views are sent as they change.
         m.media_state = Some(view);
+        // The resumed client may hold a new peer connection: no server offer reaches it
+        // before its own offer says which connection it has.
+        self.media.hold_offers(&id);
         let welcome = self.welcome(&id, fresh_token, true);
         self.send(&id, &welcome);
         if !was_connected {
