@@ -21,9 +21,26 @@ struct Rig {
     media: Media,
     room: Arc<RoomMedia>,
     peers: HashMap<String, MediaPeer>,
+    /// The relay in front of the server for one peer, if asked for.
+    relay: Option<Relay>,
+}
+
+/// SDP the server sends to a peer, with its media address replaced by a relay's.
+type Rewrites = Arc<std::sync::Mutex<HashMap<String, (String, String)>>>;
+
+fn rewrite(rewrites: &Rewrites, peer: &str, sdp: String) -> String {
+    match rewrites.lock().unwrap().get(peer) {
+        Some((from, to)) => sdp.replace(from.as_str(), to.as_str()),
+        None => sdp,
+    }
 }
 
 async fn rig(members: &[(&str, ClientOptions)]) -> Rig {
+    rig_with(members, None).await
+}
+
+/// A rig; `relayed` names a peer that reaches the server only through a [`Relay`].
+async fn rig_with(members: &[(&str, ClientOptions)], relayed: Option<&str>) -> Rig {
     let media = Media::start(&MediaConfig {
         bind_ip: "127.0.0.1".parse().unwrap(),
         udp_port: 0,
@@ -32,6 +49,17 @@ async fn rig(members: &[(&str, ClientOptions)]) -> Rig {
         max_peers_per_worker: 16,
     })
     .unwrap();
+    let rewrites = Rewrites::default();
+    let mut relay = None;
+    if let Some(peer) = relayed {
+        // Every SDP the server sends this peer names the relay instead of the server.
+        let server = media.local_addrs()[0];
+        let r = Relay::start(server).await;
+        let (from, to) =
+            (format!("127.0.0.1 {} typ host", server.port()), format!("127.0.0.1 {} typ host", r.client_side.port()));
+        rewrites.lock().unwrap().insert(peer.to_owned(), (from, to));
+        relay = Some(r);
+    }
     let (event_tx, mut events) = mpsc::unbounded_channel::<MediaEvent>();
     let room = Arc::new(media.open_room("m", Arc::new(move |e| drop(event_tx.send(e)))));
     let (from_peers_tx, mut from_peers) = mpsc::unbounded_channel::<(String, Value)>();
@@ -47,6 +75,7 @@ async fn rig(members: &[(&str, ClientOptions)]) -> Rig {
     }
     // The signaling a room would do, minus everything but SDP and candidates.
     let driver_room = room.clone();
+    let rewrites = rewrites.clone();
     tokio::spawn(async move {
         loop {
             tokio::select! {
@@ -54,7 +83,7 @@ async fn rig(members: &[(&str, ClientOptions)]) -> Rig {
                     let sdp = msg["sdp"].as_str().unwrap_or_default().to_owned();
                     let reply = match msg["type"].as_str() {
                         Some("offer") => match driver_room.offer(&id, sdp).await {
-                            Ok(answer) => Some(json!({"type": "answer", "sdp": answer})),
+                            Ok(answer) => Some(json!({"type": "answer", "sdp": rewrite(&rewrites, &id, answer)})),
                             Err(MediaError::Glare) => Some(json!({"type": "error", "code": "glare", "message": "glare"})),
                             Err(e) => panic!("offer from {id} refused: {e}"),
                         },
@@ -74,6 +103,7 @@ async fn rig(members: &[(&str, ClientOptions)]) -> Rig {
                 }
                 Some(event) = events.recv() => {
                     if let MediaEvent::Offer { peer, sdp } = event {
+                        let sdp = rewrite(&rewrites, &peer, sdp);
                         let _ = to_peers[&peer].send(json!({"type": "offer", "sdp": sdp}));
                     }
                 }
@@ -81,7 +111,7 @@ async fn rig(members: &[(&str, ClientOptions)]) -> Rig {
             }
         }
     });
-    Rig { media, room, peers }
+    Rig { media, room, peers, relay }
 }
 
 fn everyone_but(epoch: u64, ids: &[&str], denied: Option<(&str, &str, MKind)>) -> Matrix {
@@ -301,4 +331,94 @@ async fn glare_gets_an_error_and_recovers() {
     }
     assert!(saw_glare);
     assert!(dee.errors().is_empty(), "{:?}", dee.errors());
+}
+
+/// A UDP relay between one client and the server: the server sees the relay's server-side
+/// socket as the client's address, and `move_to_new_address` swaps that socket, the way a
+/// phone leaving Wi-Fi would.
+struct Relay {
+    client_side: std::net::SocketAddr,
+    switch: tokio::sync::watch::Sender<u32>,
+    forwarded: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Relay {
+    async fn start(server: std::net::SocketAddr) -> Relay {
+        use tokio::net::UdpSocket;
+        let client_sock = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let client_side = client_sock.local_addr().unwrap();
+        let (switch, mut switched) = tokio::sync::watch::channel(0u32);
+        let forwarded = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = forwarded.clone();
+        tokio::spawn(async move {
+            let mut server_sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let mut client: Option<std::net::SocketAddr> = None;
+            let (mut up, mut down) = (vec![0u8; 2048], vec![0u8; 2048]);
+            loop {
+                tokio::select! {
+                    r = client_sock.recv_from(&mut up) => {
+                        let Ok((n, from)) = r else { break };
+                        client = Some(from);
+                        count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let _ = server_sock.send_to(&up[..n], server).await;
+                    }
+                    r = server_sock.recv_from(&mut down) => {
+                        let Ok((n, _)) = r else { break };
+                        if let Some(c) = client {
+                            let _ = client_sock.send_to(&down[..n], c).await;
+                        }
+                    }
+                    changed = switched.changed() => {
+                        if changed.is_err() { break; }
+                        // The old address is gone for good: nothing sent to it arrives.
+                        server_sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+                    }
+                }
+            }
+        });
+        Relay { client_side, switch, forwarded }
+    }
+
+    /// Datagrams relayed from the client so far.
+    fn forwarded(&self) -> usize {
+        self.forwarded.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn move_to_new_address(&self) {
+        self.switch.send_modify(|n| *n += 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ice_restart_from_a_new_address_with_new_credentials() {
+    let rig = rig_with(&[("a", ClientOptions::publisher()), ("b", ClientOptions::publisher())], Some("b")).await;
+    let relay = rig.relay.as_ref().unwrap();
+    rig.room.set_matrix(everyone_but(1, &["a", "b"], None)).await.unwrap();
+    let (a, b) = (&rig.peers["a"], &rig.peers["b"]);
+    assert!(
+        wait_until(LONG, || a.count("b", Kind::Video) >= 20 && b.count("a", Kind::Video) >= 20).await,
+        "call through the relay"
+    );
+    // Everything b sent went through the relay (which also carries b's STUN, DTLS and RTCP).
+    let sent = b.sent_count(Kind::Video) + b.sent_count(Kind::Audio);
+    assert!(
+        relay.forwarded() + 5 >= sent,
+        "b's media goes through the relay: {} relayed, {sent} sent",
+        relay.forwarded()
+    );
+    let before = b.local_sdp().await.unwrap();
+
+    // The network changes: b's packets now come from a new address, and b restarts ICE.
+    relay.move_to_new_address();
+    b.restart_ice();
+    let moved_at = now_us();
+    let fresh = |rx: &MediaPeer, tx: &str| {
+        rx.received(tx, Kind::Video).iter().filter(|p| p.mark().is_some_and(|m| m.sent_us > moved_at + 200_000)).count()
+    };
+    let started = std::time::Instant::now();
+    assert!(wait_until(LONG, || fresh(a, "b") >= 20 && fresh(b, "a") >= 20).await, "media flows again both ways");
+    println!("media back {} ms after the move (time for 20 fresh packets both ways)", started.elapsed().as_millis());
+    let after = b.local_sdp().await.unwrap();
+    let ufrag = |sdp: &str| sdp.lines().find_map(|l| l.strip_prefix("a=ice-ufrag:")).map(str::to_owned);
+    assert_ne!(ufrag(&before), ufrag(&after), "new ICE credentials");
 }

@@ -196,3 +196,26 @@ async fn a_resumed_socket_gets_no_offer_before_it_offers() {
         }
     }
 }
+
+/// Through the whole server: an ICE restart (new credentials, same socket) keeps media flowing.
+/// (`tests/matrix.rs` moves the client to a new address as well.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ice_restart_with_new_credentials_keeps_media_flowing() {
+    let server = server().await;
+    let url = format!("ws://{}/ws", server.http_addr);
+    let a = TestClient::join(&url, "restart", "Ann", ClientOptions::publisher()).await.unwrap();
+    let b = TestClient::join(&url, "restart", "Bob", ClientOptions::publisher()).await.unwrap();
+    a.wait_count(b.id(), Kind::Video, 10, LONG).await.unwrap();
+    b.wait_count(a.id(), Kind::Video, 10, LONG).await.unwrap();
+    let before_sdp = b.media().local_sdp().await.unwrap();
+    b.media().restart_ice();
+    let restarted_at = now_us();
+    // Media keeps flowing both ways with packets sent after the restart.
+    let fresh = |rx: &TestClient, tx: &str| {
+        rx.received(tx, Kind::Video).iter().filter(|p| p.mark().is_some_and(|m| m.sent_us > restarted_at)).count()
+    };
+    assert!(wait_until(LONG, || fresh(&a, b.id()) >= 30 && fresh(&b, a.id()) >= 30).await, "media after the restart");
+    let after_sdp = b.media().local_sdp().await.unwrap();
+    let ufrag = |sdp: &str| sdp.lines().find_map(|l| l.strip_prefix("a=ice-ufrag:")).map(str::to_owned);
+    assert_ne!(ufrag(&before_sdp), ufrag(&after_sdp), "new ICE credentials");
+}

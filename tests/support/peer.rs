@@ -468,6 +468,8 @@ enum NegEvent {
     LocalCandidate(String),
     GatheringComplete,
     Renegotiate,
+    /// Offer again with new ICE credentials.
+    RestartIce,
 }
 
 struct Handler {
@@ -619,6 +621,8 @@ struct Negotiator {
     end_of_candidates_sent: bool,
     have_local_offer: bool,
     reoffer_pending: bool,
+    /// The next offer restarts ICE.
+    ice_restart: bool,
     remote_set: bool,
     pending_remote: Vec<RTCIceCandidateInit>,
     /// (opus, vp8, rtx) payload types the first offer must carry; checked once.
@@ -653,7 +657,9 @@ impl Negotiator {
     }
 
     async fn offer(&mut self) -> anyhow::Result<()> {
-        let offer = self.pc.create_offer(None).await.context("create_offer")?;
+        let options = std::mem::take(&mut self.ice_restart)
+            .then(|| rtc::peer_connection::configuration::RTCOfferOptions { ice_restart: true, ..Default::default() });
+        let offer = self.pc.create_offer(options).await.context("create_offer")?;
         let fallback = offer.sdp.clone();
         self.pc.set_local_description(offer).await.context("set_local_description(offer)")?;
         self.have_local_offer = true;
@@ -795,6 +801,11 @@ impl Negotiator {
                 }
             }
             NegEvent::Renegotiate => {
+                self.reoffer_pending = true;
+                self.maybe_reoffer().await?;
+            }
+            NegEvent::RestartIce => {
+                self.ice_restart = true;
                 self.reoffer_pending = true;
                 self.maybe_reoffer().await?;
             }
@@ -1118,6 +1129,7 @@ impl MediaPeer {
             end_of_candidates_sent: false,
             have_local_offer: false,
             reoffer_pending: false,
+            ice_restart: false,
             remote_set: false,
             pending_remote: Vec::new(),
             check_pts: (opts.publish || opts.recv_transceivers).then_some((opts.opus_pt, opts.vp8_pt, opts.rtx_pt())),
@@ -1193,6 +1205,11 @@ impl MediaPeer {
     }
 
     /// Asks the negotiator to send a fresh offer (once no offer of ours is outstanding).
+    /// Offer again with new ICE credentials (what a browser's `restartIce()` does).
+    pub fn restart_ice(&self) {
+        let _ = self.neg_tx.send(NegEvent::RestartIce);
+    }
+
     pub fn renegotiate(&self) {
         let _ = self.neg_tx.send(NegEvent::Renegotiate);
     }
