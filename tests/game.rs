@@ -188,13 +188,12 @@ async fn six_players_night_falls_on_the_server() {
             // The adversary's night-time NACKs got no answer. (A retransmission the loaded
             // machine delivers late for a loss NACKed before the night is not one of them.)
             if let Some((asked_at, seqs)) = nacked.get(tx).filter(|_| p.c.id() == adversary) {
-                let answered: Vec<u16> = p
-                    .c
-                    .retransmissions(tx, Kind::Video)
-                    .iter()
-                    .filter(|r| r.arrival_us() > *asked_at && r.arrival_us() < dawn && seqs.contains(&r.seq))
-                    .map(|r| r.seq)
-                    .collect();
+                let answered: Vec<u16> =
+                    p.c.retransmissions(tx, Kind::Video)
+                        .iter()
+                        .filter(|r| r.arrival_us() > *asked_at && r.arrival_us() < dawn && seqs.contains(&r.seq))
+                        .map(|r| r.seq)
+                        .collect();
                 assert!(answered.is_empty(), "night-time NACKs for {tx} were answered: {answered:?}");
             }
         }
