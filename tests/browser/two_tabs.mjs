@@ -1,129 +1,74 @@
-// Browser smoke test: two headless Chromium pages join one room and must each decode the other's video.
+// Two headless Chromium pages join one room and must each decode the other's video.
+// Prints the join time: page open → first remote video frame decoded.
 //
-//   cd tests/browser && npm install && node two_tabs.mjs
+//   bash tests/browser/run.sh two_tabs.mjs        (from the repository root)
 //
 // Environment: PARLOR_URL (default http://127.0.0.1:8080), CHROMIUM (default /usr/bin/chromium),
-// PARLOR_DEADLINE_MS (default 20000). Screenshots go to <repo>/test-output/. Exit code 0 = pass.
+// BROWSER_DEADLINE_MS (default 20000). Screenshots go to <repo>/test-output/. Exit code 0 = pass.
 
-import { chromium } from 'playwright-core';
-import { mkdir } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { check, log, openPage, roomPath, runTest, screenshot, waitFor, base } from './lib.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const outDir = path.resolve(here, '..', '..', 'test-output');
-const base = (process.env.PARLOR_URL || 'http://127.0.0.1:8080').replace(/\/+$/, '');
-const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
-const deadlineMs = Number(process.env.PARLOR_DEADLINE_MS || 20000);
-const POLL_MS = 100;
-
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--use-fake-device-for-media-stream',
-  '--use-fake-ui-for-media-stream',
-  '--allow-loopback-in-peer-connection',
-  '--disable-background-timer-throttling',
-  '--disable-renderer-backgrounding',
-  '--autoplay-policy=no-user-gesture-required',
-];
-
+const deadlineMs = Number(process.env.BROWSER_DEADLINE_MS || 20000);
 const room = `smoke-${randomBytes(6).toString('hex')}`;
 const names = ['Alice', 'Bob'];
 
-/** What a page receives, read in the page: decoded video frames and the remote tiles that show a picture. */
+/** What a page receives from each publisher, and which remote tiles show a picture. */
 async function probe(page) {
   return page.evaluate(async () => {
     const p = window.parlor;
-    const out = { id: p ? p.id : null, framesDecoded: 0, packetsReceived: 0, inbound: 0, tiles: {} };
-    if (!p || !p.pc) return out;
-    const stats = await p.pc.getStats();
-    for (const r of stats.values()) {
-      if (r.type === 'inbound-rtp' && r.kind === 'video') {
-        out.inbound += 1;
-        out.framesDecoded += r.framesDecoded || 0;
-        out.packetsReceived += r.packetsReceived || 0;
-      }
-    }
+    const inbound = p && p.pc ? await p.inboundByPublisher() : {};
+    const tiles = {};
     for (const video of document.querySelectorAll('.tile video.remote')) {
-      const id = video.closest('.tile').dataset.participantId;
-      out.tiles[id] = { width: video.videoWidth, height: video.videoHeight };
+      const tile = video.closest('.tile');
+      tiles[tile.dataset.participantId] = { width: video.videoWidth, height: video.videoHeight, state: tile.dataset.state };
     }
-    return out;
+    return {
+      id: p ? p.id : null,
+      inbound,
+      tiles,
+      firstFrameWall: p && p.firstRemoteFrameAt !== null ? performance.timeOrigin + p.firstRemoteFrameAt : null,
+    };
   });
 }
 
-async function main() {
-  await mkdir(outDir, { recursive: true });
-  const browser = await chromium.launch({ executablePath, headless: true, args: CHROMIUM_ARGS });
-  let ok = false;
-  let failure = `no rising remote video on both pages within ${deadlineMs} ms`;
+await runTest('two_tabs', async (browser) => {
+  log(`room ${room} at ${base}`);
   const pages = [];
-  try {
-    for (const name of names) {
-      const context = await browser.newContext({ viewport: { width: 960, height: 640 } });
-      const page = await context.newPage();
-      page.on('console', (msg) => {
-        if (msg.type() === 'error' || msg.type() === 'warning') console.error(`[${name} console.${msg.type()}] ${msg.text()}`);
-      });
-      page.on('pageerror', (err) => console.error(`[${name} pageerror] ${err.message}`));
-      const url = `${base}/?room=${encodeURIComponent(room)}&name=${encodeURIComponent(name)}`;
-      const opened = Date.now();
-      await page.goto(url, { waitUntil: 'domcontentloaded' });
-      pages.push({ name, page, opened, first: null, last: null, rising: false });
-    }
-    console.log(`room ${room} at ${base}`);
-
-    const deadline = Date.now() + deadlineMs;
-    while (Date.now() < deadline) {
-      const ids = await Promise.all(pages.map((p) => p.page.evaluate(() => (window.parlor ? window.parlor.id : null))));
-      for (const [i, p] of pages.entries()) {
-        const s = await probe(p.page);
-        if (s.framesDecoded > 0 && p.first === null) p.first = Date.now() - p.opened;
-        if (p.last && s.framesDecoded > p.last.framesDecoded && p.last.framesDecoded > 0) p.rising = true;
-        p.last = s;
-        const other = ids[1 - i];
-        const tile = other ? s.tiles[other] : undefined;
-        p.tileOk = Boolean(tile && tile.width > 0 && tile.height > 0);
-      }
-      if (pages.every((p) => p.rising && p.tileOk)) { ok = true; break; }
-      await new Promise((r) => setTimeout(r, POLL_MS));
-    }
-
-    for (const p of pages) {
-      const s = p.last || {};
-      const first = p.first === null ? 'never' : `${p.first} ms`;
-      console.log(
-        `${p.name}: id=${s.id} framesDecoded=${s.framesDecoded ?? 0} packetsReceived=${s.packetsReceived ?? 0} ` +
-        `inbound_video=${s.inbound ?? 0} first_remote_frame=${first} rising=${p.rising} remote_tile_has_picture=${Boolean(p.tileOk)}`,
-      );
-    }
-  } catch (err) {
-    console.error(`two_tabs: ${err && err.stack ? err.stack : err}`);
-    failure = String(err && err.message ? err.message : err).split('\n')[0];
-    ok = false;
-  } finally {
-    for (const p of pages) {
-      const file = path.join(outDir, `two_tabs-${p.name.toLowerCase()}.png`);
-      try {
-        await p.page.screenshot({ path: file });
-        console.log(`screenshot ${path.relative(process.cwd(), file)}`);
-      } catch (err) {
-        console.error(`screenshot of ${p.name} failed: ${err.message}`);
-      }
-    }
-    await browser.close();
+  for (const name of names) {
+    pages.push(await openPage(browser, name, roomPath(room, name, '&video=320x240'), { viewport: { width: 960, height: 640 } }));
   }
-  console.log(ok ? 'two_tabs: PASS' : `two_tabs: FAIL (${failure})`);
-  process.exitCode = ok ? 0 : 1;
-}
 
-main().catch((err) => {
-  console.error(err);
-  process.exit(1);
+  const firstSeen = new Map();
+  const last = new Map();
+  await waitFor('both pages decoding each other\'s video, rising, with a picture on the tile', async () => {
+    const probes = await Promise.all(pages.map((p) => probe(p.page)));
+    let ok = true;
+    for (const [i, p] of pages.entries()) {
+      const s = probes[i];
+      const other = probes[1 - i].id;
+      const v = other && s.inbound[other] && s.inbound[other].video;
+      const frames = v ? v.framesDecoded : 0;
+      if (frames > 0 && !firstSeen.has(p.name)) firstSeen.set(p.name, Date.now());
+      const before = last.get(p.name);
+      p.rising = p.rising || (before !== undefined && before > 0 && frames > before);
+      last.set(p.name, frames);
+      const tile = other ? s.tiles[other] : undefined;
+      p.tileOk = Boolean(tile && tile.width > 0 && tile.height > 0 && tile.state === 'live');
+      p.summary = `id=${s.id} framesDecoded(from ${other})=${frames} bytes=${v ? v.bytesReceived : 0} ` +
+        `size=${v ? `${v.frameWidth}x${v.frameHeight}` : '-'} tile=${tile ? tile.state : 'none'}`;
+      p.firstFrameWall = s.firstFrameWall;
+      ok = ok && p.rising && p.tileOk;
+    }
+    return ok;
+  }, { timeout: deadlineMs, interval: 100 });
+
+  for (const p of pages) {
+    const byUi = p.firstFrameWall ? Math.round(p.firstFrameWall - p.opened) : null;
+    const byStats = firstSeen.has(p.name) ? firstSeen.get(p.name) - p.opened : null;
+    log(`${p.name}: ${p.summary}`);
+    log(`${p.name}: join time (page open → first remote frame decoded) = ${byUi ?? '?'} ms in the page; ${byStats ?? '?'} ms seen by the test's stats poll`);
+    check(byUi !== null || byStats !== null, `${p.name} never reported a first remote frame`);
+  }
+  for (const p of pages) await screenshot(p.page, `two_tabs-${p.name.toLowerCase()}.png`, `${p.name}'s view of the two-person room`);
 });

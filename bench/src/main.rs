@@ -1,0 +1,136 @@
+//! `parlor-bench SCENARIO`: see `docs/BENCHMARKS.md`.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, ValueEnum};
+use parlor_bench::scenario::{self, Opts};
+use parlor_bench::{netns, report};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Scenario {
+    /// One room, 12 players, all receive all, 600 kbit/s video + audio each.
+    #[value(name = "mafia-12")]
+    Mafia12,
+    /// As many 8-player rooms at 300 kbit/s as carried with < 1 % loss.
+    Rooms,
+    /// One host at 1 Mbit/s video + audio, 99 receive-only participants.
+    #[value(name = "stage-100")]
+    Stage100,
+    /// 12 players in a Mafia game switching day/night every ~2 s for 60 s.
+    #[value(name = "phase-flip")]
+    PhaseFlip,
+    /// parlor and Janus side by side on mafia-12 or stage-100.
+    Compare,
+    /// A few seconds with 4 participants at a low rate (what the test suite runs).
+    Smoke,
+}
+
+#[derive(Parser, Debug)]
+#[command(name = "parlor-bench", about = "Load generator and benchmark scenarios for parlor (and Janus)")]
+struct Cli {
+    /// The scenario.
+    scenario: Scenario,
+    /// For `compare`: which scenario to run on both SFUs (mafia-12 or stage-100).
+    which: Option<String>,
+    /// Drive a running parlor at this URL (http://HOST:PORT) instead of starting one.
+    #[arg(long)]
+    url: Option<String>,
+    /// With --url: the server's process id, so its CPU and memory can be read.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// The parlor binary to start (default: target/release/parlor).
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
+    /// Media workers of the started server (sets PARLOR_MEDIA__WORKERS).
+    #[arg(long, default_value_t = 1)]
+    workers: usize,
+    /// Generator media threads (default: 2, or 1 on a one-core machine).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Measured window in seconds (per step for `rooms`).
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Seconds between "everyone receives everything" and the measured window.
+    #[arg(long, default_value_t = 3.0)]
+    warmup: f64,
+    /// Players per room (mafia-12, rooms, phase-flip) or participants (stage-100).
+    #[arg(long)]
+    players: Option<usize>,
+    /// Video bitrate in kbit/s (default by scenario).
+    #[arg(long)]
+    video_kbps: Option<u32>,
+    /// `rooms`: rooms at the first step.
+    #[arg(long, default_value_t = 2)]
+    start_rooms: usize,
+    /// `rooms`: rooms added at each further step.
+    #[arg(long, default_value_t = 2)]
+    step_rooms: usize,
+    /// `rooms`: stop at this many rooms.
+    #[arg(long, default_value_t = 64)]
+    max_rooms: usize,
+    /// Folder for the JSON results.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/results"))]
+    out: PathBuf,
+    /// Do not write JSON.
+    #[arg(long)]
+    no_save: bool,
+    /// Suffix for the result file name.
+    #[arg(long)]
+    tag: Option<String>,
+    /// Address the generator's sockets bind to.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: IpAddr,
+    /// Janus configuration folder (with netns.sh).
+    #[arg(long, default_value = "/work/shared/janus")]
+    janus_dir: PathBuf,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    if cli.scenario == Scenario::Compare && !netns::inside() {
+        let code = netns::rerun_inside(&cli.janus_dir.join("netns.sh"))?;
+        std::process::exit(code);
+    }
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let opts = Opts {
+        url: cli.url.clone(),
+        server_pid: cli.server_pid,
+        server_bin: cli.server_bin.clone().unwrap_or_else(parlor_bench::server::default_binary),
+        workers: cli.workers.max(1),
+        threads: cli.threads.unwrap_or(if cores > 1 { 2 } else { 1 }).max(1),
+        duration: cli.duration,
+        warmup: cli.warmup.max(0.0),
+        out: (!cli.no_save).then(|| cli.out.clone()),
+        tag: cli.tag.clone(),
+        bind: cli.bind,
+        players: cli.players,
+        video_kbps: cli.video_kbps,
+        start_rooms: cli.start_rooms,
+        step_rooms: cli.step_rooms,
+        max_rooms: cli.max_rooms,
+        janus_dir: cli.janus_dir.clone(),
+        verbose: true,
+    };
+    // Signaling runs on its own small runtime; media runs on the generator's own threads.
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(async {
+        match cli.scenario {
+            Scenario::Mafia12 => scenario::mafia12(&opts).await.map(drop),
+            Scenario::Rooms => scenario::rooms(&opts).await.map(drop),
+            Scenario::Stage100 => scenario::stage100(&opts).await.map(drop),
+            Scenario::PhaseFlip => scenario::phase_flip(&opts).await.map(drop),
+            Scenario::Compare => {
+                let which = cli.which.clone().unwrap_or_else(|| "mafia-12".into());
+                scenario::compare(&opts, &which).await.map(drop)
+            }
+            Scenario::Smoke => {
+                let o = scenario::smoke(&opts).await?;
+                let rows: Vec<Vec<String>> = o.figures.rows().into_iter().map(|(k, v)| vec![k.to_owned(), v]).collect();
+                println!("smoke: {}\n\n{}", o.inputs_text, report::table(&["metric", "value"], &rows));
+                Ok(())
+            }
+        }
+    })
+}
