@@ -141,6 +141,14 @@ async fn refuse(mut socket: WebSocket, code: ErrorCode, message: &str) {
     let _ = socket.send(Message::Close(Some(CloseFrame { code: CLOSE_GOING_AWAY, reason: "".into() }))).await;
 }
 
+/// Tell a client the server is going away and close its socket with 1001.
+async fn say_server_shutdown(sink: &mut futures_util::stream::SplitSink<WebSocket, Message>) {
+    let text = ServerMsg::error(ErrorCode::ServerShutdown, "the server is shutting down").to_text();
+    let _ = sink.send(Message::Text(text.into())).await;
+    let close = CloseFrame { code: CLOSE_GOING_AWAY, reason: "server_shutdown".into() };
+    let _ = sink.send(Message::Close(Some(close))).await;
+}
+
 async fn serve_socket(socket: WebSocket, hub: Hub, heartbeat: Heartbeat, mut going_away: watch::Receiver<bool>) {
     let (mut sink, mut stream) = socket.split();
     let stats = hub.stats();
@@ -152,6 +160,13 @@ async fn serve_socket(socket: WebSocket, hub: Hub, heartbeat: Heartbeat, mut goi
     let mut last_heard = tokio::time::Instant::now();
     loop {
         tokio::select! {
+            // Shutdown first: the rooms end at the same moment and drop their senders, and the
+            // client must still hear why its socket closes.
+            biased;
+            _ = going_away.changed() => {
+                say_server_shutdown(&mut sink).await;
+                break;
+            }
             frame = stream.next() => {
                 last_heard = tokio::time::Instant::now();
                 match frame {
@@ -177,15 +192,13 @@ async fn serve_socket(socket: WebSocket, hub: Hub, heartbeat: Heartbeat, mut goi
                     let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
                     break;
                 }
-                None => break,
+                None => {
+                    if *going_away.borrow() {
+                        say_server_shutdown(&mut sink).await;
+                    }
+                    break;
+                }
             },
-            _ = going_away.changed() => {
-                let text = ServerMsg::error(ErrorCode::ServerShutdown, "the server is shutting down").to_text();
-                let _ = sink.send(Message::Text(text.into())).await;
-                let close = CloseFrame { code: CLOSE_GOING_AWAY, reason: "server_shutdown".into() };
-                let _ = sink.send(Message::Close(Some(close))).await;
-                break;
-            }
             _ = ping.tick() => {
                 if last_heard.elapsed() >= heartbeat.dead_after {
                     tracing::debug!("socket silent for {:?}; treating it as closed", heartbeat.dead_after);

@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use parlor_media::{Counters, Media, MediaConfig};
 use parlor_signaling::{Hub, HubSettings};
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
@@ -32,6 +32,8 @@ pub struct Server {
     stop: Option<oneshot::Sender<()>>,
     going_away: watch::Sender<bool>,
     task: JoinHandle<()>,
+    /// Open WebSocket connections (shutdown waits for them to close).
+    connections: Arc<AtomicUsize>,
 }
 
 impl Server {
@@ -54,7 +56,13 @@ impl Server {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        let _ = tokio::time::timeout(limit, &mut self.task).await;
+        let deadline = tokio::time::Instant::now() + limit;
+        let _ = tokio::time::timeout_at(deadline, &mut self.task).await;
+        // Upgraded sockets outlive the HTTP server's own drain: wait until each has said goodbye,
+        // or the process would exit with its last frames unsent.
+        while self.connections.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 }
 
@@ -89,11 +97,12 @@ pub async fn start(config: &Config) -> Result<Server> {
         ping: Duration::from_secs_f64(config.session.ping_seconds),
         dead_after: Duration::from_secs_f64(config.session.dead_after_seconds),
     };
+    let connections = Arc::new(AtomicUsize::new(0));
     let app = http::router(http::AppState {
         hub: hub.clone(),
         media: media.clone(),
         heartbeat,
-        connections: Arc::new(AtomicUsize::new(0)),
+        connections: connections.clone(),
         max_connections: config.server.max_connections,
         going_away: going_away_rx,
     });
@@ -106,5 +115,5 @@ pub async fn start(config: &Config) -> Result<Server> {
         }
     });
     tracing::info!(%http_addr, announce = ?media_config.announce_ips, "parlor serving");
-    Ok(Server { http_addr, media_addrs: media.local_addrs(), media, hub, stop: Some(stop), going_away, task })
+    Ok(Server { http_addr, media_addrs: media.local_addrs(), media, hub, stop: Some(stop), going_away, task, connections })
 }
