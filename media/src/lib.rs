@@ -97,6 +97,36 @@ pub struct Media {
     workers: Vec<WorkerHandle>,
 }
 
+/// Socket buffers asked of the kernel. The default receive buffer (about 208 KB) overflows
+/// when a dozen browsers send a keyframe at once after a phase switch, and every lost
+/// packet then costs a NACK round trip or a new keyframe.
+const SOCKET_BUFFER: usize = 4 << 20;
+
+/// A non-blocking UDP socket on `addr` with large buffers.
+fn bind_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(false).ok();
+    }
+    // Best effort: the kernel caps both at net.core.{r,w}mem_max.
+    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
+    let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
+    socket.bind(&addr.into())?;
+    socket.set_nonblocking(true)?;
+    let got = socket.recv_buffer_size().unwrap_or(0);
+    // Linux reports twice what it grants.
+    if got < SOCKET_BUFFER {
+        tracing::warn!(
+            %addr,
+            granted = got,
+            wanted = SOCKET_BUFFER,
+            "small UDP receive buffer; raise net.core.rmem_max to avoid packet loss under load"
+        );
+    }
+    Ok(socket.into())
+}
+
 impl Media {
     /// Bind every worker's socket and start the workers.
     pub fn start(config: &MediaConfig) -> Result<Media, MediaError> {
@@ -104,8 +134,7 @@ impl Media {
         for i in 0..config.workers.max(1) {
             let port = if config.udp_port == 0 { 0 } else { config.udp_port.saturating_add(i as u16) };
             let addr = SocketAddr::new(config.bind_ip, port);
-            let socket = std::net::UdpSocket::bind(addr).map_err(|source| MediaError::Bind { addr, source })?;
-            socket.set_nonblocking(true).map_err(|source| MediaError::Bind { addr, source })?;
+            let socket = bind_udp(addr).map_err(|source| MediaError::Bind { addr, source })?;
             let local = socket.local_addr().map_err(|source| MediaError::Bind { addr, source })?;
             let (tx, rx) = mpsc::unbounded_channel();
             let announce = config.announce_ips.clone();

@@ -113,6 +113,12 @@ impl Worker {
                                 Err(_) => break,
                             }
                         }
+                        // Under steady load the socket is always ready and would starve the
+                        // timer branch: RTCP, keyframe requests and retransmissions due now
+                        // go out before the next batch.
+                        if Instant::now() >= deadline {
+                            self.timeouts();
+                        }
                         self.counters.busy_ns += started.elapsed().as_nanos() as u64;
                     }
                     Err(e) => debug!("udp recv error: {e}"),
