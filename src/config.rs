@@ -21,6 +21,47 @@ pub struct Config {
     pub session: SessionConfig,
     pub games: GamesConfig,
     pub log: LogConfig,
+    pub tls: TlsConfig,
+    pub auth: AuthConfig,
+}
+
+/// `[tls]`: HTTPS and WSS served by parlor itself (see config/default.toml).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert: String,
+    pub key: String,
+    pub redirect_http: String,
+    pub watch_seconds: f64,
+}
+
+impl TlsConfig {
+    /// Whether TLS is on (both files named).
+    pub fn enabled(&self) -> bool {
+        !self.cert.is_empty()
+    }
+}
+
+/// `[auth]`: who may create rooms, host tokens, lookup limits (see config/default.toml).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    pub mode: AuthMode,
+    pub host_keys: Vec<String>,
+    pub secret: String,
+    pub token_ttl_seconds: f64,
+    pub lookup_burst: u32,
+    pub lookups_per_minute: f64,
+}
+
+/// `auth.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMode {
+    /// A `join` to an unknown code creates the room; anyone may use the room API's POST.
+    Open,
+    /// Rooms are created only through the API, with a host key.
+    HostKey,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -44,6 +85,28 @@ pub struct MediaSection {
     pub bind_ip: String,
     pub announce_ips: Vec<IpAddr>,
     pub max_peers_per_worker: usize,
+    pub tcp_port: TcpPort,
+}
+
+/// `media.tcp_port`: the first worker's ICE-TCP port (0: free ports), `"same"` as
+/// `media.udp_port`, or `"off"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum TcpPort {
+    /// This port number (0: a free port per worker).
+    Port(u16),
+    /// `"same"` or `"off"`.
+    Word(TcpPortWord),
+}
+
+/// The words `media.tcp_port` takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TcpPortWord {
+    /// The same number as `media.udp_port`.
+    Same,
+    /// No ICE-TCP.
+    Off,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -134,6 +197,7 @@ impl Config {
                 format!("invalid configuration\n  media.bind_ip: \"{}\" is not an IP address", self.media.bind_ip)
             })?;
         }
+        self.validate_tcp_port()?;
         if self.media.max_peers_per_worker == 0 {
             bail!("invalid configuration\n  media.max_peers_per_worker: must be at least 1");
         }
@@ -196,6 +260,50 @@ impl Config {
         if self.session.message_burst == 0 {
             bail!("invalid configuration\n  session.message_burst: must be at least 1");
         }
+        if self.tls.cert.is_empty() != self.tls.key.is_empty() {
+            bail!("invalid configuration\n  tls.cert, tls.key: give both PEM files, or neither");
+        }
+        if !self.tls.redirect_http.is_empty() {
+            if !self.tls.enabled() {
+                bail!("invalid configuration\n  tls.redirect_http: needs tls.cert and tls.key");
+            }
+            self.tls.redirect_http.parse::<SocketAddr>().with_context(|| {
+                format!(
+                    "invalid configuration\n  tls.redirect_http: \"{}\" is not an address such as 0.0.0.0:80",
+                    self.tls.redirect_http
+                )
+            })?;
+        }
+        if !(self.tls.watch_seconds.is_finite() && self.tls.watch_seconds >= 0.0) {
+            bail!(
+                "invalid configuration\n  tls.watch_seconds: must be 0 (off) or more, got {}",
+                self.tls.watch_seconds
+            );
+        }
+        if self.auth.mode == AuthMode::HostKey && self.auth.host_keys.is_empty() {
+            bail!("invalid configuration\n  auth.host_keys: auth.mode = \"host_key\" needs at least one key");
+        }
+        if self.auth.host_keys.iter().any(|k| k.len() < 16) {
+            bail!("invalid configuration\n  auth.host_keys: each key must be at least 16 characters");
+        }
+        if !self.auth.secret.is_empty() && self.auth.secret.len() < 32 {
+            bail!("invalid configuration\n  auth.secret: must be at least 32 characters (or empty: random at start)");
+        }
+        if !(self.auth.token_ttl_seconds.is_finite() && self.auth.token_ttl_seconds >= 1.0) {
+            bail!(
+                "invalid configuration\n  auth.token_ttl_seconds: must be at least 1, got {}",
+                self.auth.token_ttl_seconds
+            );
+        }
+        if self.auth.lookup_burst == 0 {
+            bail!("invalid configuration\n  auth.lookup_burst: must be at least 1");
+        }
+        if !(self.auth.lookups_per_minute.is_finite() && self.auth.lookups_per_minute > 0.0) {
+            bail!(
+                "invalid configuration\n  auth.lookups_per_minute: must be positive, got {}",
+                self.auth.lookups_per_minute
+            );
+        }
         tracing_subscriber::EnvFilter::try_new(&self.log.level).with_context(|| {
             format!("invalid configuration\n  log.level: \"{}\" is not a valid filter", self.log.level)
         })?;
@@ -207,32 +315,76 @@ impl Config {
         self.media.bind_ip.parse().unwrap_or(self.server.listen.ip())
     }
 
-    /// The addresses announced as ICE host candidates (see config/default.toml).
+    fn validate_tcp_port(&self) -> Result<()> {
+        if let Some(port) = self.media_tcp_port() {
+            if port != 0 && u32::from(port) + self.media.workers as u32 - 1 > 65535 {
+                bail!(
+                    "invalid configuration\n  media.tcp_port: {port} + {} workers runs past port 65535",
+                    self.media.workers
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The `--tcp-port` flag: overrides `media.tcp_port` (flags win over every other layer).
+    pub fn set_tcp_port(&mut self, port: u16) -> Result<()> {
+        self.media.tcp_port = TcpPort::Port(port);
+        self.validate_tcp_port()
+    }
+
+    /// The first worker's ICE-TCP port (0: free ports), or `None` when ICE-TCP is off.
+    pub fn media_tcp_port(&self) -> Option<u16> {
+        match self.media.tcp_port {
+            TcpPort::Port(p) => Some(p),
+            TcpPort::Word(TcpPortWord::Same) => Some(self.media.udp_port),
+            TcpPort::Word(TcpPortWord::Off) => None,
+        }
+    }
+
+    /// The addresses announced as ICE candidates (see config/default.toml); warnings are logged.
     pub fn announce_ips(&self) -> Vec<IpAddr> {
+        let (ips, warning) = self.announce_plan();
+        if let Some(w) = warning {
+            tracing::warn!("{w}");
+        }
+        ips
+    }
+
+    /// The addresses to announce, and a warning when they were detected and look wrong.
+    pub fn announce_plan(&self) -> (Vec<IpAddr>, Option<String>) {
         if !self.media.announce_ips.is_empty() {
-            return self.media.announce_ips.clone();
+            return (self.media.announce_ips.clone(), None);
         }
         let bind = self.media_bind_ip();
         if !bind.is_unspecified() {
-            return vec![bind];
+            return (vec![bind], None);
         }
         let found: Vec<IpAddr> = if_addrs::get_if_addrs()
             .map(|ifs| ifs.into_iter().filter(|i| !i.is_loopback()).map(|i| i.ip()).collect())
             .unwrap_or_default();
-        let found: Vec<IpAddr> =
-            found.into_iter().filter(|ip| ip.is_ipv4() == bind.is_ipv4() && !is_link_local(ip)).collect();
-        if found.is_empty() {
-            tracing::warn!("no usable interface address found; announcing 127.0.0.1 (set media.announce_ips)");
-            return vec![IpAddr::from([127, 0, 0, 1])];
-        }
-        if found.iter().all(is_private) {
-            tracing::warn!(
-                ?found,
-                "only private addresses found; behind NAT set media.announce_ips to the public address"
-            );
-        }
-        found
+        detect_announce(bind, found)
     }
+}
+
+/// From the interfaces' addresses, those a socket bound to the wildcard `bind` serves: IPv4
+/// for 0.0.0.0; both families for `::` (the media sockets are dual-stack).
+fn detect_announce(bind: IpAddr, found: Vec<IpAddr>) -> (Vec<IpAddr>, Option<String>) {
+    let found: Vec<IpAddr> = found
+        .into_iter()
+        .filter(|ip| (bind.is_ipv6() || ip.is_ipv4()) && !is_link_local(ip) && !ip.is_loopback())
+        .collect();
+    if found.is_empty() {
+        let warning = "no usable interface address found; announcing 127.0.0.1 (set media.announce_ips)";
+        return (vec![IpAddr::from([127, 0, 0, 1])], Some(warning.into()));
+    }
+    let warning = found.iter().all(is_private).then(|| {
+        format!(
+            "only private addresses found ({}); behind NAT set media.announce_ips to the public address",
+            found.iter().map(|ip| ip.to_string()).collect::<Vec<_>>().join(", ")
+        )
+    });
+    (found, warning)
 }
 
 fn is_link_local(ip: &IpAddr) -> bool {
@@ -315,5 +467,67 @@ mod tests {
         assert!(e.contains("udp_prot"), "{e}");
         let e = load(Some(&dir.join("missing.toml")), &Overrides::default(), &[]).unwrap_err().to_string();
         assert!(e.contains("does not exist"), "{e}");
+    }
+
+    #[test]
+    fn tls_and_auth_keys() {
+        let c = load(None, &Overrides::default(), &[]).unwrap();
+        assert!(!c.tls.enabled());
+        assert_eq!(c.auth.mode, AuthMode::Open);
+        let e = load(None, &Overrides::default(), &[("TLS__CERT", "/x.pem")]).unwrap_err().to_string();
+        assert!(e.contains("tls.cert"), "{e}");
+        let e = load(None, &Overrides::default(), &[("AUTH__MODE", "host_key")]).unwrap_err().to_string();
+        assert!(e.contains("auth.host_keys"), "{e}");
+        let e = load(None, &Overrides::default(), &[("AUTH__MODE", "closed")]).unwrap_err().to_string();
+        assert!(e.contains("auth.mode"), "{e}");
+        // Keys may come from the environment, as a TOML-style list.
+        let vars = [("AUTH__MODE", "host_key"), ("AUTH__HOST_KEYS", r#"["0123456789abcdef", "fedcba9876543210"]"#)];
+        let c = load(None, &Overrides::default(), &vars).unwrap();
+        assert_eq!(c.auth.mode, AuthMode::HostKey);
+        assert_eq!(c.auth.host_keys, vec!["0123456789abcdef".to_string(), "fedcba9876543210".to_string()]);
+        let e = load(None, &Overrides::default(), &[("AUTH__SECRET", "short")]).unwrap_err().to_string();
+        assert!(e.contains("auth.secret"), "{e}");
+    }
+
+    #[test]
+    fn tcp_port_same_number_off_and_flag() {
+        let c = load(None, &Overrides::default(), &[("MEDIA__UDP_PORT", "40000")]).unwrap();
+        assert_eq!(c.media_tcp_port(), Some(40000), "default: the UDP port's number");
+        let c = load(None, &Overrides::default(), &[("MEDIA__TCP_PORT", "off")]).unwrap();
+        assert_eq!(c.media_tcp_port(), None);
+        let c = load(None, &Overrides::default(), &[("MEDIA__TCP_PORT", "0")]).unwrap();
+        assert_eq!(c.media_tcp_port(), Some(0));
+        let mut c = load(None, &Overrides::default(), &[("MEDIA__TCP_PORT", "off")]).unwrap();
+        c.set_tcp_port(443).unwrap();
+        assert_eq!(c.media_tcp_port(), Some(443), "the flag wins");
+        c.media.workers = 2;
+        assert!(c.set_tcp_port(65535).unwrap_err().to_string().contains("media.tcp_port"));
+        let e = load(None, &Overrides::default(), &[("MEDIA__TCP_PORT", "sometimes")]).unwrap_err().to_string();
+        assert!(e.contains("media.tcp_port"), "{e}");
+        let vars = [("MEDIA__TCP_PORT", "65535"), ("MEDIA__WORKERS", "2")];
+        let e = load(None, &Overrides::default(), &vars).unwrap_err().to_string();
+        assert!(e.contains("media.tcp_port"), "{e}");
+    }
+
+    #[test]
+    fn announce_detection_by_family_with_a_warning_for_private_only() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let found = vec![ip("10.0.0.5"), ip("fe80::1"), ip("2001:db8::5"), ip("127.0.0.1"), ip("169.254.1.1")];
+        let (v4, warning) = detect_announce(ip("0.0.0.0"), found.clone());
+        assert_eq!(v4, vec![ip("10.0.0.5")]);
+        assert!(warning.unwrap().contains("media.announce_ips"));
+        let (both, warning) = detect_announce(ip("::"), found);
+        assert_eq!(both, vec![ip("10.0.0.5"), ip("2001:db8::5")], "dual-stack: both families");
+        assert!(warning.is_none(), "a public IPv6 address is there");
+        let (fallback, warning) = detect_announce(ip("0.0.0.0"), vec![ip("fe80::1")]);
+        assert_eq!(fallback, vec![ip("127.0.0.1")]);
+        assert!(warning.is_some());
+        let (public, warning) = detect_announce(ip("0.0.0.0"), vec![ip("203.0.113.4"), ip("10.1.1.1")]);
+        assert_eq!(public.len(), 2);
+        assert!(warning.is_none());
+        // Configured addresses (several, both families) are taken as they are.
+        let vars = [("MEDIA__ANNOUNCE_IPS", r#"["198.51.100.7", "2001:db8::7"]"#), ("MEDIA__BIND_IP", "0.0.0.0")];
+        let c = load(None, &Overrides::default(), &vars).unwrap();
+        assert_eq!(c.announce_plan(), (vec![ip("198.51.100.7"), ip("2001:db8::7")], None));
     }
 }

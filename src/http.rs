@@ -118,7 +118,15 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
 }
 
-async fn ws_upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
+async fn ws_upgrade(
+    ws: WebSocketUpgrade,
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    extensions: axum::http::Extensions,
+) -> Response {
+    // The client's address limits its lookups of unknown room codes (see auth::limited_client).
+    let peer = extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0);
+    let client = crate::auth::limited_client(peer, &headers);
     let ws = ws.max_message_size(READ_LIMIT).max_frame_size(READ_LIMIT);
     let Some(place) = Place::take(&state.connections, state.max_connections) else {
         return ws.on_upgrade(|socket| {
@@ -129,7 +137,7 @@ async fn ws_upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Resp
         return ws.on_upgrade(|socket| refuse(socket, ErrorCode::ServerShutdown, "the server is shutting down"));
     }
     ws.on_upgrade(move |socket| async move {
-        serve_socket(socket, state.hub, state.heartbeat, state.going_away).await;
+        serve_socket(socket, state.hub, state.heartbeat, state.going_away, client).await;
         drop(place);
     })
 }
@@ -149,10 +157,19 @@ async fn say_server_shutdown(sink: &mut futures_util::stream::SplitSink<WebSocke
     let _ = sink.send(Message::Close(Some(close))).await;
 }
 
-async fn serve_socket(socket: WebSocket, hub: Hub, heartbeat: Heartbeat, mut going_away: watch::Receiver<bool>) {
+async fn serve_socket(
+    socket: WebSocket,
+    hub: Hub,
+    heartbeat: Heartbeat,
+    mut going_away: watch::Receiver<bool>,
+    client: Option<std::net::IpAddr>,
+) {
     let (mut sink, mut stream) = socket.split();
     let stats = hub.stats();
     let (mut conn, mut out) = Connection::new(hub);
+    if let Some(ip) = client {
+        conn.set_client(ip);
+    }
     // Each Ping carries its send time (µs since this socket opened); the Pong echoes it.
     let opened = tokio::time::Instant::now();
     let mut ping = tokio::time::interval(heartbeat.ping);

@@ -1,10 +1,14 @@
 //! The parlor server: configuration, HTTP and signaling, and the wiring between signaling
 //! and the media layer. `main.rs` is the command line around [`start`].
 
+mod api;
+pub mod auth;
+pub mod check;
 pub mod config;
 mod glue;
 mod http;
 mod metrics;
+pub mod tls;
 mod web;
 
 use std::net::SocketAddr;
@@ -27,6 +31,8 @@ pub struct Server {
     pub http_addr: SocketAddr,
     /// Where each media worker listens (UDP).
     pub media_addrs: Vec<SocketAddr>,
+    /// Where each media worker listens for ICE-TCP (empty when `media.tcp_port` is off).
+    pub media_tcp_addrs: Vec<SocketAddr>,
     media: Arc<Media>,
     hub: Hub,
     stop: Option<oneshot::Sender<()>>,
@@ -34,6 +40,11 @@ pub struct Server {
     task: JoinHandle<()>,
     /// Open WebSocket connections (shutdown waits for them to close).
     connections: Arc<AtomicUsize>,
+    /// Where the plain-HTTP redirect to HTTPS listens (`tls.redirect_http`).
+    pub redirect_addr: Option<SocketAddr>,
+    /// The TLS setup, when parlor serves HTTPS itself, and its file watch.
+    tls: Option<Arc<tls::Tls>>,
+    tls_watch: Option<JoinHandle<()>>,
 }
 
 impl Server {
@@ -47,11 +58,23 @@ impl Server {
         self.hub.room_count()
     }
 
+    /// Load the TLS certificate and key files again (SIGHUP): new connections get the new
+    /// certificate. Without TLS there is nothing to reload.
+    pub fn reload_tls(&self) -> Result<()> {
+        match &self.tls {
+            Some(tls) => tls.reload(),
+            None => Ok(()),
+        }
+    }
+
     /// Graceful shutdown: stop accepting, tell every client (`server_shutdown`) and close its
     /// socket, end every room (releasing its media), and wait — at most `limit` — for the
     /// connections to finish.
     pub async fn shutdown(mut self, limit: Duration) {
         let _ = self.going_away.send(true);
+        if let Some(watch) = self.tls_watch.take() {
+            watch.abort();
+        }
         self.hub.shutdown();
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -76,6 +99,13 @@ pub async fn start(config: &Config) -> Result<Server> {
         max_peers_per_worker: config.media.max_peers_per_worker,
     };
     let media = Arc::new(Media::start(&media_config).context("starting the media workers")?);
+    let media_tcp_addrs = match config.media_tcp_port() {
+        Some(port) => media
+            .listen_tcp(SocketAddr::new(media_config.bind_ip, port))
+            .await
+            .context("starting ICE-TCP (media.tcp_port)")?,
+        None => Vec::new(),
+    };
     let settings = HubSettings {
         max_participants: config.rooms.max_participants,
         grace: Duration::from_secs_f64(config.session.grace_seconds),
@@ -86,7 +116,12 @@ pub async fn start(config: &Config) -> Result<Server> {
         message_burst: config.session.message_burst,
         game_log_dir: (!config.games.log_dir.is_empty()).then(|| config.games.log_dir.clone().into()),
     };
-    let hub = Hub::new(Arc::new(glue::MediaGlue(media.clone())), settings);
+    let auth = Arc::new(auth::Auth::new(&config.auth));
+    let hub = Hub::with_access(Arc::new(glue::MediaGlue(media.clone())), settings, auth.clone());
+    let tls = match config.tls.enabled() {
+        true => Some(tls::Tls::load(config.tls.cert.as_ref(), config.tls.key.as_ref())?),
+        false => None,
+    };
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("binding HTTP listener {}", config.server.listen))?;
@@ -104,16 +139,68 @@ pub async fn start(config: &Config) -> Result<Server> {
         heartbeat,
         connections: connections.clone(),
         max_connections: config.server.max_connections,
-        going_away: going_away_rx,
-    });
-    let task = tokio::spawn(async move {
-        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-            let _ = stopped.await;
-        });
-        if let Err(e) = serve.await {
-            tracing::error!("HTTP server failed: {e}");
+        going_away: going_away_rx.clone(),
+    })
+    .merge(api::router(api::ApiState { hub: hub.clone(), auth, tls: tls.is_some(), listen: http_addr }));
+    // Client addresses feed the per-address lookup limit.
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
+    let stopped = async move {
+        let _ = stopped.await;
+    };
+    let task = match &tls {
+        Some(tls) => {
+            use axum::serve::ListenerExt;
+            let listener = tls.listener(listener)?.tap_io(|_| {});
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stopped).await {
+                    tracing::error!("HTTPS server failed: {e}");
+                }
+            })
         }
-    });
-    tracing::info!(%http_addr, announce = ?media_config.announce_ips, "parlor serving");
-    Ok(Server { http_addr, media_addrs: media.local_addrs(), media, hub, stop: Some(stop), going_away, task, connections })
+        None => tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stopped).await {
+                tracing::error!("HTTP server failed: {e}");
+            }
+        }),
+    };
+    let redirect_addr = match config.tls.redirect_http.parse::<SocketAddr>() {
+        Ok(addr) if tls.is_some() => {
+            let plain = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding the HTTP redirect listener {addr}"))?;
+            let bound = plain.local_addr()?;
+            tracing::info!(%bound, "plain HTTP redirects to HTTPS");
+            let redirect = tls::redirect_router(http_addr.port());
+            let mut going = going_away_rx.clone();
+            tokio::spawn(async move {
+                let stop = async move {
+                    let _ = going.wait_for(|g| *g).await;
+                };
+                if let Err(e) = axum::serve(plain, redirect).with_graceful_shutdown(stop).await {
+                    tracing::error!("HTTP redirect listener failed: {e}");
+                }
+            });
+            Some(bound)
+        }
+        _ => None,
+    };
+    let tls_watch = match (&tls, config.tls.watch_seconds) {
+        (Some(tls), secs) if secs > 0.0 => Some(tls.watch(Duration::from_secs_f64(secs))),
+        _ => None,
+    };
+    tracing::info!(%http_addr, tls = tls.is_some(), announce = ?media_config.announce_ips, "parlor serving");
+    Ok(Server {
+        http_addr,
+        media_addrs: media.local_addrs(),
+        media_tcp_addrs,
+        media,
+        hub,
+        stop: Some(stop),
+        going_away,
+        task,
+        connections,
+        redirect_addr,
+        tls,
+        tls_watch,
+    })
 }

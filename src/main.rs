@@ -24,6 +24,22 @@ enum Command {
         /// A game log (JSON lines).
         file: PathBuf,
     },
+    /// Print a host token for room CODE (signed with auth.secret): its holder's `join` with
+    /// `token` takes the room's host powers (see docs/API.md).
+    Token {
+        /// The room code.
+        room: String,
+        /// Lifetime in seconds (default: auth.token_ttl_seconds).
+        #[arg(long, value_name = "SECONDS")]
+        ttl: Option<f64>,
+        /// A TOML file layered over the built-in defaults (see config/default.toml).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Print the ports to open in the firewall and check that every announced media address
+    /// answers a STUN binding request over UDP and ICE-TCP (exit 1 when one does not). Reads the
+    /// configuration like `serve`; run it with the server's own settings.
+    Check(CheckArgs),
     /// Exit 0 when the server at ADDR answers `GET /healthz` with 200 (for container health checks).
     Healthcheck {
         /// The server's HTTP address.
@@ -43,6 +59,18 @@ struct ServeArgs {
     /// First media UDP port (media.udp_port).
     #[arg(long, value_name = "PORT")]
     udp_port: Option<u16>,
+    /// First ICE-TCP port (media.tcp_port).
+    #[arg(long, value_name = "PORT")]
+    tcp_port: Option<u16>,
+}
+
+#[derive(clap::Args)]
+struct CheckArgs {
+    #[command(flatten)]
+    serve: ServeArgs,
+    /// How long to wait for each answer, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 3000)]
+    timeout_ms: u64,
 }
 
 fn main() -> Result<()> {
@@ -51,10 +79,15 @@ fn main() -> Result<()> {
         Some(Command::Serve(args)) => args,
         Some(Command::Healthcheck { addr }) => return healthcheck(addr),
         Some(Command::Replay { file }) => return replay(&file),
+        Some(Command::Check(args)) => return check(args),
+        Some(Command::Token { room, ttl, config }) => return token(&room, ttl, config.as_deref()),
         None => ServeArgs::default(),
     };
     let overrides = Overrides { listen: args.listen, udp_port: args.udp_port };
-    let config = Config::load(args.config.as_deref(), &overrides, Config::env())?;
+    let mut config = Config::load(args.config.as_deref(), &overrides, Config::env())?;
+    if let Some(port) = args.tcp_port {
+        config.set_tcp_port(port)?;
+    }
     let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| config.log.level.clone());
     // Logs go to stderr; stdout carries only the one "serving" line that scripts read.
     tracing_subscriber::fmt()
@@ -64,11 +97,23 @@ fn main() -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let server = parlor::start(&config).await?;
-        println!("parlor is serving http://{}/ (media UDP {:?})", server.http_addr, server.media_addrs);
+        let scheme = if config.tls.enabled() { "https" } else { "http" };
+        println!(
+            "parlor is serving {scheme}://{}/ (media UDP {:?}, ICE-TCP {:?})",
+            server.http_addr, server.media_addrs, server.media_tcp_addrs
+        );
         let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
-            _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),
+        let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => { tracing::info!("SIGINT: shutting down"); break }
+                _ = terminate.recv() => { tracing::info!("SIGTERM: shutting down"); break }
+                // SIGHUP: a renewed certificate (certbot's deploy hook) is served from now on.
+                _ = hangup.recv() => match server.reload_tls() {
+                    Ok(()) => tracing::info!("SIGHUP: TLS files reloaded (if any)"),
+                    Err(e) => tracing::warn!("SIGHUP: keeping the old certificate: {e:#}"),
+                },
+            }
         }
         // Clients are told and sockets closed; whatever has not finished after 4 s is cut off,
         // so the process is gone within 5 s.
@@ -76,6 +121,44 @@ fn main() -> Result<()> {
         tracing::info!("bye");
         Ok(())
     })
+}
+
+/// `parlor token CODE`: a host token signed with the configured secret.
+fn token(room: &str, ttl: Option<f64>, config: Option<&std::path::Path>) -> Result<()> {
+    let config = Config::load(config, &Overrides::default(), Config::env())?;
+    anyhow::ensure!(
+        !config.auth.secret.is_empty(),
+        "auth.secret is not set (config file or PARLOR_AUTH__SECRET): the server would sign with a random secret \
+         and refuse this token"
+    );
+    anyhow::ensure!(
+        parlor_signaling::ids::is_valid_code(room),
+        "room codes are 1-32 characters of A-Z, a-z, 0-9 and -"
+    );
+    let ttl = ttl.unwrap_or(config.auth.token_ttl_seconds);
+    anyhow::ensure!(ttl.is_finite() && ttl >= 1.0, "--ttl must be at least 1 second");
+    let auth = parlor::auth::Auth::new(&config.auth);
+    let token = auth.mint(room, std::time::Duration::from_secs_f64(ttl))?;
+    println!("{}", token.token);
+    Ok(())
+}
+
+/// `parlor check`: exit 1 when an announced address does not answer.
+fn check(args: CheckArgs) -> Result<()> {
+    let a = args.serve;
+    let overrides = Overrides { listen: a.listen, udp_port: a.udp_port };
+    let mut config = Config::load(a.config.as_deref(), &overrides, Config::env())?;
+    if let Some(port) = a.tcp_port {
+        config.set_tcp_port(port)?;
+    }
+    let timeout = std::time::Duration::from_millis(args.timeout_ms);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let ok = runtime.block_on(parlor::check::run(&config, timeout, &mut std::io::stdout()))?;
+    if !ok {
+        // The report above says what failed; an error trace would only repeat it.
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 /// `parlor replay FILE`.

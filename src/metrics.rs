@@ -71,6 +71,12 @@ pub async fn render(hub: &Hub, media: &Media) -> String {
     );
     counter(
         &mut out,
+        "parlor_media_paths_lost_total",
+        "Media paths lost to ICE consent failure (nothing heard from the peer for 15 s).",
+        total.paths_lost,
+    );
+    counter(
+        &mut out,
         "parlor_phase_switches_total",
         "Game phase changes.",
         stats.phase_switches.load(std::sync::atomic::Ordering::Relaxed),

@@ -23,6 +23,8 @@ struct Rig {
     peers: HashMap<String, MediaPeer>,
     /// The relay in front of the server for one peer, if asked for.
     relay: Option<Relay>,
+    /// Peers whose media path the server reported lost (`MediaEvent::Disconnected`), in order.
+    lost: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 /// SDP the server sends to a peer, with its media address replaced by a relay's.
@@ -61,6 +63,8 @@ async fn rig_with(members: &[(&str, ClientOptions)], relayed: Option<&str>) -> R
         relay = Some(r);
     }
     let (event_tx, mut events) = mpsc::unbounded_channel::<MediaEvent>();
+    let lost = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let lost_log = lost.clone();
     let room = Arc::new(media.open_room("m", Arc::new(move |e| drop(event_tx.send(e)))));
     let (from_peers_tx, mut from_peers) = mpsc::unbounded_channel::<(String, Value)>();
     let mut to_peers: HashMap<String, mpsc::UnboundedSender<Value>> = HashMap::new();
@@ -101,17 +105,19 @@ async fn rig_with(members: &[(&str, ClientOptions)], relayed: Option<&str>) -> R
                         let _ = to_peers[&id].send(reply);
                     }
                 }
-                Some(event) = events.recv() => {
-                    if let MediaEvent::Offer { peer, sdp } = event {
+                Some(event) = events.recv() => match event {
+                    MediaEvent::Offer { peer, sdp } => {
                         let sdp = rewrite(&rewrites, &peer, sdp);
                         let _ = to_peers[&peer].send(json!({"type": "offer", "sdp": sdp}));
                     }
-                }
+                    MediaEvent::Disconnected { peer } => lost_log.lock().unwrap().push(peer),
+                    _ => {}
+                },
                 else => break,
             }
         }
     });
-    Rig { media, room, peers, relay }
+    Rig { media, room, peers, relay, lost }
 }
 
 fn everyone_but(epoch: u64, ids: &[&str], denied: Option<(&str, &str, MKind)>) -> Matrix {
@@ -340,6 +346,8 @@ struct Relay {
     client_side: std::net::SocketAddr,
     switch: tokio::sync::watch::Sender<u32>,
     forwarded: Arc<std::sync::atomic::AtomicUsize>,
+    /// While set, the relay drops everything both ways (a dead network path).
+    dead: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Relay {
@@ -350,6 +358,8 @@ impl Relay {
         let (switch, mut switched) = tokio::sync::watch::channel(0u32);
         let forwarded = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let count = forwarded.clone();
+        let dead = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let is_dead = dead.clone();
         tokio::spawn(async move {
             let mut server_sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
             let mut client: Option<std::net::SocketAddr> = None;
@@ -358,12 +368,14 @@ impl Relay {
                 tokio::select! {
                     r = client_sock.recv_from(&mut up) => {
                         let Ok((n, from)) = r else { break };
+                        if is_dead.load(std::sync::atomic::Ordering::Relaxed) { continue; }
                         client = Some(from);
                         count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let _ = server_sock.send_to(&up[..n], server).await;
                     }
                     r = server_sock.recv_from(&mut down) => {
                         let Ok((n, _)) = r else { break };
+                        if is_dead.load(std::sync::atomic::Ordering::Relaxed) { continue; }
                         if let Some(c) = client {
                             let _ = client_sock.send_to(&down[..n], c).await;
                         }
@@ -376,12 +388,17 @@ impl Relay {
                 }
             }
         });
-        Relay { client_side, switch, forwarded }
+        Relay { client_side, switch, forwarded, dead }
     }
 
     /// Datagrams relayed from the client so far.
     fn forwarded(&self) -> usize {
         self.forwarded.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Cut (or restore) the path: nothing passes either way.
+    fn set_dead(&self, dead: bool) {
+        self.dead.store(dead, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn move_to_new_address(&self) {
@@ -421,4 +438,39 @@ async fn ice_restart_from_a_new_address_with_new_credentials() {
     let after = b.local_sdp().await.unwrap();
     let ufrag = |sdp: &str| sdp.lines().find_map(|l| l.strip_prefix("a=ice-ufrag:")).map(str::to_owned);
     assert_ne!(ufrag(&before), ufrag(&after), "new ICE credentials");
+}
+
+/// ICE consent: a peer whose path goes silent is reported lost by the server (str0m's ICE-lite
+/// agent drops a pair after 15 s without a binding request), and an ICE restart from a new
+/// address brings it back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_media_path_is_noticed_and_an_ice_restart_revives_it() {
+    let rig = rig_with(&[("a", ClientOptions::publisher()), ("b", ClientOptions::publisher())], Some("b")).await;
+    let relay = rig.relay.as_ref().unwrap();
+    rig.room.set_matrix(everyone_but(1, &["a", "b"], None)).await.unwrap();
+    let (a, b) = (&rig.peers["a"], &rig.peers["b"]);
+    assert!(wait_until(LONG, || a.count("b", Kind::Video) >= 20 && b.count("a", Kind::Video) >= 20).await, "call");
+    assert!(rig.lost.lock().unwrap().is_empty(), "no path lost while the call flows");
+    let lost_before = rig.media.counters().await.paths_lost;
+
+    // The path dies: nothing passes either way.
+    relay.set_dead(true);
+    let died = Instant::now();
+    let noticed = wait_until(Duration::from_secs(30), || rig.lost.lock().unwrap().iter().any(|p| p == "b")).await;
+    assert!(noticed, "the server reports b's dead path within 30 s");
+    let after = died.elapsed();
+    println!("dead path noticed after {} ms", after.as_millis());
+    assert!(after >= Duration::from_secs(5), "not before consent could have failed: {after:?}");
+    assert!(!rig.lost.lock().unwrap().iter().any(|p| p == "a"), "a's path is alive");
+    assert_eq!(rig.media.counters().await.paths_lost, lost_before + 1, "counted once");
+
+    // b comes back from a new address with new credentials.
+    relay.move_to_new_address();
+    relay.set_dead(false);
+    b.restart_ice();
+    let back_from = now_us();
+    let fresh = |rx: &MediaPeer, tx: &str| {
+        rx.received(tx, Kind::Video).iter().filter(|p| p.mark().is_some_and(|m| m.sent_us > back_from + 200_000)).count()
+    };
+    assert!(wait_until(LONG, || fresh(a, "b") >= 20 && fresh(b, "a") >= 20).await, "media flows again both ways");
 }

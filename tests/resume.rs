@@ -219,3 +219,41 @@ async fn ice_restart_with_new_credentials_keeps_media_flowing() {
     let ufrag = |sdp: &str| sdp.lines().find_map(|l| l.strip_prefix("a=ice-ufrag:")).map(str::to_owned);
     assert_ne!(ufrag(&before_sdp), ufrag(&after_sdp), "new ICE credentials");
 }
+
+/// A player reconnects at day on a new socket and a new peer connection: the time from opening
+/// the socket to the first video packet of every other player is printed (the closing notes
+/// quote it). Bounded only loosely: timing is a benchmark's business, not a test's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_at_day_brings_every_video_back() {
+    let server = server().await;
+    let url = format!("ws://{}/ws", server.http_addr);
+    let mut players = Vec::new();
+    for i in 0..4 {
+        players.push(TestClient::join(&url, "dusk", &format!("P{i}"), ClientOptions::publisher()).await.unwrap());
+    }
+    let settings = json!({"mafia": 1, "phase_seconds": {"role_reveal": 0.2, "night": 0.3, "dawn": 0.2, "day": 60}});
+    players[0].send_json(&json!({"type": "start_game", "settings": settings})).unwrap();
+    for p in &players {
+        p.expect_where(LONG, "day", |m| m["type"] == "phase" && m["phase"] == "day").await.unwrap();
+    }
+    let mut old = players.remove(3);
+    let (id, token) = (old.id().to_owned(), old.resume_token().unwrap());
+    old.close_socket().await;
+    old.close_media().await;
+
+    let join = json!({"type": "join", "room": "dusk", "name": "P3", "resume": token});
+    let opened = std::time::Instant::now();
+    let back = TestClient::join_with(&url, join, ClientOptions::publisher()).await.unwrap();
+    assert_eq!(back.welcome().unwrap()["id"], id.as_str(), "same seat");
+    let mut firsts = Vec::new();
+    for p in &players {
+        back.wait_count(p.id(), Kind::Video, 1, LONG).await.unwrap();
+        let first = back.received(p.id(), Kind::Video)[0].arrival;
+        firsts.push(first.duration_since(opened));
+        p.wait_count(&id, Kind::Video, 1, LONG).await.unwrap();
+    }
+    println!(
+        "resume at day: socket open → first video packet of each player {:?} ms",
+        firsts.iter().map(|d| d.as_millis()).collect::<Vec<_>>()
+    );
+}

@@ -14,6 +14,16 @@ const CHAT_MAX = 500;
 const NAME_KEY = 'parlor.name';         // localStorage: the name last used
 const INTENT_KEY = 'parlor.intent';     // sessionStorage: {room, name, create} from the home page
 const SETTINGS_KEY = 'parlor.settings'; // sessionStorage: the game settings chosen on the home page or in the lobby
+const HOST_KEY = 'parlor.host';         // sessionStorage: {room, token} — the host token of a room this tab created
+const SEAT_KEY = 'parlor.seat';         // sessionStorage: {room, name, token} — this tab's seat, for resume after a reload
+/** Reconnection back-off (ms) after the WebSocket drops; the last step repeats until the seat is resumed or gone. */
+const RECONNECT_STEPS_MS = [250, 500, 1000, 2000, 4000, 5000];
+/** Give up reconnecting after this long without a welcome (the server's grace period is 30 s by default). */
+const RECONNECT_GIVE_UP_MS = 45000;
+/** A media path `disconnected` this long gets an ICE restart (`failed` gets one at once). */
+const ICE_DISCONNECTED_MS = 2000;
+/** No `pong` for this long while the socket looks open: it is dead, reconnect. */
+const PONG_SILENCE_MS = 12000;
 const PING_INTERVAL_MS = 2000;
 const CLOCK_SAMPLES = 10;
 const TOAST_MS = 5000;
@@ -44,18 +54,6 @@ const ROLE_INFO = {
 const CHANNEL_NAME = { all: 'Everyone', mafia: 'Mafia', dead: 'Ghosts' };
 const CAUSE_TEXT = { killed: 'was killed in the night', executed: 'was executed by the town', left: 'left the game' };
 
-const ADJECTIVES = [
-  'quiet', 'brave', 'lucky', 'sly', 'merry', 'misty', 'bold', 'calm', 'clever', 'dusky', 'eager', 'fancy',
-  'gentle', 'happy', 'jolly', 'keen', 'lively', 'mellow', 'nimble', 'proud', 'rapid', 'shy', 'silent', 'swift',
-  'tidy', 'vivid', 'witty', 'amber', 'cosy', 'crimson', 'golden', 'hidden', 'lunar', 'mossy', 'noble', 'olive',
-  'rosy', 'rusty', 'sunny', 'velvet', 'wild', 'snowy',
-];
-const ANIMALS = [
-  'otter', 'badger', 'falcon', 'fox', 'heron', 'lynx', 'marten', 'owl', 'panda', 'puffin', 'raven', 'seal',
-  'stoat', 'tiger', 'walrus', 'weasel', 'wolf', 'yak', 'bison', 'crane', 'gecko', 'hare', 'ibis', 'koala',
-  'lemur', 'moose', 'newt', 'orca', 'quail', 'robin', 'shrew', 'toad', 'wren', 'zebra', 'beaver', 'camel',
-  'dingo', 'eagle', 'ferret', 'mole',
-];
 
 // Small line icons (no icon fonts, no emoji: they may be missing on the device).
 const ICONS = {
@@ -118,15 +116,6 @@ function capitalize(text) {
 function sentence(text) {
   const s = capitalize(text).trim();
   return /[.!?]$/.test(s) ? s : `${s}.`;
-}
-
-function randomInt(n) {
-  return crypto.getRandomValues(new Uint32Array(1))[0] % n;
-}
-
-/** A fresh, readable room code such as `quiet-otter-42`. */
-function readableCode() {
-  return `${ADJECTIVES[randomInt(ADJECTIVES.length)]}-${ANIMALS[randomInt(ANIMALS.length)]}-${10 + randomInt(90)}`;
 }
 
 function roomFromLocation() {
@@ -309,12 +298,19 @@ let localStream = null;  // own camera/microphone, or null when receive-only
 let mediaPromise = null; // getUserMedia, started as soon as the room page opens
 let pingTimer = null;
 let ended = false;       // left, or the connection is gone for good
+let reconnect = null;    // {attempt, since, timer} while the WebSocket is being re-established
+let iceTimer = null;     // pending ICE restart after `disconnected`
+let lastPongAt = 0;      // performance.now() of the last pong
+/** Timings of the latest (re)connection, performance.now() ms: socket open, welcome, first remote video frame. */
+const timing = { socketOpen: null, welcome: null, offer: null, answer: null, mediaConnected: null, firstTrack: null, firstFrame: null, resumed: false };
 
 const S = {
   view: 'loading',
   room: null,
   name: null,
-  creating: false,        // this page made up the room code: it should be the first one in
+  locked: false,          // the host locked the room against newcomers
+  pin: null,              // the room PIN typed on the join form, sent with every join of this page
+  needPin: false,         // the server asked for a PIN (bad_pin)
   myId: null,
   hostId: null,
   limits: {},
@@ -442,6 +438,9 @@ const ui = {
   lobbyBox: $('lobby-box'),
   lobbyTitle: $('lobby-title'),
   readyToggle: $('ready-toggle'),
+  lockLine: $('lock-line'),
+  lockText: $('lock-text'),
+  lockToggle: $('lock-toggle'),
   roster: $('roster'),
   lobbyWait: $('lobby-wait'),
   settingsForm: $('settings-form'),
@@ -486,6 +485,7 @@ function setStatus(text) {
 
 function refreshStatus() {
   if (ended) return;
+  if (reconnect) { setStatus('reconnecting…'); return; }
   if (!S.myId) { setStatus('connecting…'); return; }
   const state = pc ? pc.connectionState : 'starting';
   const media = state === 'connected' ? 'live' : state;
@@ -523,10 +523,50 @@ $('create-form').addEventListener('submit', (ev) => {
   formError('create-error', '');
   saveName(name);
   saveSettings(settings);
-  const room = readableCode();
+  createRoom(name, settings);
+});
+
+/** This tab's host token for `room`, kept from the room API for the room page's `join` (`token`). */
+function hostTokenFor(room) {
+  try {
+    const host = JSON.parse(storageGet(sessionStorage, HOST_KEY) || 'null');
+    if (host && host.room === room && typeof host.token === 'string') return host.token;
+  } catch { /* a damaged entry is no token */ }
+  return null;
+}
+
+/** Create the room through the room API (docs/API.md), keep its host token, and open it. */
+async function createRoom(name, settings) {
+  const button = $('create-button');
+  button.disabled = true;
+  let reply = null;
+  let body = null;
+  try {
+    reply = await fetch('/api/rooms', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ settings: settingsToWire(settings) }),
+    });
+    body = await reply.json().catch(() => null);
+  } catch {
+    reply = null;
+  }
+  button.disabled = false;
+  if (!reply) { formError('create-error', 'The server cannot be reached. Check your connection and try again.'); return; }
+  if (reply.status === 401 || reply.status === 403) {
+    formError('create-error', 'On this server, rooms are created by its organisers. Ask them for an invite link.');
+    return;
+  }
+  if (reply.status === 503) { formError('create-error', 'The server is full right now. Try again in a few minutes.'); return; }
+  if (!reply.ok || !body || typeof body.code !== 'string' || !CODE_RE.test(body.code)) {
+    formError('create-error', `The room could not be created${body && body.message ? `: ${body.message}` : '.'}`);
+    return;
+  }
+  const room = body.code;
+  if (typeof body.host_token === 'string') storageSet(sessionStorage, HOST_KEY, JSON.stringify({ room, token: body.host_token }));
   storageSet(sessionStorage, INTENT_KEY, JSON.stringify({ room, name, create: true }));
   location.assign(`/r/${room}${deviceFlags()}`);
-});
+}
 
 $('code-form').addEventListener('submit', (ev) => {
   ev.preventDefault();
@@ -558,6 +598,7 @@ function showPrejoin(room, error) {
   $('join-title').textContent = `Join room ${room}`;
   const input = $('name-input');
   if (!input.value) input.value = S.name || loadName();
+  $('pin-field').hidden = !S.needPin;
   formError('join-error', error || '');
   $('join-button').disabled = false;
   input.focus();
@@ -583,6 +624,11 @@ $('join-form').addEventListener('submit', (ev) => {
   const problem = nameProblem(name);
   if (problem) { formError('join-error', problem); return; }
   saveName(name);
+  if (S.needPin) {
+    const pin = $('pin-input').value.trim();
+    if (!pin) { formError('join-error', 'Please type the room PIN.'); return; }
+    S.pin = pin;
+  }
   $('join-button').disabled = true;
   connect(S.room, name);
 });
@@ -597,15 +643,44 @@ function send(msg) {
   return false;
 }
 
-function connect(room, name) {
+/** This tab's seat in `room`, if it holds one (kept for a reload or a dropped connection). */
+function loadSeat(room) {
+  try {
+    const seat = JSON.parse(storageGet(sessionStorage, SEAT_KEY) || 'null');
+    if (seat && seat.room === room && typeof seat.token === 'string' && typeof seat.name === 'string') return seat;
+  } catch { /* a damaged entry is no seat */ }
+  return null;
+}
+
+function saveSeat(token) {
+  storageSet(sessionStorage, SEAT_KEY, JSON.stringify({ room: S.room, name: S.name, token }));
+}
+
+function forgetSeat() {
+  storageSet(sessionStorage, SEAT_KEY, null);
+}
+
+/** Open the WebSocket and join `room` — resuming the seat `resume` names, if given. */
+function connect(room, name, resume) {
   ended = false;
   S.room = room;
   S.name = name;
-  setStatus('connecting…');
+  setStatus(reconnect ? 'reconnecting…' : 'connecting…');
   const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
   const sock = new WebSocket(`${scheme}//${location.host}/ws`);
   ws = sock;
-  sock.addEventListener('open', () => send({ type: 'join', room, name }));
+  sock.addEventListener('open', () => {
+    if (sock !== ws) return;
+    timing.socketOpen = performance.now();
+    for (const key of ['welcome', 'offer', 'answer', 'mediaConnected', 'firstTrack', 'firstFrame']) timing[key] = null;
+    timing.resumed = Boolean(resume);
+    const join = { type: 'join', room, name };
+    if (resume) join.resume = resume;
+    const token = hostTokenFor(room);
+    if (token) join.token = token; // the room API made this tab the room's host
+    if (S.pin) join.pin = S.pin;
+    send(join);
+  });
   sock.addEventListener('message', (ev) => {
     if (sock !== ws || typeof ev.data !== 'string') return;
     let msg;
@@ -626,7 +701,7 @@ function connect(room, name) {
 
 /** Messages that change what the room page shows. */
 const RENDERING = new Set([
-  'welcome', 'participant_joined', 'participant_updated', 'participant_left', 'host_changed', 'phase', 'role',
+  'welcome', 'participant_joined', 'participant_updated', 'participant_left', 'host_changed', 'locked', 'phase', 'role',
   'media_state', 'vote_update', 'investigation', 'eliminated', 'game_over',
 ]);
 
@@ -637,6 +712,7 @@ function handleMessage(msg) {
     case 'participant_updated': if (msg.participant) upsertParticipant(msg.participant); break;
     case 'participant_left': onParticipantLeft(msg.id, msg.reason); break;
     case 'host_changed': onHostChanged(msg.host); break;
+    case 'locked': onLocked(msg.locked === true); break;
     case 'offer': if (typeof msg.sdp === 'string') enqueue(() => onRemoteOffer(msg.sdp)); break;
     case 'answer': if (typeof msg.sdp === 'string') enqueue(() => onRemoteAnswer(msg.sdp)); break;
     case 'candidate': enqueue(() => onRemoteCandidate(msg)); break;
@@ -659,8 +735,10 @@ const JOIN_ERRORS = {
   name_taken: 'Someone in this room already uses that name. Please pick another.',
   room_full: 'This room is full.',
   room_not_found: 'There is no room with that code.',
-  room_locked: 'The host has locked this room.',
-  bad_pin: 'That PIN is not right.',
+  room_locked: 'The host has locked this room: nobody new can join right now.',
+  bad_pin: 'This room needs the PIN the host gave you, and that one is not right.',
+  bad_token: 'The host link of this room is no longer valid (it expired, or the server restarted). You can still join as a player.',
+  room_closed: 'The host closed this room.',
   server_full: 'The server is full right now. Please try again later.',
   too_many_rooms: 'The server cannot open more rooms right now.',
   bad_field: 'The server did not accept that room code or name.',
@@ -687,17 +765,48 @@ function onError(msg) {
   const message = msg.message ? String(msg.message) : code;
   console.warn(`parlor: server error ${code}: ${message}`);
   S.errors.push({ code, message, at: Date.now() });
+  if (code === 'resume_expired') {
+    // The seat is gone (away longer than the grace period, or the server restarted).
+    forgetSeat();
+    stopReconnecting();
+    if (S.myId) {
+      endCall('You were away too long, so your seat was given up. Join again to watch or to play the next game.');
+      return;
+    }
+  }
+  if (reconnect && S.myId && JOIN_ERRORS[code]) {
+    // The seat could not be taken back (for example the room is locked or full now).
+    forgetSeat();
+    endCall(JOIN_ERRORS[code]);
+    return;
+  }
   if (!S.myId) {
     // The join failed: nothing was created on the server. Start over with a fresh socket.
     const sock = ws;
     ws = null;
     if (sock) sock.close(1000);
     setStatus('');
-    showPrejoin(S.room, JOIN_ERRORS[code] || sentence(message));
+    if (code === 'bad_pin') {
+      S.pin = null;
+      S.needPin = true;
+    }
+    showPrejoin(S.room, code === 'resume_expired'
+      ? 'Your earlier seat in this room has expired. Join again to watch or to play the next game.'
+      : JOIN_ERRORS[code] || sentence(message));
+    return;
+  }
+  if (code === 'bad_token' && !S.myId) {
+    // A stale host token: forget it and go on as a player.
+    storageSet(sessionStorage, HOST_KEY, null);
+  }
+  if (code === 'room_closed') {
+    forgetSeat();
+    endCall(JOIN_ERRORS.room_closed);
     return;
   }
   if (['kicked', 'replaced', 'server_shutdown'].includes(code)) {
     // The server closes the socket after these: say why, rather than "connection lost".
+    if (code !== 'server_shutdown') forgetSeat();
     endCall(errorText(code, message));
     return;
   }
@@ -716,33 +825,85 @@ function onSocketClosed(ev) {
   stopPing();
   ws = null;
   if (ended) return;
-  if (!S.myId) {
+  if (!S.myId && !reconnect) {
     setStatus('');
     showPrejoin(S.room, 'Could not reach the server. Please try again.');
     return;
   }
-  const byCode = { 4000: 'kicked', 4001: 'replaced', 1008: 'rate_limited', 1001: 'server_shutdown' };
-  if (byCode[ev.code]) { endCall(errorText(byCode[ev.code])); return; }
-  const why = ev.code === 1009 ? ' (a message was too large)' : '';
-  endCall(`The connection to the server was lost${why}.`);
+  if (ev.code === 1000 && ev.reason === 'room_closed') {
+    forgetSeat();
+    endCall(JOIN_ERRORS.room_closed);
+    return;
+  }
+  const byCode = { 4000: 'kicked', 4001: 'replaced', 1008: 'rate_limited', 1009: 'too_large' };
+  if (byCode[ev.code]) {
+    if (ev.code === 4000 || ev.code === 4001) forgetSeat();
+    endCall(errorText(byCode[ev.code]));
+    return;
+  }
+  // Anything else — a network drop, a proxy timeout, a server restart — is worth another try with the token.
+  scheduleReconnect();
+}
+
+/** Try the WebSocket again after a back-off step, resuming this tab's seat. */
+function scheduleReconnect() {
+  const seat = loadSeat(S.room);
+  if (!seat) {
+    endCall('The connection to the server was lost.');
+    return;
+  }
+  const now = performance.now();
+  if (!reconnect) reconnect = { attempt: 0, since: now, timer: null };
+  if (now - reconnect.since > RECONNECT_GIVE_UP_MS) {
+    stopReconnecting();
+    endCall('The connection to the server was lost, and reconnecting did not work.');
+    return;
+  }
+  const step = RECONNECT_STEPS_MS[Math.min(reconnect.attempt, RECONNECT_STEPS_MS.length - 1)];
+  reconnect.attempt += 1;
+  const delay = Math.round(step * (0.8 + Math.random() * 0.4)); // jitter: a room's phones do not all retry at once
+  setStatus('reconnecting…');
+  showReconnecting(true);
+  clearTimeout(reconnect.timer);
+  reconnect.timer = setTimeout(() => {
+    if (ended || !reconnect) return;
+    connect(seat.room, seat.name, seat.token);
+  }, delay);
+}
+
+function stopReconnecting() {
+  if (reconnect) clearTimeout(reconnect.timer);
+  reconnect = null;
+  showReconnecting(false);
+}
+
+/** The "reconnecting" strip over the room page. */
+function showReconnecting(on) {
+  const bar = $('reconnecting');
+  if (bar) bar.hidden = !on;
+}
+
+/** Close a socket that stopped answering and go through the usual reconnection. */
+function dropDeadSocket() {
+  const sock = ws;
+  if (!sock) return;
+  console.warn('parlor: no pong for', PONG_SILENCE_MS, 'ms; reconnecting');
+  ws = null;
+  try { sock.close(4100); } catch { /* already closing */ }
+  onSocketClosed({ code: 1006 });
 }
 
 function onWelcome(msg) {
-  S.myId = String(msg.id);
+  const again = S.myId !== null && String(msg.id) === S.myId; // this page resumed its own seat
+  timing.welcome = performance.now();
+  stopReconnecting();
   S.room = String(msg.room ?? S.room);
-  S.hostId = msg.host ?? null;
+  S.hostId = msg.host || null; // "" while nobody holds the host's powers (an API room before its host joins)
   S.limits = msg.limits && typeof msg.limits === 'object' ? msg.limits : {};
   const list = Array.isArray(msg.participants) ? msg.participants.filter((p) => p && typeof p.id === 'string') : [];
-  if (S.creating && list.length > 1) {
-    // The code this page made up is taken: make up another and start over there.
-    const room = readableCode();
-    storageSet(sessionStorage, INTENT_KEY, JSON.stringify({ room, name: S.name, create: true }));
-    send({ type: 'leave' });
-    ended = true;
-    location.replace(`/r/${room}${deviceFlags()}`);
-    return;
-  }
-  S.creating = false;
+  S.locked = msg.locked === true;
+  S.myId = String(msg.id);
+  if (typeof msg.resume_token === 'string') saveSeat(msg.resume_token);
   showView('room');
   document.title = `${S.room} · parlor`;
   ui.roomLabel.textContent = S.room;
@@ -750,6 +911,12 @@ function onWelcome(msg) {
   ui.inviteToggle.hidden = false;
   ui.inviteLink.value = inviteLink(S.room);
   ui.inviteQr.src = `/qr.svg?text=${encodeURIComponent(inviteLink(S.room))}`;
+  if (again) {
+    // Whoever left while we were away is gone from the roster.
+    const present = new Set(list.map((p) => p.id));
+    for (const id of [...S.participants.keys()]) if (!present.has(id)) removeParticipant(id);
+    if (!msg.game) { resetGame(); S.phase = { phase: 'lobby', round: 0, ends_at: null, alive: [], accused: null }; S.receive = {}; }
+  }
   const self = list.find((p) => p.id === S.myId);
   if (self) upsertParticipant(self);
   for (const p of list) if (p.id !== S.myId) upsertParticipant(p);
@@ -765,7 +932,28 @@ function onWelcome(msg) {
   }
   refreshStatus();
   startPing();
-  enqueue(setupMedia);
+  // Same page, new socket: the server sends nothing until we offer, so offer now — with an ICE
+  // restart if the media path died too. (A peer connection still being built offers by itself.)
+  enqueue(() => (again && pc ? resyncMedia() : setupMedia()));
+}
+
+/** After a resume on the same page: roll back a half-done exchange and offer again. */
+async function resyncMedia() {
+  if (!pc || ended) return;
+  if (pc.signalingState === 'have-local-offer') await pc.setLocalDescription({ type: 'rollback' });
+  if (pc.signalingState !== 'stable') return; // a server offer is being answered; our offer follows it
+  if (['failed', 'disconnected'].includes(pc.connectionState)) pc.restartIce();
+  needOffer = true;
+  await maybeOffer();
+}
+
+/** The media path failed or stayed disconnected: new ICE credentials, new checks. */
+function restartMedia() {
+  clearTimeout(iceTimer);
+  iceTimer = null;
+  if (!pc || ended || pc.connectionState === 'connected') return;
+  console.info('parlor: restarting ICE from state', pc.connectionState);
+  pc.restartIce(); // fires negotiationneeded → an offer with new credentials once the socket is up
 }
 
 function upsertParticipant(p) {
@@ -792,6 +980,13 @@ function onParticipantLeft(id, reason) {
     return;
   }
   const name = nameOf(id);
+  removeParticipant(id);
+  const how = reason === 'kicked' ? 'was removed by the host' : reason === 'disconnected' ? 'lost the connection' : 'left';
+  systemLine(`${name} ${how}.`);
+}
+
+/** Take `id` off the roster and the grid. */
+function removeParticipant(id) {
   S.participants.delete(id);
   remoteStreams.delete(id);
   awaitingFrame.delete(id);
@@ -802,13 +997,17 @@ function onParticipantLeft(id, reason) {
   }
   ui.grid.dataset.count = String(ui.grid.children.length);
   layoutGrid();
-  const how = reason === 'kicked' ? 'was removed by the host' : reason === 'disconnected' ? 'lost the connection' : 'left';
-  systemLine(`${name} ${how}.`);
+}
+
+function onLocked(locked) {
+  const was = S.locked;
+  S.locked = locked;
+  if (was !== locked) systemLine(locked ? 'The host locked the room: nobody new can join.' : 'The host opened the room again.');
 }
 
 function onHostChanged(host) {
   const before = S.hostId;
-  S.hostId = host ?? null;
+  S.hostId = host || null;
   if (S.hostId === S.myId && before !== S.myId) toast('You are now the host: you can start the game and change its settings.', 'info');
   for (const id of S.participants.keys()) refreshTile(id);
 }
@@ -921,7 +1120,11 @@ function onGameOver(msg) {
 
 function startPing() {
   stopPing();
-  const ping = () => send({ type: 'ping', t: Date.now() });
+  lastPongAt = performance.now();
+  const ping = () => {
+    if (performance.now() - lastPongAt > PONG_SILENCE_MS) { dropDeadSocket(); return; }
+    send({ type: 'ping', t: Date.now() });
+  };
   ping();
   pingTimer = setInterval(ping, PING_INTERVAL_MS);
 }
@@ -932,6 +1135,7 @@ function stopPing() {
 }
 
 function onPong(msg) {
+  lastPongAt = performance.now();
   const now = Date.now();
   if (typeof msg.t !== 'number' || typeof msg.server_time !== 'number') return;
   const rtt = Math.max(0, now - msg.t);
@@ -1005,9 +1209,9 @@ function videoBitrateCap() {
 }
 
 async function setupMedia() {
-  if (ended) return;
+  if (ended || pc) return;
   const { stream, notice } = await mediaPromise;
-  if (ended) {
+  if (ended || pc) {
     if (stream) for (const t of stream.getTracks()) t.stop();
     return;
   }
@@ -1027,7 +1231,15 @@ async function setupMedia() {
   });
   pc.addEventListener('connectionstatechange', () => {
     refreshStatus();
-    if (pc && pc.connectionState === 'failed') toast('The media connection failed. Reload the page to try again.');
+    if (!pc) return;
+    const state = pc.connectionState;
+    if (state === 'failed') restartMedia();
+    else if (state === 'disconnected') { clearTimeout(iceTimer); iceTimer = setTimeout(restartMedia, ICE_DISCONNECTED_MS); }
+    else if (state === 'connected') {
+      clearTimeout(iceTimer);
+      iceTimer = null;
+      if (timing.mediaConnected === null) timing.mediaConnected = performance.now();
+    }
   });
 
   // One transceiver per kind: send what we have, otherwise receive only.
@@ -1087,6 +1299,7 @@ async function maybeOffer() {
   if (!ws || ws.readyState !== WebSocket.OPEN) return;
   needOffer = false;
   await pc.setLocalDescription(await pc.createOffer());
+  if (timing.offer === null) timing.offer = performance.now();
   send({ type: 'offer', sdp: pc.localDescription.sdp });
 }
 
@@ -1113,6 +1326,7 @@ async function onRemoteAnswer(sdp) {
     return;
   }
   await pc.setRemoteDescription({ type: 'answer', sdp });
+  if (timing.answer === null) timing.answer = performance.now();
   await flushCandidates();
   await capVideoBitrate();
   await maybeOffer();
@@ -1209,6 +1423,7 @@ function onTrack(ev) {
     refresh();
   });
   if (track.kind === 'video') awaitFrame(publisher);
+  if (timing.firstTrack === null && track.kind === 'video') timing.firstTrack = performance.now();
   attachStream(publisher);
 }
 
@@ -1284,7 +1499,9 @@ async function statsTick() {
 }
 
 function noteFirstRemoteFrame() {
-  if (firstRemoteFrameAt === null) firstRemoteFrameAt = performance.now();
+  const now = performance.now();
+  if (firstRemoteFrameAt === null) firstRemoteFrameAt = now;
+  if (timing.firstFrame === null && timing.welcome !== null) timing.firstFrame = now;
 }
 
 /** Hide `id`'s video until a frame newer than now has been decoded. */
@@ -1901,6 +2118,12 @@ function renderLobby() {
       onclick: () => { if (confirm(`Remove ${p.name} from the room?`)) send({ type: 'kick', id: p.id }); },
     }) : null)));
 
+  ui.lockLine.hidden = !(isHost() || S.locked);
+  ui.lockText.textContent = S.locked ? 'Locked: nobody new can join.' : 'Open: anyone with the link can join.';
+  ui.lockToggle.hidden = !isHost();
+  ui.lockToggle.textContent = S.locked ? 'Open the room' : 'Lock the room';
+  ui.lockToggle.setAttribute('aria-pressed', String(S.locked));
+
   const readyCount = people.filter((p) => p.ready).length;
   if (isHost()) {
     const settings = ui.settingsForm.hidden ? loadSettings() : readSettings('lobby');
@@ -1918,9 +2141,14 @@ function renderLobby() {
     ui.startGame.textContent = phase === 'game_over' ? 'Start the next game' : 'Start game';
   } else {
     ui.settingsForm.hidden = true;
-    ui.lobbyWait.textContent = `${readyCount} of ${people.length} ready. Waiting for ${nameOf(S.hostId)} to start${phase === 'game_over' ? ' the next game' : ''}.`;
+    const who = S.hostId ? nameOf(S.hostId) : 'the host (who has not joined yet)';
+    ui.lobbyWait.textContent = `${readyCount} of ${people.length} ready. Waiting for ${who} to start${phase === 'game_over' ? ' the next game' : ''}.`;
   }
 }
+
+ui.lockToggle.addEventListener('click', () => {
+  send({ type: 'lock', locked: !S.locked });
+});
 
 ui.readyToggle.addEventListener('click', () => {
   send({ type: 'ready', ready: !me()?.ready });
@@ -2052,17 +2280,18 @@ ui.mic.addEventListener('click', () => toggleTrack('audio', ui.mic, 'Mute mic', 
 ui.cam.addEventListener('click', () => toggleTrack('video', ui.cam, 'Stop camera', 'Start camera'));
 
 ui.leave.addEventListener('click', () => {
+  forgetSeat();
   send({ type: 'leave' });
   endCall('You left the room.');
 });
 
-// A reload or closing the tab counts as leaving (sessions that survive a reload come later).
-window.addEventListener('pagehide', () => {
-  if (S.myId && !ended) send({ type: 'leave' });
-});
+// A reload or a closed tab is not a departure: the seat waits for the server's grace period, and a
+// reload resumes it with the token in sessionStorage. Only the Leave button leaves.
 
 function endCall(text) {
   ended = true;
+  stopReconnecting();
+  clearTimeout(iceTimer);
   stopPing();
   const sock = ws;
   ws = null;
@@ -2103,6 +2332,8 @@ window.parlor = {
   get errors() { return S.errors; },
   get participants() { return Object.fromEntries(S.participants); },
   get firstRemoteFrameAt() { return firstRemoteFrameAt; },
+  get reconnecting() { return reconnect !== null; },
+  timing,
   phaseLog: S.phaseLog,
   remoteStreams,
   clock,
@@ -2122,11 +2353,18 @@ function start() {
   }
   S.room = room;
   const intent = takeIntent(room);
-  if (intent?.create) S.creating = true;
   const urlName = cleanName(params.get('name'));
   const name = urlName && !nameProblem(urlName) ? urlName : intent?.name && !nameProblem(intent.name) ? intent.name : null;
   mediaPromise = acquireMedia();
   setInterval(statsTick, STATS_INTERVAL_MS);
+  const seat = loadSeat(room);
+  if (seat && (!intent || intent.name === seat.name)) {
+    // A reload: take the seat back.
+    showView('room');
+    ui.banner.hidden = true;
+    connect(room, seat.name, seat.token);
+    return;
+  }
   if (name) {
     // Straight in: the room page shows up as soon as the server welcomes us.
     showView('room');

@@ -13,7 +13,9 @@ use tokio::sync::mpsc::{self, UnboundedSender};
 use tokio::task::JoinHandle;
 
 use crate::hist::Histogram;
-use crate::media::{Counters, MediaPool, MediaThread, Publish, RecvRecord, SendRecord, SentReport, Shared, StreamReport};
+use crate::media::{
+    Counters, MediaPool, MediaThread, Publish, RecvRecord, SendRecord, SentReport, Shared, StreamReport,
+};
 use crate::payload::{now_us, Kind};
 use crate::sys::{self, Pid};
 
@@ -187,6 +189,8 @@ pub struct Snapshot {
     pub server_cpu: Option<f64>,
     /// SFU VmRSS, KiB.
     pub server_rss_kib: Option<u64>,
+    /// SFU RssAnon, KiB.
+    pub server_anon_kib: Option<u64>,
     /// Receive-buffer drops on the SFU's UDP sockets.
     pub server_drops: Option<u64>,
     /// `parlor_forwarded_packets_total`, if the server exposes it.
@@ -211,6 +215,7 @@ impl Snapshot {
             at_us: now_us(),
             server_cpu: pid.and_then(sys::cpu_seconds),
             server_rss_kib: pid.and_then(sys::rss_kib),
+            server_anon_kib: pid.and_then(sys::anon_kib),
             server_drops: pid.map(sys::udp_drops),
             forwarded,
             self_cpu: sys::cpu_seconds(Pid::Me).unwrap_or(0.0),
@@ -372,10 +377,18 @@ impl Fleet {
                     .take(8)
                     .map(|(i, got, want)| {
                         let errs = self.members[*i as usize].info.errors();
-                        format!("#{i}: {got}/{want} streams{}", if errs.is_empty() { String::new() } else { format!(" ({})", errs.join("; ")) })
+                        format!(
+                            "#{i}: {got}/{want} streams{}",
+                            if errs.is_empty() { String::new() } else { format!(" ({})", errs.join("; ")) }
+                        )
                     })
                     .collect();
-                bail!("{} of {} participants not receiving everything after {timeout:?}: {}", missing.len(), idxs.len(), detail.join(", "));
+                bail!(
+                    "{} of {} participants not receiving everything after {timeout:?}: {}",
+                    missing.len(),
+                    idxs.len(),
+                    detail.join(", ")
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

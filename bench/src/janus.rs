@@ -177,7 +177,9 @@ impl Session {
                 self.backlog.push_back(m);
             }
         };
-        tokio::time::timeout(REQUEST_TIMEOUT, wait).await.map_err(|_| anyhow!("no reply from janus within {REQUEST_TIMEOUT:?}"))?
+        tokio::time::timeout(REQUEST_TIMEOUT, wait)
+            .await
+            .map_err(|_| anyhow!("no reply from janus within {REQUEST_TIMEOUT:?}"))?
     }
 
     async fn attach(&mut self) -> anyhow::Result<u64> {
@@ -237,9 +239,14 @@ async fn run(ctx: &PartCtx, ctrl: &mut UnboundedReceiver<Ctrl>) -> anyhow::Resul
     if let Some(publish) = &ctx.publish {
         pub_handle = s.attach().await?;
         let joined = s
-            .message(pub_handle, json!({"request": "join", "ptype": "publisher", "room": ctx.janus_room, "display": ctx.name}), None)
+            .message(
+                pub_handle,
+                json!({"request": "join", "ptype": "publisher", "room": ctx.janus_room, "display": ctx.name}),
+                None,
+            )
             .await?;
-        let feed = joined["plugindata"]["data"]["id"].as_u64().ok_or_else(|| anyhow!("joined without feed id: {joined}"))?;
+        let feed =
+            joined["plugindata"]["data"]["id"].as_u64().ok_or_else(|| anyhow!("joined without feed id: {joined}"))?;
         ctx.media.send(Cmd::Add(Box::new(PeerSpec {
             peer: ctx.peer,
             owner: ctx.idx,
@@ -258,7 +265,8 @@ async fn run(ctx: &PartCtx, ctrl: &mut UnboundedReceiver<Ctrl>) -> anyhow::Resul
                 Some(json!({"type": "offer", "sdp": offer})),
             )
             .await?;
-        let answer = configured["jsep"]["sdp"].as_str().ok_or_else(|| anyhow!("configure without answer: {configured}"))?;
+        let answer =
+            configured["jsep"]["sdp"].as_str().ok_or_else(|| anyhow!("configure without answer: {configured}"))?;
         ctx.media.send(Cmd::RemoteAnswer(ctx.peer, answer.to_owned()));
         s.trickle_done(pub_handle).await?;
         ctx.info.feed.store(feed, Ordering::SeqCst);

@@ -20,4 +20,5 @@ pub mod payload;
 pub mod report;
 pub mod scenario;
 pub mod server;
+pub mod soak;
 pub mod sys;

@@ -23,6 +23,8 @@ enum Scenario {
     PhaseFlip,
     /// parlor and Janus side by side on mafia-12 or stage-100.
     Compare,
+    /// The phase-flip game for --minutes (30), sampling the server's RSS every 10 s.
+    Soak,
     /// A few seconds with 4 participants at a low rate (what the test suite runs).
     Smoke,
 }
@@ -49,7 +51,7 @@ struct Cli {
     /// Generator media threads (default: 2, or 1 on a one-core machine).
     #[arg(long)]
     threads: Option<usize>,
-    /// Measured window in seconds (per step for `rooms`).
+    /// Measured window in seconds (per step for `rooms`; the sample interval for `soak`).
     #[arg(long)]
     duration: Option<f64>,
     /// Seconds between "everyone receives everything" and the measured window.
@@ -70,6 +72,12 @@ struct Cli {
     /// `rooms`: stop at this many rooms.
     #[arg(long, default_value_t = 64)]
     max_rooms: usize,
+    /// `soak`: how long to play, minutes.
+    #[arg(long, default_value_t = 30.0)]
+    minutes: f64,
+    /// `soak`: minutes at the start shown but not judged for flatness.
+    #[arg(long, default_value_t = 5.0)]
+    soak_warmup: f64,
     /// Folder for the JSON results.
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/results"))]
     out: PathBuf,
@@ -121,6 +129,9 @@ fn main() -> Result<()> {
             Scenario::Rooms => scenario::rooms(&opts).await.map(drop),
             Scenario::Stage100 => scenario::stage100(&opts).await.map(drop),
             Scenario::PhaseFlip => scenario::phase_flip(&opts).await.map(drop),
+            Scenario::Soak => {
+                parlor_bench::soak::soak(&opts, cli.minutes.max(0.1), cli.soak_warmup.max(0.0)).await.map(drop)
+            }
             Scenario::Compare => {
                 let which = cli.which.clone().unwrap_or_else(|| "mafia-12".into());
                 scenario::compare(&opts, &which).await.map(drop)

@@ -1054,7 +1054,8 @@ impl Worker {
         };
         self.poll.registry().register(&mut socket, Token(slot), Interest::READABLE)?;
         let now = Instant::now();
-        let mut rtc = Rtc::builder().set_rtp_mode(true).clear_codecs().enable_opus(true, false).enable_vp8(true).build(now);
+        let mut rtc =
+            Rtc::builder().set_rtp_mode(true).clear_codecs().enable_opus(true, false).enable_vp8(true).build(now);
         let candidate = Candidate::host(local, "udp").map_err(|e| io::Error::other(e.to_string()))?;
         let line = candidate.to_sdp_string();
         rtc.add_local_candidate(candidate);

@@ -28,7 +28,8 @@ pub fn rerun_inside(script: &Path) -> anyhow::Result<i32> {
     let created = if Path::new(&format!("/run/netns/{NAME}")).exists() {
         false
     } else {
-        let status = Command::new("sh").arg(script).status().with_context(|| format!("running {}", script.display()))?;
+        let status =
+            Command::new("sh").arg(script).status().with_context(|| format!("running {}", script.display()))?;
         if !status.success() {
             bail!("{} failed ({status}); creating a network namespace needs root", script.display());
         }

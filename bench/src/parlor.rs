@@ -23,10 +23,7 @@ const PING_EVERY: Duration = Duration::from_secs(5);
 /// The WebSocket URL of a server given as `http://host:port`, `ws://host:port` or `host:port`.
 pub fn ws_url(base: &str) -> String {
     let base = base.trim_end_matches('/');
-    let rest = base
-        .strip_prefix("http://")
-        .or_else(|| base.strip_prefix("ws://"))
-        .unwrap_or(base);
+    let rest = base.strip_prefix("http://").or_else(|| base.strip_prefix("ws://")).unwrap_or(base);
     let rest = rest.strip_suffix("/ws").unwrap_or(rest);
     format!("ws://{rest}/ws")
 }
@@ -42,7 +39,8 @@ pub(crate) async fn participant(ctx: PartCtx, mut ctrl: UnboundedReceiver<Ctrl>)
 
 async fn run(ctx: &PartCtx, ctrl: &mut UnboundedReceiver<Ctrl>) -> anyhow::Result<()> {
     ctx.info.connect_us.store(now_us(), Ordering::SeqCst);
-    let (ws, _) = tokio_tungstenite::connect_async(ctx.url.as_str()).await.with_context(|| format!("connect {}", ctx.url))?;
+    let (ws, _) =
+        tokio_tungstenite::connect_async(ctx.url.as_str()).await.with_context(|| format!("connect {}", ctx.url))?;
     let (mut sink, mut stream) = ws.split();
     let join = json!({"type": "join", "room": ctx.room, "name": ctx.name});
     sink.send(Message::Text(join.to_string().into())).await?;

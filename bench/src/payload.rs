@@ -42,27 +42,8 @@ pub fn now_us() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
 }
 
-/// Media kind, as carried in the mark.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Kind {
-    /// Opus-shaped audio.
-    Audio = 0,
-    /// VP8 video.
-    Video = 1,
-}
-
-impl Kind {
-    /// Both kinds.
-    pub const ALL: [Kind; 2] = [Kind::Audio, Kind::Video];
-
-    /// "audio" / "video".
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Audio => "audio",
-            Kind::Video => "video",
-        }
-    }
-}
+/// Media kind, as carried in the mark: the server's own type (audio 0, video 1 on the wire).
+pub use parlor_media::Kind;
 
 /// What every synthetic packet says about itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,7 +69,10 @@ impl Mark {
         t[0..4].copy_from_slice(&self.publisher.to_be_bytes());
         t[4..8].copy_from_slice(&self.counter.to_be_bytes());
         t[8..16].copy_from_slice(&self.sent_us.to_be_bytes());
-        t[16] = self.kind as u8;
+        t[16] = match self.kind {
+            Kind::Audio => 0,
+            Kind::Video => 1,
+        };
         t[17] = if self.keyframe { FLAG_KEYFRAME } else { 0 };
         t[18] = 0;
         t[19] = 0;
@@ -246,7 +230,10 @@ mod tests {
         let p = audio_payload(7, 42, 1_700_000_000_123_456);
         assert_eq!(p.len(), AUDIO_PAYLOAD);
         let m = Mark::read_tail(&p).unwrap();
-        assert_eq!(m, Mark { publisher: 7, kind: Kind::Audio, keyframe: false, counter: 42, sent_us: 1_700_000_000_123_456 });
+        assert_eq!(
+            m,
+            Mark { publisher: 7, kind: Kind::Audio, keyframe: false, counter: 42, sent_us: 1_700_000_000_123_456 }
+        );
         assert!(Mark::read_tail(&p[..p.len() - 1]).is_none());
     }
 

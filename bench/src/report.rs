@@ -46,7 +46,8 @@ pub struct Figures {
     pub server_us_per_packet: Option<f64>,
     /// SFU VmRSS at the end, MiB.
     pub server_rss_mib: Option<f64>,
-    /// (VmRSS − idle VmRSS) / participants, KiB.
+    /// (RssAnon − idle RssAnon) / participants, KiB: the heap each participant adds (code
+    /// pages the binary touches under load are not per participant).
     pub rss_per_participant_kib: Option<f64>,
     /// Datagrams the SFU's sockets dropped in the window.
     pub server_socket_drops: Option<u64>,
@@ -56,6 +57,9 @@ pub struct Figures {
     pub generator_us_per_packet: f64,
     /// Datagrams the generator's sockets dropped in the window.
     pub generator_socket_drops: u64,
+    /// Audio packets the generator sent in the window, % of its nominal 50/s per publisher:
+    /// below ~98 % it fell behind (a starved machine), and the window understates the load.
+    pub generator_rate_pct: Option<f64>,
     /// Whole machine busy, % of all cores.
     pub machine_busy_pct: Option<f64>,
     /// Of which stolen by the hypervisor, % of all cores.
@@ -70,9 +74,14 @@ pub struct Figures {
 
 impl Figures {
     /// Compute from a window. `flows` lists the (subscriber, publisher, kind) that should
-    /// carry every packet (None: no loss figure); `idle_rss_kib` is the SFU's RSS before
+    /// carry every packet (None: no loss figure); `idle_anon_kib` is the SFU's RssAnon before
     /// anyone joined.
-    pub fn compute(w: &Window, fleet: &Fleet, flows: Option<&[(u32, u32, Kind)]>, idle_rss_kib: Option<u64>) -> Figures {
+    pub fn compute(
+        w: &Window,
+        fleet: &Fleet,
+        flows: Option<&[(u32, u32, Kind)]>,
+        idle_anon_kib: Option<u64>,
+    ) -> Figures {
         let seconds = w.seconds().max(1e-6);
         let mut f = Figures { seconds, participants: fleet.members.len(), ..Default::default() };
         if let Some(flows) = flows {
@@ -119,7 +128,7 @@ impl Figures {
             }
         }
         f.server_rss_mib = w.after.server_rss_kib.map(|k| k as f64 / 1024.0);
-        if let (Some(now), Some(idle)) = (w.after.server_rss_kib, idle_rss_kib) {
+        if let (Some(now), Some(idle)) = (w.after.server_anon_kib, idle_anon_kib) {
             if f.participants > 0 {
                 f.rss_per_participant_kib = Some((now as f64 - idle as f64) / f.participants as f64);
             }
@@ -133,6 +142,11 @@ impl Figures {
         let handled = (receivers_count + sent).max(1);
         f.generator_us_per_packet = gen_cpu * 1e6 / handled as f64;
         f.generator_socket_drops = w.after.self_drops.saturating_sub(w.before.self_drops);
+        let audio_publishers = fleet.members.iter().filter(|m| m.publish.as_ref().is_some_and(|p| p.audio)).count();
+        let audio_sent: u64 = w.sent.iter().filter(|((_, k), _)| *k == Kind::Audio).map(|(_, s)| s.window).sum();
+        if audio_publishers > 0 {
+            f.generator_rate_pct = Some(100.0 * audio_sent as f64 / (audio_publishers as f64 * 50.0 * seconds));
+        }
         if let (Some((b0, t0, s0)), Some((b1, t1, s1))) = (w.before.machine, w.after.machine) {
             if t1 > t0 {
                 f.machine_busy_pct = Some(100.0 * (b1 - b0) as f64 / (t1 - t0) as f64);
@@ -165,7 +179,8 @@ impl Figures {
             "server_cpu_pct_of_core": self.server_cpu_pct,
             "server_cpu_us_per_forwarded_packet": self.server_us_per_packet,
             "server_rss_mib": self.server_rss_mib,
-            "server_rss_per_participant_kib": self.rss_per_participant_kib,
+            "server_memory_per_participant_kib": self.rss_per_participant_kib,
+            "generator_rate_pct": self.generator_rate_pct,
             "server_socket_drops": self.server_socket_drops,
             "generator_cpu_pct_of_core": self.generator_cpu_pct,
             "generator_cpu_us_per_packet": self.generator_us_per_packet,
@@ -182,7 +197,8 @@ impl Figures {
 
     /// (metric, value) rows for a table.
     pub fn rows(&self) -> Vec<(&'static str, String)> {
-        let opt = |v: Option<f64>, digits: usize, unit: &str| v.map_or("n/a".to_owned(), |v| format!("{v:.digits$}{unit}"));
+        let opt =
+            |v: Option<f64>, digits: usize, unit: &str| v.map_or("n/a".to_owned(), |v| format!("{v:.digits$}{unit}"));
         vec![
             ("server CPU per forwarded packet", opt(self.server_us_per_packet, 2, " µs")),
             ("server CPU", opt(self.server_cpu_pct, 1, " % of a core")),
@@ -200,8 +216,11 @@ impl Figures {
                     None => "n/a".into(),
                 },
             ),
-            ("added latency p50 / p99 / max", format!("{:.2} / {:.2} / {:.1} ms", self.latency_p50_ms, self.latency_p99_ms, self.latency_max_ms)),
-            ("server RSS per participant", opt(self.rss_per_participant_kib, 0, " KiB")),
+            (
+                "added latency p50 / p99 / max",
+                format!("{:.2} / {:.2} / {:.1} ms", self.latency_p50_ms, self.latency_p99_ms, self.latency_max_ms),
+            ),
+            ("server memory per participant (anon RSS)", opt(self.rss_per_participant_kib, 0, " KiB")),
             ("server RSS", opt(self.server_rss_mib, 1, " MiB")),
             (
                 "join time p50 / p95 / max",
@@ -209,12 +228,20 @@ impl Figures {
             ),
             (
                 "socket drops server / generator",
-                format!("{} / {}", self.server_socket_drops.map_or("n/a".into(), |d| d.to_string()), self.generator_socket_drops),
+                format!(
+                    "{} / {}",
+                    self.server_socket_drops.map_or("n/a".into(), |d| d.to_string()),
+                    self.generator_socket_drops
+                ),
             ),
             (
                 "generator CPU",
-                format!("{:.1} % of a core ({:.2} µs per packet sent or received)", self.generator_cpu_pct, self.generator_us_per_packet),
+                format!(
+                    "{:.1} % of a core ({:.2} µs per packet sent or received)",
+                    self.generator_cpu_pct, self.generator_us_per_packet
+                ),
             ),
+            ("generator kept its send rate", opt(self.generator_rate_pct, 1, " % of nominal audio packets")),
             (
                 "machine busy (all cores)",
                 format!("{} (steal {})", opt(self.machine_busy_pct, 1, " %"), opt(self.machine_steal_pct, 1, " %")),

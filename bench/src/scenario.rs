@@ -82,7 +82,7 @@ impl Default for Opts {
 }
 
 impl Opts {
-    fn say(&self, msg: impl AsRef<str>) {
+    pub(crate) fn say(&self, msg: impl AsRef<str>) {
         if self.verbose {
             eprintln!("[{}] {}", &report::utc(now_us())[11..], msg.as_ref());
         }
@@ -105,8 +105,8 @@ pub struct Target {
     pub backend: Backend,
     /// What to measure.
     pub probe: Probe,
-    /// Its RSS before anyone joined, KiB.
-    pub idle_rss_kib: Option<u64>,
+    /// Its RssAnon before anyone joined, KiB.
+    pub idle_anon_kib: Option<u64>,
     /// Where the generator binds.
     pub bind: IpAddr,
     /// "parlor (1 worker)", "janus 1.1.2", …
@@ -122,11 +122,11 @@ impl Target {
             let ws = crate::parlor::ws_url(url);
             let host = ws.trim_start_matches("ws://").trim_end_matches("/ws");
             let metrics = host.parse().ok();
-            let idle = opts.server_pid.and_then(|p| sys::rss_kib(Pid::Other(p)));
+            let idle = opts.server_pid.and_then(|p| sys::anon_kib(Pid::Other(p)));
             return Ok(Target {
                 backend: Backend::Parlor { url: ws },
                 probe: Probe { pid: opts.server_pid, metrics },
-                idle_rss_kib: idle,
+                idle_anon_kib: idle,
                 bind: opts.bind,
                 label: format!("parlor at {url}"),
                 server: None,
@@ -142,11 +142,11 @@ impl Target {
         let server = ServerProc::spawn(&opts.server_bin, &env, &opts.log_path(&format!("{name}-parlor")))?;
         opts.say(format!("parlor pid {} serving http://{} (media {:?})", server.pid, server.http, server.media));
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let idle = sys::rss_kib(Pid::Other(server.pid));
+        let idle = sys::anon_kib(Pid::Other(server.pid));
         Ok(Target {
             backend: Backend::Parlor { url: format!("ws://{}/ws", server.http) },
             probe: Probe { pid: Some(server.pid), metrics: Some(server.http) },
-            idle_rss_kib: idle,
+            idle_anon_kib: idle,
             bind: opts.bind,
             label: format!("parlor ({} worker{})", opts.workers, if opts.workers == 1 { "" } else { "s" }),
             server: Some(server),
@@ -159,11 +159,11 @@ impl Target {
         let proc_ = JanusProc::start(&opts.janus_dir, &opts.log_path(&format!("{name}-janus")))?;
         opts.say(format!("janus pid {} listening on {}", proc_.pid, crate::janus::WS_URL));
         tokio::time::sleep(Duration::from_millis(1000)).await;
-        let idle = sys::rss_kib(Pid::Other(proc_.pid));
+        let idle = sys::anon_kib(Pid::Other(proc_.pid));
         Ok(Target {
             backend: Backend::Janus { url: crate::janus::WS_URL.to_owned(), room: crate::janus::ROOM },
             probe: Probe { pid: Some(proc_.pid), metrics: None },
-            idle_rss_kib: idle,
+            idle_anon_kib: idle,
             bind: "127.1.0.1".parse().expect("address"),
             label: "janus 1.1.2 videoroom".into(),
             server: None,
@@ -184,7 +184,13 @@ impl Target {
 
 /// Publishing at `video_kbps` with Opus audio, 30 fps, a keyframe every 2 s.
 pub fn av(video_kbps: u32) -> Publish {
-    Publish { publisher: 0, audio: true, video_bps: video_kbps * 1000, fps: 30, keyframe_interval: Duration::from_secs(2) }
+    Publish {
+        publisher: 0,
+        audio: true,
+        video_bps: video_kbps * 1000,
+        fps: 30,
+        keyframe_interval: Duration::from_secs(2),
+    }
 }
 
 /// What a scenario measured.
@@ -202,7 +208,13 @@ pub struct Outcome {
 
 /// Add a room of `publishers` (the first joins alone, so it is the host) and `audience`
 /// receive-only participants. Returns their indexes.
-async fn add_room(fleet: &mut Fleet, code: &str, publishers: usize, audience: usize, publish: &Publish) -> anyhow::Result<Vec<u32>> {
+pub(crate) async fn add_room(
+    fleet: &mut Fleet,
+    code: &str,
+    publishers: usize,
+    audience: usize,
+    publish: &Publish,
+) -> anyhow::Result<Vec<u32>> {
     let mut idxs = Vec::new();
     for i in 0..publishers {
         let idx = fleet.join(code, &format!("{code}-p{i}"), Some(publish.clone()))?;
@@ -248,7 +260,8 @@ async fn janus_subscribe(fleet: &Fleet, idxs: &[u32], timeout: Duration) -> anyh
             break;
         }
         if tokio::time::Instant::now() >= deadline {
-            let errs: Vec<String> = waiting.iter().flat_map(|i| fleet.members[*i as usize].info.errors()).take(4).collect();
+            let errs: Vec<String> =
+                waiting.iter().flat_map(|i| fleet.members[*i as usize].info.errors()).take(4).collect();
             bail!("{} Janus publishers not up after {timeout:?}: {}", waiting.len(), errs.join("; "));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -274,7 +287,14 @@ fn all_flows(fleet: &Fleet) -> Vec<(u32, u32, Kind)> {
     fleet.members.iter().flat_map(|s| fleet.expected(s.idx).into_iter().map(move |(p, k)| (s.idx, p, k))).collect()
 }
 
-fn room_inputs(rooms: usize, publishers: usize, audience: usize, publish: &Publish, window: Duration, opts: &Opts) -> (Value, String) {
+fn room_inputs(
+    rooms: usize,
+    publishers: usize,
+    audience: usize,
+    publish: &Publish,
+    window: Duration,
+    opts: &Opts,
+) -> (Value, String) {
     let v = json!({
         "rooms": rooms,
         "publishers_per_room": publishers,
@@ -329,11 +349,15 @@ pub async fn run_rooms_once(
             janus_subscribe(&fleet, &idxs, Duration::from_secs(60)).await?;
         }
         fleet.wait_flowing(&idxs, Duration::from_secs(60)).await?;
-        opts.say(format!("everyone receives everything; warming up {:.0} s, then measuring {:.0} s", opts.warmup, window.as_secs_f64()));
+        opts.say(format!(
+            "everyone receives everything; warming up {:.0} s, then measuring {:.0} s",
+            opts.warmup,
+            window.as_secs_f64()
+        ));
         tokio::time::sleep(Duration::from_secs_f64(opts.warmup)).await;
         let w = fleet.measure(window, &target.probe).await;
         let flows = all_flows(&fleet);
-        let figures = Figures::compute(&w, &fleet, Some(&flows), target.idle_rss_kib);
+        let figures = Figures::compute(&w, &fleet, Some(&flows), target.idle_anon_kib);
         let (inputs, inputs_text) = room_inputs(rooms, publishers, audience, &publish, window, opts);
         Ok::<_, anyhow::Error>(Outcome { figures, inputs, inputs_text, extra: counters_json(&w, &fleet) })
     }
@@ -365,7 +389,11 @@ pub fn publish_result(opts: &Opts, name: &str, title: &str, target: &str, o: &Ou
     let (cores, model) = sys::cpu_info();
     println!("\n### {title} — {target}\n");
     println!("`{}`  ", report::command_line());
-    println!("{} UTC, {cores} × {model}, load average {:.2} before the run  ", report::utc(now_us()), sys::loadavg().unwrap_or(0.0));
+    println!(
+        "{} UTC, {cores} × {model}, load average {:.2} before the run  ",
+        report::utc(now_us()),
+        sys::loadavg().unwrap_or(0.0)
+    );
     println!("Inputs: {}\n", o.inputs_text);
     println!("{}", table(&["metric", "value"], &rows));
     let v = json!({
@@ -381,7 +409,7 @@ pub fn publish_result(opts: &Opts, name: &str, title: &str, target: &str, o: &Ou
     Ok(v)
 }
 
-fn save(opts: &Opts, name: &str, v: &Value) -> anyhow::Result<()> {
+pub(crate) fn save(opts: &Opts, name: &str, v: &Value) -> anyhow::Result<()> {
     if let Some(dir) = &opts.out {
         let file = match &opts.tag {
             Some(t) => format!("{name}-{t}"),
@@ -461,7 +489,7 @@ pub async fn rooms(opts: &Opts) -> anyhow::Result<Value> {
             tokio::time::sleep(Duration::from_secs_f64(opts.warmup)).await;
             let w = fleet.measure(window, &target.probe).await;
             let flows = all_flows(&fleet);
-            let f = Figures::compute(&w, &fleet, Some(&flows), target.idle_rss_kib);
+            let f = Figures::compute(&w, &fleet, Some(&flows), target.idle_anon_kib);
             let loss = f.loss_pct.unwrap_or(100.0);
             opts.say(format!(
                 "{rooms} rooms: loss {loss:.3} %, server CPU {:.0} %, {:.2} µs/packet, {:.0} packets/s, machine {:.0} % busy, generator {:.0} %",
@@ -471,9 +499,20 @@ pub async fn rooms(opts: &Opts) -> anyhow::Result<Value> {
                 f.machine_busy_pct.unwrap_or(0.0),
                 f.generator_cpu_pct
             ));
-            let server_saturated = f.server_cpu_pct.is_some_and(|c| c >= 90.0 * opts.workers as f64);
-            let machine_saturated = f.machine_busy_pct.is_some_and(|b| b >= 97.0);
+            // A pegged worker is not a stop by itself: loss decides, one step later.
+            let server_saturated = f.server_cpu_pct.is_some_and(|c| c >= 99.0 * opts.workers as f64);
+            // Our own processes only: on a shared machine others' load must not end the count
+            // (it shows as loss, the real criterion, if it starves us).
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+            let ours = f.server_cpu_pct.unwrap_or(0.0) + f.generator_cpu_pct;
+            let machine_saturated = ours >= 95.0 * cores;
+            let rate = f.generator_rate_pct.unwrap_or(100.0);
             steps.push((rooms, f, counters_json(&w, &fleet)));
+            if rate < 98.0 {
+                // A starved generator sends less: "no loss" would then overstate what was carried.
+                stop_reason = format!("the generator fell behind (sent {rate:.1} % of its audio) at {rooms} rooms");
+                break;
+            }
             if loss >= 1.0 {
                 stop_reason = format!("loss {loss:.2} % ≥ 1 % at {rooms} rooms");
                 break;
@@ -484,7 +523,7 @@ pub async fn rooms(opts: &Opts) -> anyhow::Result<Value> {
                 break;
             }
             if machine_saturated {
-                stop_reason = format!("machine CPU saturated (≥ 97 % of all cores busy) at {rooms} rooms");
+                stop_reason = format!("server + generator use ≥ 95 % of all cores at {rooms} rooms");
                 break;
             }
         }
@@ -507,6 +546,7 @@ pub async fn rooms(opts: &Opts) -> anyhow::Result<Value> {
         "join p95 ms",
         "generator CPU % core",
         "machine busy %",
+        "generator rate %",
     ];
     let rows: Vec<Vec<String>> = steps
         .iter()
@@ -523,6 +563,7 @@ pub async fn rooms(opts: &Opts) -> anyhow::Result<Value> {
                 f.join_ms.map_or("n/a".into(), |j| format!("{:.0}", j.1)),
                 format!("{:.0}", f.generator_cpu_pct),
                 f.machine_busy_pct.map_or("n/a".into(), |v| format!("{v:.0}")),
+                f.generator_rate_pct.map_or("n/a".into(), |v| format!("{v:.1}")),
             ]
         })
         .collect();
@@ -592,7 +633,10 @@ fn timeline(msgs: &[(u64, Value)], id_to_idx: &HashMap<String, u32>) -> Vec<Poin
                 if let Some(map) = m["receive"].as_object() {
                     for (id, r) in map {
                         if let Some(&i) = id_to_idx.get(id) {
-                            allowed.insert(i, (r["audio"].as_bool().unwrap_or(false), r["video"].as_bool().unwrap_or(false)));
+                            allowed.insert(
+                                i,
+                                (r["audio"].as_bool().unwrap_or(false), r["video"].as_bool().unwrap_or(false)),
+                            );
                         }
                     }
                 }
@@ -625,6 +669,14 @@ const REALLOW_GUARD_US: u64 = 5_000;
 /// Margin around phase switches excluded from the loss count.
 const LOSS_MARGIN_US: u64 = 100_000;
 
+/// The game of `phase-flip` and `soak`: 2 mafia, day and night of 2 s each, the steps in
+/// between as short as the engine allows; nobody acts, so nobody dies and it never ends.
+pub(crate) fn flip_settings() -> Value {
+    json!({"mafia": 2, "phase_seconds": {
+        "role_reveal": 0.2, "night": 2, "dawn": 0.05, "day": 2, "nomination": 0.05,
+        "defense": 0.05, "judgment": 0.05, "game_over": 1}})
+}
+
 /// `phase-flip`: 12 players in a Mafia game whose policy switches between day and night every
 /// ~2 s for 60 s.
 pub async fn phase_flip(opts: &Opts) -> anyhow::Result<Value> {
@@ -634,15 +686,16 @@ pub async fn phase_flip(opts: &Opts) -> anyhow::Result<Value> {
     let target = Target::parlor(opts, "phase-flip", players).await?;
     let label = target.label.clone();
     let mut fleet = Fleet::new(opts.threads, players, target.bind, target.backend.clone())?;
-    let settings = json!({"mafia": 2, "phase_seconds": {
-        "role_reveal": 0.2, "night": 2, "dawn": 0.05, "day": 2, "nomination": 0.05,
-        "defense": 0.05, "judgment": 0.05, "game_over": 1}});
+    let settings = flip_settings();
     let run = async {
         let idxs = add_room(&mut fleet, "phase-flip", players, 0, &publish).await?;
         fleet.wait_flowing(&idxs, Duration::from_secs(60)).await?;
         tokio::time::sleep(Duration::from_secs_f64(opts.warmup)).await;
         fleet.shared().set_record(true);
-        opts.say(format!("everyone receives everything; host starts the game, playing for {:.0} s", window.as_secs_f64()));
+        opts.say(format!(
+            "everyone receives everything; host starts the game, playing for {:.0} s",
+            window.as_secs_f64()
+        ));
         fleet.members[0].ctrl(Ctrl::Send(json!({"type": "start_game", "settings": settings})));
         let w = fleet.measure(window, &target.probe).await;
         fleet.shared().set_record(false);
@@ -675,22 +728,42 @@ fn analyse_phase_flip(
         use std::io::Write;
         if let Ok(mut f) = std::fs::File::create(&path) {
             for r in &w.records {
-                let _ = writeln!(f, "rx,{},{},{},{},{},{}", r.owner, r.publisher, r.kind.as_str(), r.keyframe as u8, r.sent_us, r.recv_us);
+                let _ = writeln!(
+                    f,
+                    "rx,{},{},{},{},{},{}",
+                    r.owner,
+                    r.publisher,
+                    r.kind.as_str(),
+                    r.keyframe as u8,
+                    r.sent_us,
+                    r.recv_us
+                );
             }
             for m in &fleet.members {
                 for (at, v) in m.info.game_messages() {
-                    let _ = writeln!(f, "msg,{},{},{},{},{}", m.idx, at, v["type"].as_str().unwrap_or(""), v["phase"].as_str().unwrap_or(""), v);
+                    let _ = writeln!(
+                        f,
+                        "msg,{},{},{},{},{}",
+                        m.idx,
+                        at,
+                        v["type"].as_str().unwrap_or(""),
+                        v["phase"].as_str().unwrap_or(""),
+                        v
+                    );
                 }
             }
         }
     }
-    let id_to_idx: HashMap<String, u32> = fleet.members.iter().filter_map(|m| m.info.id().map(|id| (id, m.idx))).collect();
+    let id_to_idx: HashMap<String, u32> =
+        fleet.members.iter().filter_map(|m| m.info.id().map(|id| (id, m.idx))).collect();
     let timelines: HashMap<u32, Vec<Point>> =
         fleet.members.iter().map(|m| (m.idx, timeline(&m.info.game_messages(), &id_to_idx))).collect();
     let phases_seen = timelines.values().map(|t| t.len()).min().unwrap_or(0);
     if phases_seen < 3 {
-        bail!("the game did not run: a participant saw only {phases_seen} phase(s); errors: {:?}",
-            fleet.members.iter().flat_map(|m| m.info.errors()).take(5).collect::<Vec<_>>());
+        bail!(
+            "the game did not run: a participant saw only {phases_seen} phase(s); errors: {:?}",
+            fleet.members.iter().flat_map(|m| m.info.errors()).take(5).collect::<Vec<_>>()
+        );
     }
     // Received packets by (subscriber, publisher, kind), in send order.
     let mut by_stream: HashMap<(u32, u32, Kind), Vec<RecvRecord>> = HashMap::new();
@@ -762,7 +835,8 @@ fn analyse_phase_flip(
                     let mut from = pt.from + LOSS_MARGIN_US;
                     let to = tl.get(k + 1).map_or(end_us, |n| n.from.min(end_us)).saturating_sub(LOSS_MARGIN_US);
                     if kind == Kind::Video && k > 0 && !allows(&tl[k - 1], p.idx, kind) {
-                        let first_key = recs.iter().find(|r| r.keyframe && r.sent_us >= tl[k - 1].from).map(|r| r.sent_us);
+                        let first_key =
+                            recs.iter().find(|r| r.keyframe && r.sent_us >= tl[k - 1].from).map(|r| r.sent_us);
                         from = from.max(first_key.unwrap_or(u64::MAX));
                     }
                     if from >= to || from < w.t0 {
@@ -787,7 +861,10 @@ fn analyse_phase_flip(
                     continue; // outside the window, or too close to its end to judge
                 }
                 denials += 1;
-                let first = vrecs.iter().filter(|r| r.keyframe && r.sent_us >= t_deny && r.recv_us < until).min_by_key(|r| r.recv_us);
+                let first = vrecs
+                    .iter()
+                    .filter(|r| r.keyframe && r.sent_us >= t_deny && r.recv_us < until)
+                    .min_by_key(|r| r.recv_us);
                 match first {
                     Some(r) => {
                         if r.recv_us < t_allow {
@@ -807,7 +884,7 @@ fn analyse_phase_flip(
     let p50 = crate::hist::quantile_of(&mut u, 0.5);
     let p95 = crate::hist::quantile_of(&mut u, 0.95);
     let max = crate::hist::quantile_of(&mut u, 1.0);
-    let mut figures = Figures::compute(w, fleet, None, target.idle_rss_kib);
+    let mut figures = Figures::compute(w, fleet, None, target.idle_anon_kib);
     if allowed_expected > 0 {
         figures.expected = allowed_expected;
         figures.received = allowed_received.min(allowed_expected);
@@ -835,9 +912,10 @@ fn analyse_phase_flip(
         "details": counters_json(w, fleet),
     });
     let (mut inputs, mut inputs_text) = room_inputs(1, fleet.members.len(), 0, publish, window, opts);
-    inputs["game_settings"] = json!({"mafia": 2, "phase_seconds": {"role_reveal": 0.2, "night": 2, "dawn": 0.05, "day": 2,
-        "nomination": 0.05, "defense": 0.05, "judgment": 0.05, "game_over": 1}});
-    inputs_text.push_str("; start_game {mafia: 2, night 2 s, day 2 s, role_reveal 0.2 s, dawn/nomination 0.05 s}, nobody acts");
+    inputs["game_settings"] = flip_settings();
+    inputs_text.push_str(
+        "; start_game {mafia: 2, night 2 s, day 2 s, role_reveal 0.2 s, dawn/nomination 0.05 s}, nobody acts",
+    );
     figures.join_ms = report::join_times(fleet);
     let o = Outcome { figures, inputs, inputs_text, extra };
     // The scenario's own rows go under the common ones.
@@ -881,21 +959,71 @@ pub async fn compare(opts: &Opts, which: &str) -> anyhow::Result<Value> {
     let (pf, jf) = (&p.figures, &j.figures);
     let fmt = |v: Option<f64>, d: usize| v.map_or("n/a".into(), |v| format!("{v:.d$}"));
     let rows = vec![
-        vec!["server CPU per forwarded packet (µs)".into(), fmt(pf.server_us_per_packet, 2), fmt(jf.server_us_per_packet, 2), ratio(pf.server_us_per_packet, jf.server_us_per_packet)],
-        vec!["server CPU (% of a core)".into(), fmt(pf.server_cpu_pct, 1), fmt(jf.server_cpu_pct, 1), ratio(pf.server_cpu_pct, jf.server_cpu_pct)],
-        vec!["forwarded packets/s".into(), format!("{:.0}", pf.pps), format!("{:.0}", jf.pps), ratio(Some(pf.pps), Some(jf.pps))],
+        vec![
+            "server CPU per forwarded packet (µs)".into(),
+            fmt(pf.server_us_per_packet, 2),
+            fmt(jf.server_us_per_packet, 2),
+            ratio(pf.server_us_per_packet, jf.server_us_per_packet),
+        ],
+        vec![
+            "server CPU (% of a core)".into(),
+            fmt(pf.server_cpu_pct, 1),
+            fmt(jf.server_cpu_pct, 1),
+            ratio(pf.server_cpu_pct, jf.server_cpu_pct),
+        ],
+        vec![
+            "forwarded packets/s".into(),
+            format!("{:.0}", pf.pps),
+            format!("{:.0}", jf.pps),
+            ratio(Some(pf.pps), Some(jf.pps)),
+        ],
         vec!["loss (%)".into(), fmt(pf.loss_pct, 3), fmt(jf.loss_pct, 3), String::new()],
-        vec!["added latency p50 (ms)".into(), format!("{:.2}", pf.latency_p50_ms), format!("{:.2}", jf.latency_p50_ms), ratio(Some(pf.latency_p50_ms), Some(jf.latency_p50_ms))],
-        vec!["added latency p99 (ms)".into(), format!("{:.2}", pf.latency_p99_ms), format!("{:.2}", jf.latency_p99_ms), ratio(Some(pf.latency_p99_ms), Some(jf.latency_p99_ms))],
-        vec!["server RSS per participant (KiB)".into(), fmt(pf.rss_per_participant_kib, 0), fmt(jf.rss_per_participant_kib, 0), ratio(pf.rss_per_participant_kib, jf.rss_per_participant_kib)],
-        vec!["join time p50 (ms)".into(), fmt(pf.join_ms.map(|j| j.0), 0), fmt(jf.join_ms.map(|j| j.0), 0), String::new()],
-        vec!["generator CPU (% of a core)".into(), format!("{:.1}", pf.generator_cpu_pct), format!("{:.1}", jf.generator_cpu_pct), String::new()],
+        vec![
+            "added latency p50 (ms)".into(),
+            format!("{:.2}", pf.latency_p50_ms),
+            format!("{:.2}", jf.latency_p50_ms),
+            ratio(Some(pf.latency_p50_ms), Some(jf.latency_p50_ms)),
+        ],
+        vec![
+            "added latency p99 (ms)".into(),
+            format!("{:.2}", pf.latency_p99_ms),
+            format!("{:.2}", jf.latency_p99_ms),
+            ratio(Some(pf.latency_p99_ms), Some(jf.latency_p99_ms)),
+        ],
+        vec![
+            "server memory per participant (anon RSS KiB)".into(),
+            fmt(pf.rss_per_participant_kib, 0),
+            fmt(jf.rss_per_participant_kib, 0),
+            ratio(pf.rss_per_participant_kib, jf.rss_per_participant_kib),
+        ],
+        vec![
+            "join time p50 (ms)".into(),
+            fmt(pf.join_ms.map(|j| j.0), 0),
+            fmt(jf.join_ms.map(|j| j.0), 0),
+            String::new(),
+        ],
+        vec![
+            "generator CPU (% of a core)".into(),
+            format!("{:.1}", pf.generator_cpu_pct),
+            format!("{:.1}", jf.generator_cpu_pct),
+            String::new(),
+        ],
         vec!["machine busy (%)".into(), fmt(pf.machine_busy_pct, 1), fmt(jf.machine_busy_pct, 1), String::new()],
+        vec![
+            "generator kept its send rate (% of nominal audio)".into(),
+            fmt(pf.generator_rate_pct, 1),
+            fmt(jf.generator_rate_pct, 1),
+            String::new(),
+        ],
     ];
     let (cores, model) = sys::cpu_info();
     println!("\n### compare {which} — {parlor_label} vs {janus_label}\n");
     println!("`{}`  ", report::command_line());
-    println!("{} UTC, {cores} × {model}, load average {:.2}; both inside network namespace parlor-net  ", report::utc(now_us()), sys::loadavg().unwrap_or(0.0));
+    println!(
+        "{} UTC, {cores} × {model}, load average {:.2}; both inside network namespace parlor-net  ",
+        report::utc(now_us()),
+        sys::loadavg().unwrap_or(0.0)
+    );
     println!("Inputs: {}\n", p.inputs_text);
     println!("{}", table(&["metric", "parlor", "janus", "parlor / janus"], &rows));
     let v = json!({

@@ -30,7 +30,10 @@ impl ServerProc {
     /// "parlor is serving http://…" line. stderr goes to `log`.
     pub fn spawn(bin: &Path, env: &[(String, String)], log: &Path) -> anyhow::Result<ServerProc> {
         if !bin.exists() {
-            bail!("{} does not exist: build it with `cargo build --release -p parlor` (or pass --server-bin / --url)", bin.display());
+            bail!(
+                "{} does not exist: build it with `cargo build --release -p parlor` (or pass --server-bin / --url)",
+                bin.display()
+            );
         }
         let err = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
         let mut cmd = Command::new(bin);
@@ -117,8 +120,10 @@ fn parse_serving(line: &str) -> Option<(SocketAddr, Vec<SocketAddr>)> {
 mod tests {
     #[test]
     fn parses_the_serving_line() {
-        let (http, media) =
-            super::parse_serving("parlor is serving http://127.0.0.1:41234/ (media UDP [127.0.0.1:50000, 127.0.0.1:50001])").unwrap();
+        let (http, media) = super::parse_serving(
+            "parlor is serving http://127.0.0.1:41234/ (media UDP [127.0.0.1:50000, 127.0.0.1:50001])",
+        )
+        .unwrap();
         assert_eq!(http, "127.0.0.1:41234".parse().unwrap());
         assert_eq!(media.len(), 2);
     }

@@ -49,9 +49,19 @@ pub fn cpu_seconds(pid: Pid) -> Option<f64> {
 
 /// Resident set size (`VmRSS`) in KiB.
 pub fn rss_kib(pid: Pid) -> Option<u64> {
+    status_kib(pid, "VmRSS:")
+}
+
+/// Anonymous resident memory (`RssAnon`: heap and stacks, not the code paged in from the
+/// binary) in KiB: what grows with participants.
+pub fn anon_kib(pid: Pid) -> Option<u64> {
+    status_kib(pid, "RssAnon:")
+}
+
+fn status_kib(pid: Pid, key: &str) -> Option<u64> {
     let text = std::fs::read_to_string(format!("{}/status", pid.dir())).ok()?;
     text.lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(key))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
 }
@@ -226,7 +236,10 @@ pub fn recv_timestamped(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, SocketA
         let source = match addr.ss_family as libc::c_int {
             libc::AF_INET => {
                 let a = &*(&addr as *const libc::sockaddr_storage as *const libc::sockaddr_in);
-                SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)), u16::from_be(a.sin_port)))
+                SocketAddr::V4(SocketAddrV4::new(
+                    Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)),
+                    u16::from_be(a.sin_port),
+                ))
             }
             libc::AF_INET6 => {
                 let a = &*(&addr as *const libc::sockaddr_storage as *const libc::sockaddr_in6);

@@ -12,12 +12,15 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod binding;
 mod demux;
 mod error;
 mod matrix;
+mod nat;
 mod peer;
 mod rewrite;
 mod stats;
+pub mod tcp;
 mod vp8;
 mod worker;
 
@@ -127,6 +130,20 @@ fn bind_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
     Ok(socket.into())
 }
 
+/// A TCP listener on `addr`, dual-stack when `addr` is an IPv6 wildcard (like [`bind_udp`]).
+fn bind_tcp(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(false).ok();
+    }
+    // A restarted server must not wait out the old connections' TIME_WAIT.
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
+}
+
 impl Media {
     /// Bind every worker's socket and start the workers.
     pub fn start(config: &MediaConfig) -> Result<Media, MediaError> {
@@ -163,6 +180,27 @@ impl Media {
             workers.push(WorkerHandle { commands: tx, rooms: Arc::new(AtomicUsize::new(0)), addr: local });
         }
         Ok(Media { workers })
+    }
+
+    /// Accept ICE-TCP (RFC 6544) too: worker N listens on `addr`'s port + N (each on a free
+    /// port when it is 0) and announces it as a passive TCP candidate to the peers it creates
+    /// from now on. Returns the listeners' addresses in worker order.
+    pub async fn listen_tcp(&self, addr: SocketAddr) -> Result<Vec<SocketAddr>, MediaError> {
+        let mut bound = Vec::with_capacity(self.workers.len());
+        for (i, w) in self.workers.iter().enumerate() {
+            let port = if addr.port() == 0 { 0 } else { addr.port().saturating_add(i as u16) };
+            let at = SocketAddr::new(addr.ip(), port);
+            let listener = bind_tcp(at).map_err(|source| MediaError::Bind { addr: at, source })?;
+            let (reply, rx) = oneshot::channel();
+            w.commands.send(Command::ListenTcp { listener, reply }).map_err(|_| MediaError::WorkerGone)?;
+            let local = rx
+                .await
+                .map_err(|_| MediaError::WorkerGone)?
+                .map_err(|source| MediaError::Bind { addr: at, source })?;
+            tracing::info!(%local, "media worker listening for ICE-TCP");
+            bound.push(local);
+        }
+        Ok(bound)
     }
 
     /// The UDP addresses the workers listen on, in worker order.

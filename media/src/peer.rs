@@ -6,12 +6,14 @@ use std::time::Instant;
 
 use str0m::change::SdpPendingOffer;
 use str0m::media::Mid;
+use str0m::net::Protocol;
 use str0m::{Event, Output, Rtc};
 use tokio::net::UdpSocket;
 
 use crate::matrix::Kind;
 use crate::rewrite::Rewriter;
 use crate::stats::Counters;
+use crate::tcp::TcpSide;
 
 /// Index of a peer in its worker's table.
 pub(crate) type PeerKey = usize;
@@ -83,11 +85,13 @@ impl std::fmt::Display for Fault {
 }
 
 /// Run `f` against the peer's `Rtc`, then drain `poll_output` to its timeout (the
-/// single-mutation invariant), sending transmits on `socket` and collecting events.
+/// single-mutation invariant), sending transmits on `socket` (or their ICE-TCP connection in
+/// `tcp`) and collecting events.
 /// A panic inside str0m is contained here, so one broken peer cannot take down its worker.
 pub(crate) fn mutate<T>(
     peer: &mut Peer,
     socket: &UdpSocket,
+    tcp: &TcpSide,
     counters: &mut Counters,
     events: &mut Vec<Event>,
     f: impl FnOnce(&mut Rtc) -> T,
@@ -99,6 +103,13 @@ pub(crate) fn mutate<T>(
                 Ok(Output::Timeout(t)) => {
                     peer.timeout = t;
                     return Ok(value);
+                }
+                Ok(Output::Transmit(t)) if t.proto == Protocol::Tcp => {
+                    if tcp.send(t.destination, &t.contents) {
+                        counters.datagrams_out += 1;
+                    } else {
+                        counters.send_errors += 1;
+                    }
                 }
                 Ok(Output::Transmit(t)) => {
                     match socket.try_send_to(&t.contents, t.destination) {

@@ -80,6 +80,8 @@ pub struct Counters {
     pub send_errors: u64,
     /// Peers dropped after a str0m error or panic.
     pub peer_faults: u64,
+    /// Media paths lost: ICE consent failed (no binding request from the peer for 15 s).
+    pub paths_lost: u64,
     /// Peers currently held.
     pub peers: u64,
     /// Rooms currently held.
@@ -121,6 +123,7 @@ impl Counters {
         self.datagrams_out += other.datagrams_out;
         self.send_errors += other.send_errors;
         self.peer_faults += other.peer_faults;
+        self.paths_lost += other.paths_lost;
         self.peers += other.peers;
         self.rooms += other.rooms;
         self.busy_ns += other.busy_ns;

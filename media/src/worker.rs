@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
-use str0m::net::{Protocol, Receive};
+use str0m::net::{Protocol, Receive, TcpType};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
 use str0m::{Candidate, Event, IceConnectionState, Input, Rtc};
 use tokio::net::UdpSocket;
@@ -23,16 +23,20 @@ use crate::matrix::{Kind, Matrix};
 use crate::peer::{mutate, Fault, Peer, PeerKey, TrackIn, TrackOut};
 use crate::rewrite::{Rewriter, Verdict};
 use crate::stats::{Counters, DropReason};
+use crate::tcp::{TcpEvent, TcpSide};
 use crate::vp8;
+use crate::{binding, nat};
 use crate::{EventSink, MediaError, MediaEvent};
 
 /// Keyframe requests to one publisher track are sent at most this often.
 const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(200);
 /// Largest datagram we read (anything larger is truncated garbage for WebRTC anyway).
 const MAX_DATAGRAM: usize = 2048;
-/// str0m's default retransmission cache, re-created (emptied) when a pair is paused.
+/// Retransmission cache of every video stream we send, re-created (emptied) when a pair is
+/// paused. 1 s answers any NACK that can still help (a browser's jitter buffer gives up on a
+/// frame long before); str0m's default 3 s tripled the server's memory per participant.
 const RTX_CACHE_PACKETS: usize = 1024;
-const RTX_CACHE_AGE: Duration = Duration::from_secs(3);
+const RTX_CACHE_AGE: Duration = Duration::from_secs(1);
 const RTX_RATIO_CAP: f32 = 0.15;
 /// How long the loop sleeps when no peer has a timeout.
 const IDLE: Duration = Duration::from_secs(1);
@@ -48,6 +52,7 @@ pub(crate) enum Command {
     HoldOffers { room: String, peer: String },
     SetMatrix { room: String, matrix: Matrix, reply: oneshot::Sender<u64> },
     Stats { reply: oneshot::Sender<Counters> },
+    ListenTcp { listener: std::net::TcpListener, reply: oneshot::Sender<std::io::Result<SocketAddr>> },
 }
 
 struct Room {
@@ -68,6 +73,10 @@ pub(crate) struct Worker {
     demux: Demux<PeerKey>,
     counters: Counters,
     events: Vec<Event>,
+    /// ICE-TCP: the listener and the open connections (idle unless `ListenTcp` came).
+    tcp: TcpSide,
+    /// Answers to plain STUN binding requests (capped: they are unauthenticated).
+    plain_stun: binding::ReplyBudget,
 }
 
 impl Worker {
@@ -84,11 +93,14 @@ impl Worker {
             demux: Demux::default(),
             counters: Counters::default(),
             events: Vec::new(),
+            tcp: TcpSide::new(),
+            plain_stun: binding::ReplyBudget::default(),
         })
     }
 
     pub(crate) async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
         let mut buf = vec![0u8; MAX_DATAGRAM];
+        let Some(mut tcp_events) = self.tcp.take_events() else { return };
         loop {
             let deadline = self.next_timeout();
             let socket = self.socket.clone();
@@ -123,6 +135,17 @@ impl Worker {
                     }
                     Err(e) => debug!("udp recv error: {e}"),
                 },
+                Some(event) = tcp_events.recv() => {
+                    let started = Instant::now();
+                    self.tcp_event(event);
+                    while let Ok(event) = tcp_events.try_recv() {
+                        self.tcp_event(event);
+                    }
+                    if Instant::now() >= deadline {
+                        self.timeouts();
+                    }
+                    self.counters.busy_ns += started.elapsed().as_nanos() as u64;
+                }
                 _ = tokio::time::sleep_until(deadline.into()) => {
                     let started = Instant::now();
                     self.timeouts();
@@ -178,6 +201,10 @@ impl Worker {
                 c.rooms = self.rooms.len() as u64;
                 let _ = reply.send(c);
             }
+            // Accept ICE-TCP on this listener; peers created from now on announce it.
+            Command::ListenTcp { listener, reply } => {
+                let _ = reply.send(self.tcp.listen(listener));
+            }
         }
     }
 
@@ -198,7 +225,7 @@ impl Worker {
     fn with_peer<T>(&mut self, key: PeerKey, f: impl FnOnce(&mut Rtc) -> T) -> Option<T> {
         let mut events = std::mem::take(&mut self.events);
         let peer = self.peers.get_mut(&key)?;
-        let result = mutate(peer, &self.socket, &mut self.counters, &mut events, f);
+        let result = mutate(peer, &self.socket, &self.tcp, &mut self.counters, &mut events, f);
         let out = match result {
             Ok(v) => Some(v),
             Err(fault) => {
@@ -313,6 +340,16 @@ impl Worker {
                 }
                 Err(e) => warn!(%addr, "bad announce address: {e}"),
             }
+            // ICE-TCP for clients whose network blocks UDP (RFC 6544: the client connects).
+            if let Some(tcp) = self.tcp.addr() {
+                let addr = SocketAddr::new(*ip, tcp.port());
+                match Candidate::builder().tcp().host(addr).tcptype(TcpType::Passive).build() {
+                    Ok(c) => {
+                        rtc.add_local_candidate(c);
+                    }
+                    Err(e) => warn!(%addr, "bad announce address: {e}"),
+                }
+            }
         }
         let ufrag = rtc.direct_api().local_ice_credentials().ufrag;
         let new = Peer {
@@ -346,15 +383,30 @@ impl Worker {
             .with_peer(key, |rtc| rtc.sdp_api().accept_answer(pending, answer))
             .ok_or_else(|| MediaError::PeerFailed("peer dropped".into()))?;
         let result = result.map_err(|e| MediaError::BadSdp(e.to_string()));
+        let mut fresh_video = Vec::new();
         if let Some(p) = self.peer_mut(key) {
             if result.is_ok() {
                 for t in &mut p.tracks_out {
+                    if !t.negotiated && t.kind == Kind::Video {
+                        fresh_video.push(t.mid);
+                    }
                     t.negotiated = true;
                 }
             } else {
                 // The offer is void: forget the m-lines it proposed and offer again.
                 p.tracks_out.retain(|t| t.negotiated);
             }
+        }
+        // Our retransmission history on new video streams: str0m's default (3 s) holds a copy
+        // of every packet per subscriber, most of a participant's memory (see BENCHMARKS.md).
+        if !fresh_video.is_empty() {
+            self.with_peer(key, |rtc| {
+                for mid in fresh_video {
+                    if let Some(tx) = rtc.direct_api().stream_tx_by_mid(mid, None) {
+                        tx.set_rtx_cache(RTX_CACHE_PACKETS, RTX_CACHE_AGE, Some(RTX_RATIO_CAP));
+                    }
+                }
+            });
         }
         self.maybe_offer(key);
         result
@@ -579,6 +631,7 @@ impl Worker {
                 }
             }
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                self.counters.paths_lost += 1;
                 if let Some(p) = self.peer(key) {
                     if let Some(r) = self.rooms.get(&p.room) {
                         (r.sink)(MediaEvent::Disconnected { peer: p.id.clone() });
@@ -638,6 +691,34 @@ impl Worker {
 
     fn datagram(&mut self, source: SocketAddr, buf: &[u8]) {
         self.counters.datagrams_in += 1;
+        self.receive(Protocol::Udp, nat::canonical(source), buf);
+    }
+
+    /// A packet from an ICE-TCP connection, or news of one.
+    fn tcp_event(&mut self, event: TcpEvent) {
+        if let Some((source, packet)) = self.tcp.event(event) {
+            self.counters.datagrams_in += 1;
+            self.receive(Protocol::Tcp, source, &packet);
+        }
+    }
+
+    /// One packet, from UDP or ICE-TCP: to its peer, or answered here if it is a plain STUN
+    /// binding request (those never reach a peer).
+    fn receive(&mut self, proto: Protocol, source: SocketAddr, buf: &[u8]) {
+        if let Some(reply) = binding::plain_binding_reply(buf, source) {
+            if self.plain_stun.allow(Instant::now()) {
+                let sent = match proto {
+                    Protocol::Tcp => self.tcp.send(source, &reply),
+                    _ => self.socket.try_send_to(&reply, source).is_ok(),
+                };
+                if sent {
+                    self.counters.datagrams_out += 1;
+                } else {
+                    self.counters.send_errors += 1;
+                }
+            }
+            return;
+        }
         let Some(key) = self.demux.route(source, buf) else {
             self.counters.drop(DropReason::UnknownSource);
             return;
@@ -646,10 +727,8 @@ impl Worker {
             self.counters.drop(DropReason::BadPacket);
             return;
         };
-        let input = Input::Receive(
-            Instant::now(),
-            Receive { proto: Protocol::Udp, source, destination: self.destination(), contents },
-        );
+        let destination = self.destination(proto, source);
+        let input = Input::Receive(Instant::now(), Receive { proto, source, destination, contents });
         let accepted = self.with_peer(key, |rtc| rtc.handle_input(input));
         if let Some(Err(e)) = accepted {
             debug!("peer rejected datagram: {e}");
@@ -657,16 +736,14 @@ impl Worker {
         }
     }
 
-    /// The address the datagram was sent to, as str0m must see it (it only answers STUN
-    /// sent to one of its local candidates).
-    fn destination(&self) -> SocketAddr {
-        if !self.local.ip().is_unspecified() {
-            return self.local;
-        }
-        // Bound to a wildcard: the first announced address of the socket's family stands in.
-        let ip =
-            self.announce.iter().find(|ip| ip.is_ipv4() == self.local.is_ipv4()).copied().unwrap_or(self.local.ip());
-        SocketAddr::new(ip, self.local.port())
+    /// The address a packet from `source` was sent to, as str0m must see it (it only answers
+    /// STUN sent to one of its local candidates; see [`nat`]).
+    fn destination(&self, proto: Protocol, source: SocketAddr) -> SocketAddr {
+        let bound = match (proto, self.tcp.addr()) {
+            (Protocol::Tcp, Some(tcp)) => tcp,
+            _ => self.local,
+        };
+        nat::candidate_addr(bound, &self.announce, source)
     }
 
     fn timeouts(&mut self) {
@@ -681,7 +758,8 @@ impl Worker {
 
     /// Forward one packet from publisher `from` to every subscriber the matrix allows.
     fn forward(&mut self, from: PeerKey, pkt: RtpPacket) {
-        let Some(publisher) = self.peer_mut(from) else { return };
+        // Field borrows (not `peer_mut`) so the room is found without cloning its name.
+        let Some(publisher) = self.peers.get_mut(&from) else { return };
         let pt = pkt.header.payload_type;
         let Some(codec) = publisher.rtc.codec_config().params().iter().find(|p| p.pt() == pt).map(|p| p.spec().codec)
         else {
@@ -693,8 +771,8 @@ impl Worker {
             return;
         };
         let kind = if codec.is_video() { Kind::Video } else { Kind::Audio };
-        let room = publisher.room.clone();
-        let Some(members) = self.rooms.get(&room).map(|r| r.members.clone()) else { return };
+        // A copy: a subscriber whose connection dies during the loop leaves `members`.
+        let Some(members) = self.rooms.get(&publisher.room).map(|r| r.members.clone()) else { return };
         let keyframe = kind == Kind::Video && vp8::is_keyframe_start(&pkt.payload);
         let mut delivered = 0usize;
         let mut want_keyframe = false;
@@ -721,8 +799,14 @@ impl Worker {
                 self.counters.drop(DropReason::NotNegotiated);
                 continue;
             }
+            let was_waiting = track.rewriter.waiting_keyframe();
             let (seq, time) = match track.rewriter.next(*pkt.header.ssrc, *pkt.seq_no, pkt.header.timestamp, keyframe) {
-                Verdict::Write { seq, time } => (seq, time),
+                Verdict::Write { seq, time } => {
+                    if was_waiting {
+                        debug!(subscriber = s, publisher = from, "video resumes on a keyframe");
+                    }
+                    (seq, time)
+                }
                 Verdict::WaitKeyframe => {
                     want_keyframe = true;
                     self.counters.drop(DropReason::WaitingKeyframe);
@@ -787,6 +871,7 @@ impl Worker {
             return;
         }
         track.last_keyframe_request = Some(now);
+        debug!(publisher, %mid, ?kind, "keyframe requested");
         self.counters.keyframe_requests += 1;
         self.with_peer(publisher, |rtc| {
             if let Some(rx) = rtc.direct_api().stream_rx_by_mid(mid, None) {
@@ -946,6 +1031,37 @@ mod tests {
         assert!(failed, "room told about the fault");
         // The worker still serves the room.
         w.offer("r", "d", &client_offer()).unwrap();
+    }
+
+    #[tokio::test]
+    async fn plain_binding_requests_are_answered_here_never_by_peers() {
+        use stun_rs::attributes::stun::UserName;
+        let (mut w, events) = worker_with_room().await;
+        w.offer("r", "a", &client_offer()).unwrap();
+        let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let src = client.local_addr().unwrap();
+        // The client's address already belongs to peer a (as after a's first ICE check).
+        let ufrag = w.peers.values().next().unwrap().ufrag.clone();
+        let check = stun_rs::StunMessageBuilder::new(stun_rs::methods::BINDING, stun_rs::MessageClass::Request)
+            .with_attribute(UserName::new(format!("{ufrag}:remote")).unwrap())
+            .build();
+        let mut buf = vec![0u8; 128];
+        let n = stun_rs::MessageEncoderBuilder::default().build().encode(&mut buf, &check).unwrap();
+        w.datagram(src, &buf[..n]);
+        let bad_before = w.counters.dropped(DropReason::BadPacket);
+        let (request, id) = binding::binding_request();
+        // tokio's try_send_to needs the socket's writability seen once (the run loop does that).
+        w.socket.writable().await.unwrap();
+        w.datagram(src, &request);
+        let mut reply = [0u8; 128];
+        let (n, from) =
+            tokio::time::timeout(Duration::from_secs(5), client.recv_from(&mut reply)).await.unwrap().unwrap();
+        assert_eq!(from, w.local);
+        assert_eq!(binding::mapped_address(&reply[..n], &id), Some(src));
+        // The peer never saw it: nothing rejected, nothing failed, the peer is still there.
+        assert_eq!(w.counters.dropped(DropReason::BadPacket), bad_before);
+        assert_eq!(w.peers.len(), 1);
+        assert!(events.lock().unwrap().iter().all(|e| !matches!(e, MediaEvent::Failed { .. })));
     }
 
     #[tokio::test]

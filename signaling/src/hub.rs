@@ -7,9 +7,75 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use crate::game::{Phase, Settings};
 use crate::media::{MediaBackend, MediaNotice};
+use crate::protocol::{ErrorCode, Participant, Refusal};
 use crate::room::{Room, RoomHandle, RoomInput};
 use crate::stats::SignalingStats;
+
+/// Who may create rooms and who holds a room's host powers. The binary decides (host keys,
+/// signed host tokens, per-address limits); connections and the hub ask.
+pub trait Access: Send + Sync {
+    /// Whether a `join` to a code that has no room opens it (open mode).
+    fn rooms_on_join(&self) -> bool;
+    /// Whether `token` is a valid host token for the room `code`.
+    fn host_token_valid(&self, code: &str, token: &str) -> bool;
+    /// A client (at `client`, if known) looks a room code up; `found` says whether the room
+    /// exists. False refuses the lookup: the client looked up too many unknown codes.
+    fn lookup(&self, client: Option<std::net::IpAddr>, found: bool) -> bool;
+}
+
+/// Open mode with no host tokens and no lookup limit: what [`Hub::new`] uses.
+pub struct OpenAccess;
+
+impl Access for OpenAccess {
+    fn rooms_on_join(&self) -> bool {
+        true
+    }
+    fn host_token_valid(&self, _code: &str, _token: &str) -> bool {
+        false
+    }
+    fn lookup(&self, _client: Option<std::net::IpAddr>, _found: bool) -> bool {
+        true
+    }
+}
+
+/// How a room is set up when it opens.
+#[derive(Debug, Clone, Default)]
+pub struct RoomOptions {
+    /// A PIN newcomers must give in `join` (`bad_pin` otherwise).
+    pub pin: Option<String>,
+    /// Locked from the start: only the host token and resumes get in.
+    pub locked: bool,
+    /// The host's powers come from a host token only: the first to join does not get them.
+    pub token_host: bool,
+    /// Created through the API: the room stays open while empty, until it has been idle for
+    /// the idle period or is closed through the API.
+    pub keep_when_empty: bool,
+    /// Defaults for the `start_game` settings a host leaves out.
+    pub settings: Settings,
+}
+
+/// A room as the room API shows it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RoomInfo {
+    /// The room code.
+    pub code: String,
+    /// The game phase (`lobby` when no game runs).
+    pub phase: Phase,
+    /// The round (0 in the lobby).
+    pub round: u32,
+    /// The host's participant id, if someone holds the powers.
+    pub host: Option<String>,
+    /// Whether newcomers are refused (`room_locked`).
+    pub locked: bool,
+    /// Whether newcomers must give a PIN.
+    pub pin: bool,
+    /// Everyone in the room, in order of arrival.
+    pub participants: Vec<Participant>,
+    /// Most participants the room holds.
+    pub max_participants: usize,
+}
 
 /// The signaling side's limits and timings, server-wide.
 #[derive(Debug, Clone)]
@@ -50,6 +116,7 @@ impl Default for HubSettings {
 pub(crate) struct HubInner {
     rooms: Mutex<HashMap<String, RoomHandle>>,
     media: Arc<dyn MediaBackend>,
+    pub(crate) access: Arc<dyn Access>,
     settings: HubSettings,
     counter: AtomicU64,
     pub(crate) stats: Arc<SignalingStats>,
@@ -75,12 +142,18 @@ pub struct Hub {
 }
 
 impl Hub {
-    /// A hub whose rooms use `media` and `settings`.
+    /// A hub whose rooms use `media` and `settings`, in open mode without host tokens.
     pub fn new(media: Arc<dyn MediaBackend>, settings: HubSettings) -> Self {
+        Hub::with_access(media, settings, Arc::new(OpenAccess))
+    }
+
+    /// A hub whose room creation and host powers `access` decides.
+    pub fn with_access(media: Arc<dyn MediaBackend>, settings: HubSettings, access: Arc<dyn Access>) -> Self {
         Hub {
             inner: Arc::new(HubInner {
                 rooms: Mutex::new(HashMap::new()),
                 media,
+                access,
                 settings,
                 counter: AtomicU64::new(0),
                 stats: Arc::new(SignalingStats::default()),
@@ -118,6 +191,74 @@ impl Hub {
         }
     }
 
+    /// Who may create rooms and hold host powers.
+    pub fn access(&self) -> &dyn Access {
+        self.inner.access.as_ref()
+    }
+
+    /// Open a room through the room API: with `code`, or a fresh unguessable code when
+    /// `None`. Refused with `bad_field` (invalid code), `name_taken` (a room with this code is
+    /// open) or `too_many_rooms`. Must be called inside a tokio runtime.
+    pub fn create_room(&self, code: Option<String>, options: RoomOptions) -> Result<String, Refusal> {
+        let mut rooms = self.inner.rooms.lock().unwrap_or_else(|e| e.into_inner());
+        rooms.retain(|_, h| !h.tx.is_closed());
+        let code = match code {
+            Some(code) if !crate::ids::is_valid_code(&code) => {
+                return Err(Refusal::new(ErrorCode::BadField, "code: 1-32 characters of A-Z, a-z, 0-9 and -"))
+            }
+            Some(code) if rooms.contains_key(&code) => {
+                return Err(Refusal::new(ErrorCode::NameTaken, format!("a room with code {code} is open")))
+            }
+            Some(code) => code,
+            None => loop {
+                let code = crate::ids::new_room_code();
+                if !rooms.contains_key(&code) {
+                    break code;
+                }
+            },
+        };
+        if rooms.len() >= self.inner.settings.max_rooms {
+            return Err(Refusal::new(ErrorCode::TooManyRooms, "the server holds as many rooms as it may"));
+        }
+        let handle = self.open(&code, options);
+        rooms.insert(code.clone(), handle);
+        Ok(code)
+    }
+
+    /// What the room API shows of the room `code`, if it is open.
+    pub async fn room_info(&self, code: &str) -> Option<RoomInfo> {
+        let handle = self.existing(code)?;
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        handle.tx.send(RoomInput::Info { reply }).ok()?;
+        rx.await.ok()
+    }
+
+    /// Every open room, as the room API shows it, by code.
+    pub async fn rooms(&self) -> Vec<RoomInfo> {
+        let codes: Vec<String> = {
+            let rooms = self.inner.rooms.lock().unwrap_or_else(|e| e.into_inner());
+            rooms.iter().filter(|(_, h)| !h.tx.is_closed()).map(|(c, _)| c.clone()).collect()
+        };
+        let mut all = Vec::with_capacity(codes.len());
+        for code in codes {
+            if let Some(info) = self.room_info(&code).await {
+                all.push(info);
+            }
+        }
+        all.sort_by(|a, b| a.code.cmp(&b.code));
+        all
+    }
+
+    /// Close the room `code` (room API): everyone in it gets `room_closed` and is
+    /// disconnected. False when no such room is open.
+    pub fn close_room(&self, code: &str) -> bool {
+        let mut rooms = self.inner.rooms.lock().unwrap_or_else(|e| e.into_inner());
+        match rooms.remove(code) {
+            Some(handle) => handle.tx.send(RoomInput::Close).is_ok(),
+            None => false,
+        }
+    }
+
     /// The room with this code, opened now if it does not exist (open mode); `None` when the
     /// server already holds its maximum of rooms. Must be called inside a tokio runtime: a
     /// new room is a new task.
@@ -132,6 +273,13 @@ impl Hub {
         if rooms.len() >= self.inner.settings.max_rooms {
             return None;
         }
+        let handle = self.open(code, RoomOptions::default());
+        rooms.insert(code.to_owned(), handle.clone());
+        Some(handle)
+    }
+
+    /// Start a room task (the caller holds the rooms lock and registers the handle).
+    fn open(&self, code: &str, options: RoomOptions) -> RoomHandle {
         let instance = self.inner.next_connection();
         let (tx, rx) = mpsc::unbounded_channel();
         let notify = tx.clone();
@@ -139,10 +287,8 @@ impl Hub {
             let _ = notify.send(RoomInput::Media(n));
         });
         let port = self.inner.media.open_room(code, sink);
-        let room = Room::new(code.to_owned(), instance, self.inner.settings.clone(), self.inner.clone(), port);
+        let room = Room::new(code.to_owned(), instance, self.inner.settings.clone(), self.inner.clone(), port, options);
         tokio::spawn(room.run(rx));
-        let handle = RoomHandle { tx, instance };
-        rooms.insert(code.to_owned(), handle.clone());
-        Some(handle)
+        RoomHandle { tx, instance }
     }
 }

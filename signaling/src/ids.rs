@@ -15,6 +15,23 @@ pub fn new_participant_id() -> String {
     (0..10).map(|_| ID_ALPHABET[rng.random_range(0..ID_ALPHABET.len())] as char).collect()
 }
 
+/// Letters of server-made room codes: lower case, without `i`, `l` and `o` (read as 1 and 0).
+const CODE_LETTERS: &[u8] = b"abcdefghjkmnpqrstuvwxyz";
+/// Digits of server-made room codes: without `0` and `1`.
+const CODE_DIGITS: &[u8] = b"23456789";
+
+/// A fresh room code such as `kfzr-wdhx-47`: 8 letters of 23 and 2 digits of 8, about 42
+/// random bits, so codes cannot be found by guessing (lookups are also rate-limited); no
+/// character can be mistaken for another.
+pub fn new_room_code() -> String {
+    let mut rng = rand::rng();
+    let mut letter = || CODE_LETTERS[rng.random_range(0..CODE_LETTERS.len())] as char;
+    let a: String = (0..4).map(|_| letter()).collect();
+    let b: String = (0..4).map(|_| letter()).collect();
+    let d: String = (0..2).map(|_| CODE_DIGITS[rand::rng().random_range(0..CODE_DIGITS.len())] as char).collect();
+    format!("{a}-{b}-{d}")
+}
+
 /// A fresh secret token: 128 random bits as 32 hex characters.
 pub fn new_token() -> String {
     let bytes: [u8; 16] = rand::rng().random();
@@ -84,6 +101,17 @@ mod tests {
         let t = new_token();
         assert_eq!(t.len(), 32);
         assert_ne!(t, new_token());
+    }
+
+    #[test]
+    fn room_codes_are_unambiguous() {
+        for _ in 0..200 {
+            let c = new_room_code();
+            assert!(is_valid_code(&c), "{c}");
+            assert_eq!(c.len(), 12, "{c}");
+            assert!(!c.contains(['0', '1', 'o', 'i', 'l', 'O', 'I']), "{c}");
+        }
+        assert_ne!(new_room_code(), new_room_code());
     }
 
     #[test]

@@ -18,7 +18,7 @@ mod room;
 mod session;
 pub mod stats;
 
-pub use hub::{Hub, HubSettings};
+pub use hub::{Access, Hub, HubSettings, OpenAccess, RoomInfo, RoomOptions};
 pub use media::{BoxFuture, MediaBackend, MediaKind, MediaNotice, MediaPort, MediaRefusal, NoticeSink, Route};
 pub use protocol::{ClientMsg, ErrorCode, Participant, Refusal, ServerMsg};
 pub use session::{Connection, Outbound};

@@ -102,6 +102,11 @@ pub enum ClientMsg {
         /// Whom.
         id: Id,
     },
+    /// Host: lock the room against newcomers (`room_locked`), or open it again.
+    Lock {
+        /// Locked or not.
+        locked: bool,
+    },
 }
 
 /// Tells a present `null` (Some(None)) from an absent field (None, via `default`).
@@ -233,6 +238,14 @@ pub enum ServerMsg {
         /// On resume: the current tally, as last sent.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         vote_update: Option<VoteTally>,
+        /// Whether the host locked the room against newcomers.
+        #[serde(default)]
+        locked: bool,
+    },
+    /// The host locked or unlocked the room (to everyone, after every `lock`).
+    Locked {
+        /// Locked or not.
+        locked: bool,
     },
     /// Someone joined.
     ParticipantJoined {
@@ -357,6 +370,10 @@ pub enum ErrorCode {
     RoomLocked,
     /// Wrong room pin.
     BadPin,
+    /// The host token is invalid, expired, or for another room.
+    BadToken,
+    /// The host closed the room (through the API); the socket is then closed.
+    RoomClosed,
     /// Someone in the room already has this name.
     NameTaken,
     /// Only the host may do this.
@@ -423,6 +440,7 @@ const CLIENT_TYPES: &[&str] = &[
     "vote",
     "night_action",
     "kick",
+    "lock",
 ];
 
 /// Parse one client text frame into its typed message, telling apart the three ways it
@@ -494,6 +512,7 @@ mod tests {
         roundtrip_client(ClientMsg::Vote { target: None, verdict: Some(Verdict::Guilty) });
         roundtrip_client(ClientMsg::NightAction { target: "abc".into() });
         roundtrip_client(ClientMsg::Kick { id: "abc".into() });
+        roundtrip_client(ClientMsg::Lock { locked: true });
     }
 
     #[test]
@@ -532,6 +551,7 @@ mod tests {
             role: None,
             media_state: None,
             vote_update: None,
+            locked: false,
         });
         roundtrip_server(ServerMsg::ParticipantJoined { participant: p.clone() });
         roundtrip_server(ServerMsg::ParticipantUpdated { participant: p });
@@ -575,7 +595,9 @@ mod tests {
             role: Some(RoleInfo { role: Role::Citizen, teammates: vec![], roles: None }),
             media_state: Some(MediaStateInfo { receive }),
             vote_update: Some(VoteTally { kind: VoteKind::Judgment, votes: BTreeMap::new(), needed: None }),
+            locked: true,
         });
+        roundtrip_server(ServerMsg::Locked { locked: true });
         roundtrip_server(ServerMsg::VoteUpdate(VoteTally {
             kind: VoteKind::CallVote,
             votes: [("a".to_string(), Ballot::Call(true))].into(),

@@ -18,7 +18,7 @@ use tracing::{debug, info};
 use crate::game::mafia::Mafia;
 use crate::game::{Command, Event, Game, GameError, Millis, Phase};
 use crate::gamelog::{GameLog, Record, VERSION};
-use crate::hub::{HubInner, HubSettings};
+use crate::hub::{HubInner, HubSettings, RoomInfo, RoomOptions};
 use crate::ids;
 use crate::media::{MediaKind, MediaNotice, MediaPort, MediaRefusal, Route};
 use crate::protocol::{
@@ -33,13 +33,29 @@ pub(crate) enum RoomInput {
         name: String,
         out: mpsc::UnboundedSender<Outbound>,
         reply: oneshot::Sender<Result<Joined, Refusal>>,
+        /// The joiner presented a valid host token: they get the powers, past lock and PIN.
+        host: bool,
+        pin: Option<String>,
     },
     /// Take back a seat with a resume token.
     Resume {
         token: String,
         out: mpsc::UnboundedSender<Outbound>,
         reply: oneshot::Sender<Result<Joined, Refusal>>,
+        /// A valid host token came with the resume.
+        host: bool,
     },
+    /// Host: lock or unlock the room.
+    Lock {
+        id: String,
+        locked: bool,
+    },
+    /// The room API asks what the room looks like.
+    Info {
+        reply: oneshot::Sender<RoomInfo>,
+    },
+    /// The room API closes the room.
+    Close,
     Offer {
         id: String,
         sdp: String,
@@ -121,6 +137,10 @@ pub(crate) struct Room {
     log: Option<GameLog>,
     /// Events drained from the game and not yet sent.
     pending: Vec<Event>,
+    /// PIN, host-token rule, defaults (see [`RoomOptions`]).
+    options: RoomOptions,
+    /// Newcomers are refused (`room_locked`).
+    locked: bool,
 }
 
 /// The room clock: unix milliseconds, what `phase.ends_at` and `pong.server_time` speak.
@@ -135,8 +155,10 @@ impl Room {
         settings: HubSettings,
         hub: Arc<HubInner>,
         media: Box<dyn MediaPort>,
+        options: RoomOptions,
     ) -> Self {
         let game = Box::new(Mafia::new(rand::random()));
+        let locked = options.locked;
         Room {
             code,
             instance,
@@ -154,6 +176,8 @@ impl Room {
             closing: false,
             log: None,
             pending: Vec::new(),
+            options,
+            locked,
         }
     }
 
@@ -190,7 +214,8 @@ impl Room {
                     }
                 }
             }
-            if self.members.is_empty() || self.closing {
+            // A room made through the API waits for its players (until idle or closed).
+            if (self.members.is_empty() && !self.options.keep_when_empty) || self.closing {
                 break;
             }
         }
@@ -203,13 +228,54 @@ impl Room {
 
     async fn handle(&mut self, input: RoomInput) {
         match input {
-            RoomInput::Join { name, out, reply } => {
-                let result = self.join(name, out).await;
+            RoomInput::Join { name, out, reply, host, pin } => {
+                let result = self.join(name, out, host, pin).await;
                 let _ = reply.send(result);
             }
-            RoomInput::Resume { token, out, reply } => {
+            RoomInput::Resume { token, out, reply, host } => {
                 let result = self.resume(&token, out);
+                let resumed = result.as_ref().ok().map(|j| j.id.clone());
                 let _ = reply.send(result);
+                if let (Some(id), true) = (resumed, host) {
+                    let _ = self.game_handle(unix_ms(), &id, Command::TakeHost);
+                    self.after_game().await;
+                }
+            }
+            RoomInput::Lock { id, locked } => {
+                if self.game.host().as_deref() != Some(id.as_str()) {
+                    self.send(&id, &ServerMsg::error(ErrorCode::NotHost, "only the host may lock the room"));
+                    return;
+                }
+                self.locked = locked;
+                self.broadcast(&ServerMsg::Locked { locked });
+                info!(room = %self.code, locked, "lock");
+            }
+            RoomInput::Info { reply } => {
+                let phase = self.game.phase();
+                let _ = reply.send(RoomInfo {
+                    code: self.code.clone(),
+                    phase: phase.phase,
+                    round: phase.round,
+                    host: self.game.host(),
+                    locked: self.locked,
+                    pin: self.options.pin.is_some(),
+                    participants: self.participants(),
+                    max_participants: self.settings.max_participants,
+                });
+            }
+            RoomInput::Close => {
+                let closed = ServerMsg::error(ErrorCode::RoomClosed, "the host closed this room").to_text();
+                for (id, m) in &self.members {
+                    if let Some(out) = &m.out {
+                        let _ = out.send(Outbound::Text(closed.clone()));
+                        let _ = out.send(Outbound::Close { code: 1000, reason: "room_closed".into() });
+                    }
+                    self.media.remove_peer(id);
+                }
+                self.hub.stats.participants.fetch_sub(self.members.len() as u64, Ordering::Relaxed);
+                self.members.clear();
+                self.closing = true;
+                info!(room = %self.code, "closed through the API");
             }
             RoomInput::Offer { id, sdp } => {
                 if !self.members.contains_key(&id) {
@@ -261,7 +327,22 @@ impl Room {
         self.closing = true;
     }
 
-    async fn join(&mut self, name: String, out: mpsc::UnboundedSender<Outbound>) -> Result<Joined, Refusal> {
+    async fn join(
+        &mut self,
+        name: String,
+        out: mpsc::UnboundedSender<Outbound>,
+        host: bool,
+        pin: Option<String>,
+    ) -> Result<Joined, Refusal> {
+        if self.locked && !host {
+            return Err(Refusal::new(ErrorCode::RoomLocked, "the host locked this room"));
+        }
+        if let Some(expected) = &self.options.pin {
+            if !host && !pin.as_deref().is_some_and(|p| ids::same_secret(p, expected)) {
+                let what = if pin.is_some() { "wrong PIN" } else { "this room needs a PIN" };
+                return Err(Refusal::new(ErrorCode::BadPin, what));
+            }
+        }
         if self.members.len() >= self.settings.max_participants {
             return Err(Refusal::new(
                 ErrorCode::RoomFull,
@@ -294,10 +375,17 @@ impl Room {
                 media_state: None,
             },
         );
-        if let Err(e) = self.game_handle(unix_ms(), &id, Command::Joined) {
+        // A token holder arrives as a guest, then takes the powers: so `host_changed` always tells
+        // the others, even when nobody held them.
+        let arrival = if self.options.token_host || host { Command::JoinedGuest } else { Command::Joined };
+        if let Err(e) = self.game_handle(unix_ms(), &id, arrival) {
             // The game refuses no join; if it ever does, the seat is not taken.
             self.members.remove(&id);
             return Err(Refusal::new(e.code(), e.to_string()));
+        }
+        if host {
+            // Whoever holds the host token takes the powers back (`host_changed` to all).
+            let _ = self.game_handle(unix_ms(), &id, Command::TakeHost);
         }
         self.hub.stats.participants.fetch_add(1, Ordering::Relaxed);
         let welcome = self.welcome(&id, resume_token, false);
@@ -332,6 +420,7 @@ impl Room {
             role,
             media_state: resumed.then(|| MediaStateInfo { receive: self.media_state(id) }),
             vote_update: if resumed { self.last_tally.clone() } else { None },
+            locked: self.locked,
         }
     }
 
@@ -529,12 +618,28 @@ impl Room {
         let seed: u64 = rand::random();
         if let Command::StartGame(settings) = &mut command {
             settings.seed = Some(seed);
+            // What the host leaves out, the room's defaults (set at creation) fill in.
+            let defaults = &self.options.settings;
+            settings.mafia = settings.mafia.or(defaults.mafia);
+            settings.doctor = settings.doctor.or(defaults.doctor);
+            settings.detective = settings.detective.or(defaults.detective);
+            settings.host_plays = settings.host_plays.or(defaults.host_plays);
+            for (phase, secs) in &defaults.phase_seconds {
+                settings.phase_seconds.entry(phase.clone()).or_insert(*secs);
+            }
         }
         let roster = self.game.participants();
+        let host = self.game.host();
         let recorded = command.clone();
         let result = self.game.handle(now, who, command);
         if starting && result.is_ok() {
-            self.open_log(seed, now, roster);
+            self.open_log(seed, now, roster.clone());
+            // A replay makes the first of the roster host; a host token may have moved the
+            // powers since, so the log says so before the start.
+            if let Some(host) = host.filter(|h| roster.first() != Some(h)) {
+                self.record(Record::Input { at: now, who: host.clone(), command: Command::TakeHost });
+                self.record(Record::Event { event: Event::HostChanged { host } });
+            }
         }
         self.record(Record::Input { at: now, who: who.to_owned(), command: recorded });
         result

@@ -64,6 +64,8 @@ pub struct Connection {
     seat: Option<Seat>,
     left: bool,
     bucket: Bucket,
+    /// The client's address, for per-address limits on room lookups.
+    client: Option<std::net::IpAddr>,
 }
 
 impl Connection {
@@ -74,7 +76,13 @@ impl Connection {
         let burst = f64::from(settings.message_burst);
         let bucket =
             Bucket { tokens: burst, last: Instant::now(), rate: settings.messages_per_second, burst, refused: 0 };
-        (Connection { hub, out, seat: None, left: false, bucket }, rx)
+        (Connection { hub, out, seat: None, left: false, bucket, client: None }, rx)
+    }
+
+    /// Tell the connection its client's address (lookups of unknown room codes are limited
+    /// per address).
+    pub fn set_client(&mut self, client: std::net::IpAddr) {
+        self.client = Some(client);
     }
 
     /// The participant id, once joined.
@@ -143,8 +151,8 @@ impl Connection {
     }
 
     async fn dispatch(&mut self, msg: ClientMsg) -> Result<(), Refusal> {
-        if let ClientMsg::Join { room, name, resume, .. } = msg {
-            return self.join(room, name, resume).await;
+        if let ClientMsg::Join { room, name, resume, token, pin } = msg {
+            return self.join(room, name, resume, token, pin).await;
         }
         let Some(seat) = &self.seat else {
             return Err(Refusal::new(ErrorCode::NotJoined, "send join first"));
@@ -188,6 +196,7 @@ impl Connection {
             }
             ClientMsg::NightAction { target } => RoomInput::Game { id, command: Command::NightAction(target) },
             ClientMsg::Kick { id: target } => RoomInput::Game { id, command: Command::Kick(target) },
+            ClientMsg::Lock { locked } => RoomInput::Lock { id, locked },
         };
         if seat.room.tx.send(input).is_err() {
             return Err(Refusal::new(ErrorCode::RoomNotFound, "the room has closed"));
@@ -195,7 +204,14 @@ impl Connection {
         Ok(())
     }
 
-    async fn join(&mut self, room: String, name: String, resume: Option<String>) -> Result<(), Refusal> {
+    async fn join(
+        &mut self,
+        room: String,
+        name: String,
+        resume: Option<String>,
+        token: Option<String>,
+        pin: Option<String>,
+    ) -> Result<(), Refusal> {
         if self.seat.is_some() {
             return Err(Refusal::new(ErrorCode::BadField, "already joined; this socket holds a seat"));
         }
@@ -203,16 +219,50 @@ impl Connection {
             return Err(Refusal::new(ErrorCode::BadField, "room: codes are 1-32 characters of A-Z, a-z, 0-9 and -"));
         }
         let name = ids::clean_name(&name).map_err(|e| Refusal::new(ErrorCode::BadField, format!("name: {e}")))?;
-        if let Some(token) = resume {
-            return self.resume(&room, token).await;
+        let access = self.hub.access();
+        let host = match &token {
+            Some(t) if access.host_token_valid(&room, t) => true,
+            Some(_) => {
+                return Err(Refusal::new(
+                    ErrorCode::BadToken,
+                    "the host token is invalid, expired, or for another room",
+                ))
+            }
+            None => false,
+        };
+        if let Some(resume) = resume {
+            return self.resume(&room, resume, host).await;
+        }
+        // Codes must not be found by guessing: an address that looked up too many unknown
+        // codes is refused for a while, whether the next code exists or not.
+        let exists = self.hub.existing(&room).is_some();
+        if !access.lookup(self.client, exists) {
+            return Err(Refusal::new(ErrorCode::RateLimited, "too many unknown room codes tried; wait a minute"));
+        }
+        if !exists && !access.rooms_on_join() {
+            return Err(Refusal::new(ErrorCode::RoomNotFound, format!("there is no room {room}")));
         }
         // A room that closes between lookup and join drops our request; try a fresh one once.
         for _ in 0..2 {
-            let handle = self.hub.room(&room).ok_or_else(|| {
-                Refusal::new(ErrorCode::TooManyRooms, "the server holds as many rooms as it may; try again later")
-            })?;
+            let handle = if access.rooms_on_join() { self.hub.room(&room) } else { self.hub.existing(&room) };
+            let handle = match handle {
+                Some(h) => h,
+                None if access.rooms_on_join() => {
+                    return Err(Refusal::new(
+                        ErrorCode::TooManyRooms,
+                        "the server holds as many rooms as it may; try again later",
+                    ))
+                }
+                None => break,
+            };
             let (reply, rx) = oneshot::channel();
-            let sent = handle.tx.send(RoomInput::Join { name: name.clone(), out: self.out.clone(), reply });
+            let sent = handle.tx.send(RoomInput::Join {
+                name: name.clone(),
+                out: self.out.clone(),
+                reply,
+                host,
+                pin: pin.clone(),
+            });
             if sent.is_err() {
                 continue;
             }
@@ -229,11 +279,11 @@ impl Connection {
     }
 
     /// Take back a seat in an existing room; a room that no longer exists has no seats.
-    async fn resume(&mut self, room: &str, token: String) -> Result<(), Refusal> {
+    async fn resume(&mut self, room: &str, token: String, host: bool) -> Result<(), Refusal> {
         let expired = || Refusal::new(ErrorCode::ResumeExpired, "that room is gone; join again");
         let handle = self.hub.existing(room).ok_or_else(expired)?;
         let (reply, rx) = oneshot::channel();
-        handle.tx.send(RoomInput::Resume { token, out: self.out.clone(), reply }).map_err(|_| expired())?;
+        handle.tx.send(RoomInput::Resume { token, out: self.out.clone(), reply, host }).map_err(|_| expired())?;
         let joined = rx.await.map_err(|_| expired())??;
         self.seat = Some(Seat { room: handle, id: joined.id, connection: joined.connection });
         Ok(())

@@ -407,7 +407,8 @@ await runTest('game', async (browser) => {
       const max = times.some((t) => t === undefined) ? Infinity : Math.max(...times);
       worst = Math.max(worst, max);
       const lag = results[i].lag === null ? '?' : Math.round(results[i].lag + length);
-      const detail = others.map((q, j) => `${q.name}=${times[j] ?? 'none'}`).join(' ');
+      // shown (its last packet arrived at): when the first new frame was composited, and when it reached the page.
+      const detail = others.map((q, j) => `${q.name}=${times[j] ?? 'none'}(${shown[q.id]?.arrived ?? '?'})`).join(' ');
       log(`${key} ${p.name}: first new frame of each living player after ${detail} ms; max ${max} ms (the phase message reached the page ${lag} ms after the server's switch)`);
       if (!(max <= RESUME_LIMIT_MS)) problems.push(`${p.name}: a living player's video resumed only after ${max} ms (limit ${RESUME_LIMIT_MS} ms)`);
       for (const q of others) {

@@ -1,5 +1,6 @@
 // The home page and the ways into a room, in headless Chromium:
-// - create a room on the home page (a readable code, settings carried to the lobby), invite link + QR + copy;
+// - create a room on the home page through the room API (POST /api/rooms: a server-made code, the host token kept
+//   for the join, settings carried to the lobby), invite link + QR + copy; a server that refuses is explained;
 // - open the invite link: the name prompt with a camera preview; a taken name is explained in plain words;
 // - join by code from the home page, without camera (receive only), and still see the others;
 // - chat, ready states, an `error` as a toast, kick and leave.
@@ -38,9 +39,14 @@ await runTest('home', async (browser) => {
   await Promise.all([ana.page.waitForURL(/\/r\/[a-z]+-[a-z]+-\d\d\?/), ana.page.click('#create-button')]);
   await waitFor('Ana welcomed', () => ana.page.evaluate(() => window.parlor.id));
   const room = await ana.page.evaluate(() => window.parlor.room);
-  check(/^[a-z]+-[a-z]+-\d\d$/.test(room), `a readable room code: ${room}`);
+  check(/^[a-hj-km-np-z]{4}-[a-hj-km-np-z]{4}-[2-9]{2}$/.test(room), `a room code made by the server: ${room}`);
   check(await ana.page.evaluate(() => window.parlor.host === window.parlor.id), 'the creator is the host');
-  log(`Ana created room ${room}`);
+  const kept = await ana.page.evaluate(() => JSON.parse(sessionStorage.getItem('parlor.host') || 'null'));
+  check(kept && kept.room === room && kept.token.split('.').length === 3, 'the host token from POST /api/rooms is kept for the join');
+  const state = await ana.page.evaluate(async (code) => (await fetch(`/api/rooms/${code}`)).json(), room);
+  check(state.code === room && state.participants.length === 1 && state.host === await ana.page.evaluate(() => window.parlor.id),
+    `the room API shows the room with Ana as host: ${JSON.stringify(state)}`);
+  log(`Ana created room ${room} through the room API`);
 
   // Invite link, QR code, copy button.
   const link = `${base}/r/${room}`;
@@ -143,6 +149,18 @@ await runTest('home', async (browser) => {
   } finally {
     await denying.close();
   }
+
+  // ---- a server where only organisers create rooms (host-key mode): the home page says so
+  const eve = await openPage(browser, 'Eve', '/', { viewport: DESKTOP });
+  await eve.page.route('**/api/rooms', (route) => route.fulfill({
+    status: 401, contentType: 'application/json', headers: { 'WWW-Authenticate': 'Bearer' },
+    body: JSON.stringify({ error: 'unauthorized', message: 'this server creates rooms for host keys only' }),
+  }));
+  await eve.page.fill('#create-name', 'Eve');
+  await eve.page.click('#create-button');
+  await waitFor('the refusal explained', async () => /created by its organisers/.test(await text(eve, '#create-error')), { timeout: 5000 });
+  check(new URL(eve.page.url()).pathname === '/', 'Eve stays on the home page');
+  log('a server that creates rooms only for host keys is explained on the home page');
 
   // ---- a bad code is explained
   const bad = await openPage(browser, 'Bad', '/?room=no%20spaces!', { viewport: DESKTOP });

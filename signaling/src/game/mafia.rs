@@ -261,12 +261,12 @@ impl Mafia {
 
     // ----- commands -----
 
-    fn join(&mut self, who: &str) -> Result<(), GameError> {
+    fn join(&mut self, who: &str, may_host: bool) -> Result<(), GameError> {
         if self.is_member(who) {
             return Err(GameError::NotAllowed("already in the room".into()));
         }
         self.members.push(Member { id: who.to_string(), ready: false });
-        if self.host.is_none() {
+        if may_host && self.host.is_none() {
             self.host = Some(who.to_string());
         }
         Ok(())
@@ -491,11 +491,19 @@ impl Game for Mafia {
     fn handle(&mut self, now: Millis, who: &str, command: Command) -> Result<(), GameError> {
         // A command arriving after its phase's deadline is late, however late the timer is.
         self.handle_timeout(now);
-        if command != Command::Joined && !self.is_member(who) {
+        if !matches!(command, Command::Joined | Command::JoinedGuest) && !self.is_member(who) {
             return Err(GameError::NotAllowed("not in the room".into()));
         }
         match command {
-            Command::Joined => self.join(who),
+            Command::Joined => self.join(who, true),
+            Command::JoinedGuest => self.join(who, false),
+            Command::TakeHost => {
+                if self.host.as_deref() != Some(who) {
+                    self.host = Some(who.to_string());
+                    self.emit(Event::HostChanged { host: who.to_string() });
+                }
+                Ok(())
+            }
             Command::Left => {
                 self.leave(now, who);
                 Ok(())

@@ -206,6 +206,11 @@ pub struct Settings {
 pub enum Command {
     /// Someone entered the room (the room calls this; order of calls = order of presence).
     Joined,
+    /// Like `Joined`, in a room whose powers come only from a host token: the newcomer is
+    /// never made host on arrival, even when nobody holds the powers.
+    JoinedGuest,
+    /// Someone presented a valid host token (the room checked it): the powers are theirs.
+    TakeHost,
     /// Someone left the room for good (left, kicked, or grace expired).
     Left,
     /// Advisory readiness.
