@@ -86,6 +86,8 @@ pub struct MediaSection {
     pub announce_ips: Vec<IpAddr>,
     pub max_peers_per_worker: usize,
     pub tcp_port: TcpPort,
+    /// STUN/TURN servers handed to browsers (`welcome.ice_servers`).
+    pub ice_servers: Vec<parlor_signaling::protocol::IceServer>,
 }
 
 /// `media.tcp_port`: the first worker's ICE-TCP port (0: free ports), `"same"` as
@@ -198,6 +200,19 @@ impl Config {
             })?;
         }
         self.validate_tcp_port()?;
+        for (i, server) in self.media.ice_servers.iter().enumerate() {
+            let scheme_ok = |u: &String| ["stun:", "turn:", "turns:"].iter().any(|s| u.starts_with(s));
+            if server.urls.is_empty() || !server.urls.iter().all(scheme_ok) {
+                bail!(
+                    "invalid configuration\n  media.ice_servers[{i}].urls: give one or more stun:, turn: or turns: URLs, got {:?}",
+                    server.urls
+                );
+            }
+            let turn = server.urls.iter().any(|u| u.starts_with("turn"));
+            if turn && (server.username.is_none() || server.credential.is_none()) {
+                bail!("invalid configuration\n  media.ice_servers[{i}]: a TURN server needs username and credential");
+            }
+        }
         if self.media.max_peers_per_worker == 0 {
             bail!("invalid configuration\n  media.max_peers_per_worker: must be at least 1");
         }
@@ -445,6 +460,32 @@ mod tests {
         let c = load(Some(&file), &flags, &[("MEDIA__UDP_PORT", "42000")]).unwrap();
         assert_eq!(c.media.udp_port, 41000);
         assert_eq!(c.server.listen.port(), 9999);
+    }
+
+    #[test]
+    fn ice_servers_from_a_file_and_their_checks() {
+        let dir = std::env::temp_dir().join(format!("parlor-cfg-ice-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good.toml");
+        std::fs::write(
+            &good,
+            "[media]\nice_servers = [{ urls = [\"turns:t.example:443?transport=tcp\"], username = \"u\", credential = \"p\" },\n  { urls = [\"stun:s.example:3478\"] }]\n",
+        )
+        .unwrap();
+        let c = load(Some(&good), &Overrides::default(), &[]).unwrap();
+        assert_eq!(c.media.ice_servers.len(), 2);
+        assert_eq!(c.media.ice_servers[0].username.as_deref(), Some("u"));
+        for (name, body, key) in [
+            ("scheme.toml", "[media]\nice_servers = [{ urls = [\"http://x\"] }]\n", "media.ice_servers[0].urls"),
+            ("empty.toml", "[media]\nice_servers = [{ urls = [] }]\n", "media.ice_servers[0].urls"),
+            ("nocred.toml", "[media]\nice_servers = [{ urls = [\"turn:t:3478\"] }]\n", "media.ice_servers[0]"),
+            ("typo.toml", "[media]\nice_servers = [{ urls = [\"stun:s\"], user = \"u\" }]\n", "user"),
+        ] {
+            let file = dir.join(name);
+            std::fs::write(&file, body).unwrap();
+            let e = load(Some(&file), &Overrides::default(), &[]).unwrap_err().to_string();
+            assert!(e.contains(key), "{name}: {e}");
+        }
     }
 
     #[test]

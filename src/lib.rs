@@ -115,6 +115,7 @@ pub async fn start(config: &Config) -> Result<Server> {
         messages_per_second: config.session.messages_per_second,
         message_burst: config.session.message_burst,
         game_log_dir: (!config.games.log_dir.is_empty()).then(|| config.games.log_dir.clone().into()),
+        ice_servers: config.media.ice_servers.clone(),
     };
     let auth = Arc::new(auth::Auth::new(&config.auth));
     let hub = Hub::with_access(Arc::new(glue::MediaGlue(media.clone())), settings, auth.clone());

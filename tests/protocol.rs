@@ -168,3 +168,24 @@ async fn room_capacity_and_cleanup() {
     let w = c.join("small", "C").await;
     assert_eq!(w["participants"].as_array().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn welcome_carries_the_configured_ice_servers() {
+    use parlor_signaling::protocol::IceServer;
+    let turn = IceServer {
+        urls: vec!["turns:turn.example.org:443?transport=tcp".into()],
+        username: Some("parlor".into()),
+        credential: Some("s3cret".into()),
+    };
+    let server = server_with(move |c| c.media.ice_servers = vec![turn]).await;
+    let mut ws = Ws::connect(&server).await;
+    let welcome = ws.join("ice", "Ann").await;
+    assert_eq!(
+        welcome["ice_servers"],
+        serde_json::json!([{"urls": ["turns:turn.example.org:443?transport=tcp"], "username": "parlor", "credential": "s3cret"}])
+    );
+    // Without any configured, the field is left out.
+    let plain = server_with(|_| {}).await;
+    let mut ws = Ws::connect(&plain).await;
+    assert!(ws.join("ice", "Bob").await.get("ice_servers").is_none());
+}

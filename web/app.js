@@ -309,6 +309,7 @@ const S = {
   room: null,
   name: null,
   locked: false,          // the host locked the room against newcomers
+  iceServers: [],         // welcome.ice_servers: STUN/TURN for the peer connection
   pin: null,              // the room PIN typed on the join form, sent with every join of this page
   needPin: false,         // the server asked for a PIN (bad_pin)
   myId: null,
@@ -902,6 +903,7 @@ function onWelcome(msg) {
   S.limits = msg.limits && typeof msg.limits === 'object' ? msg.limits : {};
   const list = Array.isArray(msg.participants) ? msg.participants.filter((p) => p && typeof p.id === 'string') : [];
   S.locked = msg.locked === true;
+  S.iceServers = Array.isArray(msg.ice_servers) ? msg.ice_servers.filter((s) => s && Array.isArray(s.urls)) : [];
   S.myId = String(msg.id);
   if (typeof msg.resume_token === 'string') saveSeat(msg.resume_token);
   showView('room');
@@ -1218,7 +1220,8 @@ async function setupMedia() {
   localStream = stream;
   showNotice(notice);
 
-  pc = new RTCPeerConnection();
+  // TURN/STUN servers from the server's configuration (none on an open network).
+  pc = new RTCPeerConnection({ iceServers: S.iceServers });
   pc.addEventListener('icecandidate', (ev) => {
     const c = ev.candidate;
     if (c) send({ type: 'candidate', candidate: c.candidate, sdp_mid: c.sdpMid, sdp_mline_index: c.sdpMLineIndex });

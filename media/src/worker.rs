@@ -33,10 +33,10 @@ const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(200);
 /// Largest datagram we read (anything larger is truncated garbage for WebRTC anyway).
 const MAX_DATAGRAM: usize = 2048;
 /// Retransmission cache of every video stream we send, re-created (emptied) when a pair is
-/// paused. 1 s answers any NACK that can still help (a browser's jitter buffer gives up on a
-/// frame long before); str0m's default 3 s tripled the server's memory per participant.
+/// paused. 500 ms (Janus's default `min_nack_queue`) still answers two NACK rounds at 200 ms
+/// RTT; str0m's default 3 s, one copy per subscriber, tripled the memory per participant.
 const RTX_CACHE_PACKETS: usize = 1024;
-const RTX_CACHE_AGE: Duration = Duration::from_secs(1);
+const RTX_CACHE_AGE: Duration = Duration::from_millis(500);
 const RTX_RATIO_CAP: f32 = 0.15;
 /// How long the loop sleeps when no peer has a timeout.
 const IDLE: Duration = Duration::from_secs(1);

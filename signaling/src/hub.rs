@@ -96,6 +96,8 @@ pub struct HubSettings {
     pub message_burst: u32,
     /// Where each game's replayable log is written (`None`: not written).
     pub game_log_dir: Option<std::path::PathBuf>,
+    /// STUN/TURN servers passed to clients in `welcome`.
+    pub ice_servers: Vec<crate::protocol::IceServer>,
 }
 
 impl Default for HubSettings {
@@ -109,6 +111,7 @@ impl Default for HubSettings {
             messages_per_second: 20.0,
             message_burst: 60,
             game_log_dir: None,
+            ice_servers: Vec::new(),
         }
     }
 }

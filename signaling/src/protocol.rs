@@ -195,6 +195,21 @@ pub struct Limits {
     pub max_participants: usize,
 }
 
+/// One entry of `RTCConfiguration.iceServers`: a TURN relay (for networks that block UDP and
+/// every port but 443) or a STUN server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IceServer {
+    /// `turn:`, `turns:` or `stun:` URLs.
+    pub urls: Vec<String>,
+    /// TURN user name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// TURN password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
 /// Why someone left.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -241,6 +256,10 @@ pub enum ServerMsg {
         /// Whether the host locked the room against newcomers.
         #[serde(default)]
         locked: bool,
+        /// STUN/TURN servers the client should give its peer connection (from the server's
+        /// configuration; empty when media reaches the server directly).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        ice_servers: Vec<IceServer>,
     },
     /// The host locked or unlocked the room (to everyone, after every `lock`).
     Locked {
@@ -552,6 +571,11 @@ mod tests {
             media_state: None,
             vote_update: None,
             locked: false,
+            ice_servers: vec![IceServer {
+                urls: vec!["turns:turn.example.org:443?transport=tcp".into()],
+                username: Some("parlor".into()),
+                credential: Some("secret".into()),
+            }],
         });
         roundtrip_server(ServerMsg::ParticipantJoined { participant: p.clone() });
         roundtrip_server(ServerMsg::ParticipantUpdated { participant: p });

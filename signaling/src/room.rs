@@ -421,6 +421,7 @@ impl Room {
             media_state: resumed.then(|| MediaStateInfo { receive: self.media_state(id) }),
             vote_update: if resumed { self.last_tally.clone() } else { None },
             locked: self.locked,
+            ice_servers: self.settings.ice_servers.clone(),
         }
     }
 
