@@ -620,6 +620,7 @@ mod tests {
             media_state: Some(MediaStateInfo { receive }),
             vote_update: Some(VoteTally { kind: VoteKind::Judgment, votes: BTreeMap::new(), needed: None }),
             locked: true,
+            ice_servers: vec![],
         });
         roundtrip_server(ServerMsg::Locked { locked: true });
         roundtrip_server(ServerMsg::VoteUpdate(VoteTally {
