@@ -24,6 +24,8 @@ use tokio_rustls::TlsAcceptor;
 
 /// A client that has not finished its handshake by then is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most TLS handshakes in progress at once.
+const MAX_HANDSHAKES: usize = 256;
 /// Finished handshakes waiting for the HTTP server to take them.
 const ACCEPT_QUEUE: usize = 64;
 
@@ -143,7 +145,11 @@ impl Tls {
 /// Accept TCP connections and run each handshake in its own task, so a slow or silent client
 /// holds up nobody. Ends when the [`TlsListener`] is dropped.
 async fn accept_loop(tcp: TcpListener, acceptor: TlsAcceptor, tx: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>) {
+    // Handshakes in progress are bounded: a flood of half-open connections waits in the kernel's
+    // backlog instead of taking memory and file descriptors here.
+    let handshakes = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
     loop {
+        let Ok(permit) = handshakes.clone().acquire_owned().await else { return };
         let (stream, peer) = tokio::select! {
             _ = tx.closed() => return,
             accepted = tcp.accept() => match accepted {
@@ -160,7 +166,9 @@ async fn accept_loop(tcp: TcpListener, acceptor: TlsAcceptor, tx: mpsc::Sender<(
         let acceptor = acceptor.clone();
         let tx = tx.clone();
         tokio::spawn(async move {
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+            let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
+            drop(permit);
+            match handshake {
                 Ok(Ok(tls)) => {
                     let _ = tx.send((tls, peer)).await;
                 }

@@ -504,3 +504,80 @@ async fn a_game_whose_host_came_by_token_replays_from_its_log() {
     assert!(replay.events.len() > 3);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A room closed through the API and created again with the same code carries media again, three
+/// times over. (The media layer keys each room instance apart — `code#instance` — so an old room
+/// still winding down cannot close the new one's media; this test does not force that race, it
+/// checks that the reopened rooms work.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_code_closed_and_created_again_carries_media() {
+    use support::{ClientOptions, Kind, TestClient};
+    let server = server_with(|c| c.auth.secret = SECRET.into()).await;
+    let url = format!("ws://{}/ws", server.http_addr);
+    let long = Duration::from_secs(20);
+    for round in 0..3 {
+        let r = request(&server, "POST", "/api/rooms", None, Some(&json!({"code": "again"}).to_string())).await;
+        assert_eq!(r.status, 201, "round {round}: {}", r.body);
+        let a = TestClient::join(&url, "again", "Ann", ClientOptions::publisher()).await.unwrap();
+        let b = TestClient::join(&url, "again", "Bob", ClientOptions::publisher()).await.unwrap();
+        a.wait_count(b.id(), Kind::Video, 10, long).await.unwrap();
+        b.wait_count(a.id(), Kind::Video, 10, long).await.unwrap();
+        let token = r.json()["host_token"].as_str().unwrap().to_owned();
+        let d = request(&server, "DELETE", "/api/rooms/again", Some(&token), None).await;
+        assert!(d.status == 204 || d.status == 200, "round {round}: DELETE → {} {}", d.status, d.body);
+    }
+}
+
+/// Wrong PINs and resumes of unknown codes cost lookups like unknown codes do, and a resume says
+/// the same whether the room exists or not.
+#[tokio::test]
+async fn wrong_pins_and_resumes_are_rate_limited_too() {
+    let server = server_with(|c| {
+        c.auth.mode = parlor::config::AuthMode::HostKey;
+        c.auth.host_keys = vec![KEY.into()];
+        c.auth.lookup_burst = 3;
+        c.auth.lookups_per_minute = 0.01; // no refill within the test
+    })
+    .await;
+    let body = json!({"pin": "4321"}).to_string();
+    let code = request(&server, "POST", "/api/rooms", Some(KEY), Some(&body)).await.json()["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // A resume names no room it could reveal: an unknown room and an unknown token read alike.
+    let mut ws = ws_via(&server, CLIENT).await;
+    let unknown_room = join_with(&mut ws, "no-such-room", "Ann", json!({"resume": "0".repeat(32)})).await;
+    assert_error(&unknown_room, "resume_expired");
+    let unknown_token = join_with(&mut ws, &code, "Ann", json!({"resume": "0".repeat(32)})).await;
+    assert_error(&unknown_token, "resume_expired");
+    assert_eq!(unknown_room["message"], unknown_token["message"]);
+    // That resume used one of the 3 lookups; two wrong PINs use the rest.
+    assert_error(&join_with(&mut ws, &code, "Ann", json!({"pin": "0000"})).await, "bad_pin");
+    assert_error(&join_with(&mut ws, &code, "Ann", json!({"pin": "0001"})).await, "bad_pin");
+    // Then even the right PIN is refused for a while, and so are resumes from that address.
+    assert_error(&join_with(&mut ws, &code, "Ann", json!({"pin": "0002"})).await, "rate_limited");
+    assert_error(&join_with(&mut ws, &code, "Ann", json!({"pin": "4321"})).await, "rate_limited");
+    assert_error(&join_with(&mut ws, "no-such-room", "Ann", json!({"resume": "0".repeat(32)})).await, "rate_limited");
+    // Another address is not affected.
+    let mut other = ws_via(&server, "203.0.113.9").await;
+    assert_eq!(join_with(&mut other, &code, "Bea", json!({"pin": "4321"})).await["type"], "welcome");
+}
+
+/// A stale host token beside a valid resume token: the seat comes back, without the powers.
+#[tokio::test]
+async fn a_stale_host_token_does_not_cost_the_seat() {
+    let server = server_with(|c| c.auth.secret = SECRET.into()).await;
+    let mut ws = Ws::connect(&server).await;
+    let welcome = ws.join("stale", "Ann").await;
+    let resume = welcome["resume_token"].as_str().unwrap().to_owned();
+    let mut bob = Ws::connect(&server).await;
+    bob.join("stale", "Bob").await;
+    drop(ws);
+    let mut back = Ws::connect(&server).await;
+    let w = join_with(&mut back, "stale", "Ann", json!({"resume": resume, "token": "not.a.token"})).await;
+    assert_eq!(w["type"], "welcome", "{w}");
+    assert_eq!(w["id"], welcome["id"]);
+    // Without a resume, a bad token is still refused.
+    let mut cid = Ws::connect(&server).await;
+    assert_error(&join_with(&mut cid, "stale", "Cid", json!({"token": "not.a.token"})).await, "bad_token");
+}

@@ -781,6 +781,8 @@ function onError(msg) {
     endCall(JOIN_ERRORS[code]);
     return;
   }
+  // A stale host token (expired, or the server restarted): forget it, so the next join goes in as a player.
+  if (code === 'bad_token') storageSet(sessionStorage, HOST_KEY, null);
   if (!S.myId) {
     // The join failed: nothing was created on the server. Start over with a fresh socket.
     const sock = ws;
@@ -795,10 +797,6 @@ function onError(msg) {
       ? 'Your earlier seat in this room has expired. Join again to watch or to play the next game.'
       : JOIN_ERRORS[code] || sentence(message));
     return;
-  }
-  if (code === 'bad_token' && !S.myId) {
-    // A stale host token: forget it and go on as a player.
-    storageSet(sessionStorage, HOST_KEY, null);
   }
   if (code === 'room_closed') {
     forgetSeat();

@@ -125,6 +125,14 @@ impl Worker {
                                 Err(_) => break,
                             }
                         }
+                        // The same for ICE-TCP: a busy UDP socket would otherwise starve it
+                        // (the select is biased towards UDP).
+                        for _ in 0..64 {
+                            match tcp_events.try_recv() {
+                                Ok(event) => self.tcp_event(event),
+                                Err(_) => break,
+                            }
+                        }
                         // Under steady load the socket is always ready and would starve the
                         // timer branch: RTCP, keyframe requests and retransmissions due now
                         // go out before the next batch.
@@ -492,6 +500,10 @@ impl Worker {
         // A denied pair gets nothing by any path: empty the stream's retransmission cache so
         // a NACK cannot pull out even packets sent while it was still allowed.
         for (s, mid) in paused {
+            // Packets written while the pair was allowed may still wait in str0m's send queue
+            // (it sends on the next timeout) and would be cached in the new, empty cache when
+            // sent: send them first, into the cache that is about to be dropped.
+            self.with_peer(s, |rtc| rtc.handle_input(Input::Timeout(Instant::now())));
             self.with_peer(s, |rtc| {
                 if let Some(tx) = rtc.direct_api().stream_tx_by_mid(mid, None) {
                     tx.set_rtx_cache(RTX_CACHE_PACKETS, RTX_CACHE_AGE, Some(RTX_RATIO_CAP));

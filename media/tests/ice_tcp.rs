@@ -30,8 +30,22 @@ async fn a_client_without_udp_connects_over_ice_tcp() {
     let room = media.open_room("r", sink);
 
     // The client's end of the TCP connection is its (active) candidate.
-    let mut stream = TcpStream::connect(tcp_addr).await.unwrap();
+    let stream = TcpStream::connect(tcp_addr).await.unwrap();
     let local = stream.local_addr().unwrap();
+    // Frames are read by a task of their own: `read_frame` is not cancel-safe, so it must never
+    // be raced against a timer (a frame cut in half would desynchronize the stream).
+    let (mut reader, mut stream) = stream.into_split();
+    let (frames_tx, mut frames) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let mut buf = Vec::new();
+            let got = read_frame(&mut reader, &mut buf).await;
+            let end = !matches!(got, Ok(Some(())));
+            if frames_tx.send(got.map(|g| g.map(|()| buf))).is_err() || end {
+                break;
+            }
+        }
+    });
     let mut rtc = Rtc::builder().clear_codecs().enable_opus(true, false).enable_vp8(true).build(Instant::now());
     rtc.add_local_candidate(Candidate::builder().tcp().host(local).tcptype(TcpType::Active).build().unwrap());
     let mut api = rtc.sdp_api();
@@ -43,7 +57,6 @@ async fn a_client_without_udp_connects_over_ice_tcp() {
 
     let deadline = Instant::now() + Duration::from_secs(15);
     let (mut udp_dropped, mut tcp_sent, mut connected, mut rtp_sent) = (0, 0, false, 0u32);
-    let mut buf = Vec::new();
     while Instant::now() < deadline {
         let next = match rtc.poll_output().unwrap() {
             Output::Transmit(t) if t.proto == Protocol::Tcp => {
@@ -77,8 +90,9 @@ async fn a_client_without_udp_connects_over_ice_tcp() {
             break; // the worker decrypted audio that came over TCP (nobody else is in the room)
         }
         let wait = next.saturating_duration_since(Instant::now()).min(Duration::from_millis(50));
-        match tokio::time::timeout(wait, read_frame(&mut stream, &mut buf)).await {
-            Ok(Ok(Some(()))) => {
+        match tokio::time::timeout(wait, frames.recv()).await {
+            Ok(None) => panic!("the frame reader stopped"),
+            Ok(Some(Ok(Some(buf)))) => {
                 let input = Input::Receive(
                     Instant::now(),
                     Receive {
@@ -90,8 +104,8 @@ async fn a_client_without_udp_connects_over_ice_tcp() {
                 );
                 rtc.handle_input(input).unwrap();
             }
-            Ok(Ok(None)) => panic!("the worker closed the connection"),
-            Ok(Err(e)) => panic!("broken stream: {e}"),
+            Ok(Some(Ok(None))) => panic!("the worker closed the connection"),
+            Ok(Some(Err(e))) => panic!("broken stream: {e}"),
             Err(_) => rtc.handle_input(Input::Timeout(Instant::now())).unwrap(),
         }
     }

@@ -289,7 +289,9 @@ impl Hub {
         let sink = Box::new(move |n: MediaNotice| {
             let _ = notify.send(RoomInput::Media(n));
         });
-        let port = self.inner.media.open_room(code, sink);
+        // The media layer keys rooms by name: a code closed and opened again at once must not
+        // share its media room with the old instance that is still winding down.
+        let port = self.inner.media.open_room(&format!("{code}#{instance}"), sink);
         let room = Room::new(code.to_owned(), instance, self.inner.settings.clone(), self.inner.clone(), port, options);
         tokio::spawn(room.run(rx));
         RoomHandle { tx, instance }

@@ -38,10 +38,11 @@ pub fn new_token() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Compare two secrets in time that depends only on their lengths, not on where they differ.
+/// Compare two secrets in time that depends only on their lengths, not on where they differ
+/// (`subtle` keeps the optimizer from turning the comparison into an early exit).
 pub fn same_secret(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    use subtle::ConstantTimeEq;
+    a.as_bytes().ct_eq(b.as_bytes()).into()
 }
 
 /// Check and normalise a display name: trimmed, 1–24 characters, no control characters.

@@ -222,6 +222,9 @@ impl Connection {
         let access = self.hub.access();
         let host = match &token {
             Some(t) if access.host_token_valid(&room, t) => true,
+            // A stale host token (expired, or the server restarted without a fixed secret) must not
+            // cost a player the seat their resume token still holds: resume without the powers.
+            Some(_) if resume.is_some() => false,
             Some(_) => {
                 return Err(Refusal::new(
                     ErrorCode::BadToken,
@@ -230,14 +233,14 @@ impl Connection {
             }
             None => false,
         };
-        if let Some(resume) = resume {
-            return self.resume(&room, resume, host).await;
-        }
         // Codes must not be found by guessing: an address that looked up too many unknown
-        // codes is refused for a while, whether the next code exists or not.
+        // codes is refused for a while, whether the next code exists or not. Resumes count too.
         let exists = self.hub.existing(&room).is_some();
         if !access.lookup(self.client, exists) {
             return Err(Refusal::new(ErrorCode::RateLimited, "too many unknown room codes tried; wait a minute"));
+        }
+        if let Some(resume) = resume {
+            return self.resume(&room, resume, host).await;
         }
         if !exists && !access.rooms_on_join() {
             return Err(Refusal::new(ErrorCode::RoomNotFound, format!("there is no room {room}")));
@@ -271,7 +274,13 @@ impl Connection {
                     self.seat = Some(Seat { room: handle, id: joined.id, connection: joined.connection });
                     return Ok(());
                 }
-                Ok(Err(refusal)) => return Err(refusal),
+                Ok(Err(refusal)) => {
+                    // A wrong PIN costs what an unknown code costs, or PINs could be tried at will.
+                    if refusal.code == ErrorCode::BadPin && !access.lookup(self.client, false) {
+                        return Err(Refusal::new(ErrorCode::RateLimited, "too many wrong PINs tried; wait a minute"));
+                    }
+                    return Err(refusal);
+                }
                 Err(_) => continue,
             }
         }
@@ -280,7 +289,10 @@ impl Connection {
 
     /// Take back a seat in an existing room; a room that no longer exists has no seats.
     async fn resume(&mut self, room: &str, token: String, host: bool) -> Result<(), Refusal> {
-        let expired = || Refusal::new(ErrorCode::ResumeExpired, "that room is gone; join again");
+        // The same words as the room's own refusal: a resume must not tell whether a code exists.
+        let expired = || {
+            Refusal::new(ErrorCode::ResumeExpired, "that seat is gone (unknown token, or its grace period ended); join again")
+        };
         let handle = self.hub.existing(room).ok_or_else(expired)?;
         let (reply, rx) = oneshot::channel();
         handle.tx.send(RoomInput::Resume { token, out: self.out.clone(), reply, host }).map_err(|_| expired())?;
