@@ -470,7 +470,10 @@ async fn a_dead_media_path_is_noticed_and_an_ice_restart_revives_it() {
     b.restart_ice();
     let back_from = now_us();
     let fresh = |rx: &MediaPeer, tx: &str| {
-        rx.received(tx, Kind::Video).iter().filter(|p| p.mark().is_some_and(|m| m.sent_us > back_from + 200_000)).count()
+        rx.received(tx, Kind::Video)
+            .iter()
+            .filter(|p| p.mark().is_some_and(|m| m.sent_us > back_from + 200_000))
+            .count()
     };
     assert!(wait_until(LONG, || fresh(a, "b") >= 20 && fresh(b, "a") >= 20).await, "media flows again both ways");
 }

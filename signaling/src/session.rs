@@ -291,7 +291,10 @@ impl Connection {
     async fn resume(&mut self, room: &str, token: String, host: bool) -> Result<(), Refusal> {
         // The same words as the room's own refusal: a resume must not tell whether a code exists.
         let expired = || {
-            Refusal::new(ErrorCode::ResumeExpired, "that seat is gone (unknown token, or its grace period ended); join again")
+            Refusal::new(
+                ErrorCode::ResumeExpired,
+                "that seat is gone (unknown token, or its grace period ended); join again",
+            )
         };
         let handle = self.hub.existing(room).ok_or_else(expired)?;
         let (reply, rx) = oneshot::channel();
