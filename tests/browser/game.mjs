@@ -47,10 +47,14 @@ function installHook(P) {
     for (const video of document.querySelectorAll('.tile video.remote')) {
       const id = video.closest('.tile').dataset.participantId;
       if (typeof video.requestVideoFrameCallback !== 'function') continue;
-      video.requestVideoFrameCallback((now, meta) => {
+      const onFrame = (now, meta) => {
+        // A tile hidden at night shows its last frame again when it reappears: a frame whose packets
+        // arrived before the night fell is not a resumed one. Wait for the next.
+        if (meta.receiveTime && meta.receiveTime < entry.at - 2000) { video.requestVideoFrameCallback(onFrame); return; }
         // `now`: when this new frame is composited; `receiveTime`: when its last packet reached the page.
         shown[id] = { shown: Math.round(now - entry.at), arrived: meta.receiveTime ? Math.round(meta.receiveTime - entry.at) : null };
-      });
+      };
+      video.requestVideoFrameCallback(onFrame);
     }
   };
   P.events.addEventListener('phase', (ev) => onPhase(ev.detail));
@@ -460,11 +464,9 @@ await runTest('game', async (browser) => {
     window.parlor.chat.some((m) => m.channel === 'all' && m.text.startsWith('I have news')))))).every(Boolean), { timeout: 5000 });
 
   // Call the vote through the button until the nomination starts (a majority of the living ends the day).
-  for (const p of living) {
-    if ((await phaseOf(p)) !== 'day:1') break;
-    const button = p.page.locator('#call-vote:not([disabled])');
-    if (await button.count()) await click(p, '#call-vote', 'Call the vote');
-  }
+  // Exactly a majority clicks: once it is reached the button goes away, and a further click would wait for it.
+  const majority = Math.floor(living.length / 2) + 1;
+  for (const p of living.slice(0, majority)) await click(p, '#call-vote:not([disabled])', 'Call the vote');
 
   // ---- nomination: everyone but the detective puts the detective on trial; the detective abstains
   await waitPhase(everyone, 'nomination:1', 10000);
@@ -494,8 +496,9 @@ await runTest('game', async (browser) => {
   await waitFor('the game-over screen', () => host.page.locator('#gameover .reveal-list').isVisible(), { timeout: 5000, interval: 50 });
   await screenshot(host.page, 'game-over.png', 'the game-over screen revealing every role');
   for (const p of everyone) {
-    const over = await p.page.evaluate(() => window.parlor.gameOver);
-    check(over && over.winner === 'mafia', `${p.name}: the mafia win (${JSON.stringify(over)})`);
+    // `game_over` follows the `phase` message; a busy page may not have read it yet.
+    const over = await waitFor(`${p.name} receives game_over`, () => p.page.evaluate(() => window.parlor.gameOver), { timeout: 10000 });
+    check(over.winner === 'mafia', `${p.name}: the mafia win (${JSON.stringify(over)})`);
     check(JSON.stringify(Object.entries(over.roles).sort()) === JSON.stringify(Object.entries(roles).sort()),
       `${p.name}: game_over roles match the roles dealt`);
     check(await visible(p, '#gameover'), `${p.name} sees the game-over screen`);
