@@ -2255,7 +2255,8 @@ ui.chatForm.addEventListener('submit', (ev) => {
 let announceTimer = null;
 
 function announce(title, text, kind = '') {
-  ui.announce.replaceChildren(h('strong', { text: title }), text ? h('span', { text }) : null);
+  // replaceChildren would print a null child as the text "null".
+  ui.announce.replaceChildren(...[h('strong', { text: title }), text ? h('span', { text }) : null].filter(Boolean));
   ui.announce.className = `announce ${kind}`;
   ui.announce.hidden = false;
   clearTimeout(announceTimer);

@@ -502,6 +502,8 @@ await runTest('game', async (browser) => {
     check(JSON.stringify(Object.entries(over.roles).sort()) === JSON.stringify(Object.entries(roles).sort()),
       `${p.name}: game_over roles match the roles dealt`);
     check(await visible(p, '#gameover'), `${p.name} sees the game-over screen`);
+    const words = await p.page.evaluate(() => document.body.innerText);
+    check(!/\b(null|undefined|NaN)\b/.test(words), `${p.name}'s screen shows no placeholder value: ${words.match(/.{0,40}\b(null|undefined|NaN)\b.{0,20}/)?.[0]}`);
     const shown = await p.page.$$eval('#gameover .reveal-list li', (lis) => lis.map((li) => [li.dataset.id, li.dataset.role]));
     check(JSON.stringify(shown.sort()) === JSON.stringify(Object.entries(roles).sort()), `${p.name}: the reveal lists every role: ${JSON.stringify(shown)}`);
   }
