@@ -92,6 +92,17 @@ async fn host_key_server() -> parlor::Server {
     .await
 }
 
+/// Host-key mode with a lookup burst of 3 that does not refill within a test.
+async fn lookup_limited_server() -> parlor::Server {
+    server_with(|c| {
+        c.auth.mode = parlor::config::AuthMode::HostKey;
+        c.auth.host_keys = vec![KEY.into()];
+        c.auth.lookup_burst = 3;
+        c.auth.lookups_per_minute = 0.01;
+    })
+    .await
+}
+
 /// `join` with extra fields; the first message back.
 async fn join_with(ws: &mut Ws, room: &str, name: &str, extra: Value) -> Value {
     let mut msg = json!({"type": "join", "room": room, "name": name});
@@ -348,13 +359,7 @@ async fn bad_requests_get_clear_errors() {
 
 #[tokio::test]
 async fn lookups_of_unknown_codes_are_rate_limited() {
-    let server = server_with(|c| {
-        c.auth.mode = parlor::config::AuthMode::HostKey;
-        c.auth.host_keys = vec![KEY.into()];
-        c.auth.lookup_burst = 3;
-        c.auth.lookups_per_minute = 0.01; // no refill within the test
-    })
-    .await;
+    let server = lookup_limited_server().await;
     let code =
         request(&server, "POST", "/api/rooms", Some(KEY), Some("{}")).await.json()["code"].as_str().unwrap().to_owned();
     // Found codes cost nothing.
@@ -532,13 +537,7 @@ async fn a_code_closed_and_created_again_carries_media() {
 /// the same whether the room exists or not.
 #[tokio::test]
 async fn wrong_pins_and_resumes_are_rate_limited_too() {
-    let server = server_with(|c| {
-        c.auth.mode = parlor::config::AuthMode::HostKey;
-        c.auth.host_keys = vec![KEY.into()];
-        c.auth.lookup_burst = 3;
-        c.auth.lookups_per_minute = 0.01; // no refill within the test
-    })
-    .await;
+    let server = lookup_limited_server().await;
     let body = json!({"pin": "4321"}).to_string();
     let code = request(&server, "POST", "/api/rooms", Some(KEY), Some(&body)).await.json()["code"]
         .as_str()
