@@ -17,8 +17,8 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends gcc g++ make \
  && rm -rf /var/lib/apt/lists/*
 COPY . .
-# The same binary as the README's `cargo run --release` (same profile, same lock file).
-RUN cargo build --release --locked --bin parlor
+# The README's `cargo run --release`, without the run: same command, same profile, same lock file.
+RUN cargo build --release
 
 FROM debian:bookworm-slim
 RUN useradd --system --uid 10001 --home-dir /var/lib/parlor --create-home parlor \
@@ -37,7 +37,9 @@ USER parlor
 WORKDIR /var/lib/parlor
 # HTTP (and /ws), media over UDP, ICE-TCP (media.tcp_port "same": the UDP port's number).
 EXPOSE 8080/tcp 50000/udp 50000/tcp
+# Reads the same configuration as the server (file and PARLOR_* variables): a changed
+# server.listen or TLS is followed.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=5s --retries=3 \
-  CMD ["parlor", "healthcheck", "--addr", "127.0.0.1:8080"]
+  CMD ["parlor", "healthcheck", "--config", "/etc/parlor/parlor.toml"]
 ENTRYPOINT ["parlor"]
 CMD ["serve", "--config", "/etc/parlor/parlor.toml"]

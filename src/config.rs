@@ -180,7 +180,28 @@ impl Config {
 
     /// The process environment's `PARLOR_SECTION__KEY` variables.
     pub fn env() -> Env {
-        Env::prefixed("PARLOR_").split("__")
+        Self::env_prefixed("PARLOR_")
+    }
+
+    /// `{prefix}SECTION__KEY` variables. Every key lives in a section, so a variable without
+    /// `__` (say `PARLOR_URL`, set for some other tool) cannot be configuration: it is left out
+    /// rather than refused. [`Config::stray_env`] names them for a warning.
+    pub fn env_prefixed(prefix: &str) -> Env {
+        Env::prefixed(prefix).filter(|key| key.as_str().contains("__")).split("__")
+    }
+
+    /// The `PARLOR_…` variables [`Config::env`] leaves out, for a warning at start.
+    pub fn stray_env() -> Vec<String> {
+        Self::stray_env_prefixed("PARLOR_")
+    }
+
+    fn stray_env_prefixed(prefix: &str) -> Vec<String> {
+        let mut names: Vec<String> = std::env::vars_os()
+            .filter_map(|(k, _)| k.into_string().ok())
+            .filter(|k| k.strip_prefix(prefix).is_some_and(|rest| !rest.is_empty() && !rest.contains("__")))
+            .collect();
+        names.sort();
+        names
     }
 
     fn validate(&self) -> Result<()> {
@@ -428,11 +449,27 @@ mod tests {
         for (k, v) in vars {
             std::env::set_var(format!("{prefix}{k}"), v);
         }
-        let result = Config::load(file, overrides, Env::prefixed(&prefix).split("__"));
+        let result = Config::load(file, overrides, Config::env_prefixed(&prefix));
         for (k, _) in vars {
             std::env::remove_var(format!("{prefix}{k}"));
         }
         result
+    }
+
+    #[test]
+    fn variables_outside_a_section_are_left_out_and_named() {
+        let prefix = format!("PARLORSTRAY{}_", std::process::id());
+        std::env::set_var(format!("{prefix}URL"), "http://127.0.0.1:1/");
+        std::env::set_var(format!("{prefix}SERVER__MAX_CONNECTIONS"), "7");
+        let loaded = Config::load(None, &Overrides::default(), Config::env_prefixed(&prefix));
+        let stray = Config::stray_env_prefixed(&prefix);
+        std::env::remove_var(format!("{prefix}URL"));
+        std::env::remove_var(format!("{prefix}SERVER__MAX_CONNECTIONS"));
+        assert_eq!(loaded.unwrap().server.max_connections, 7, "section keys still apply");
+        assert_eq!(stray, vec![format!("{prefix}URL")]);
+        // A misspelt key inside a section is still refused, naming it.
+        let err = load(None, &Overrides::default(), &[("SERVER__LISTENN", "127.0.0.1:1")]).unwrap_err();
+        assert!(format!("{err:#}").contains("listenn"), "{err:#}");
     }
 
     #[test]

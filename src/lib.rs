@@ -6,6 +6,7 @@ pub mod auth;
 pub mod check;
 pub mod config;
 mod glue;
+pub mod health;
 mod http;
 mod metrics;
 pub mod tls;
@@ -51,6 +52,11 @@ impl Server {
     /// The media workers' counters, summed.
     pub async fn media_counters(&self) -> Counters {
         self.media.counters().await
+    }
+
+    /// The signaling statistics (`/metrics` reads the same).
+    pub fn signaling_stats(&self) -> Arc<parlor_signaling::stats::SignalingStats> {
+        self.hub.stats()
     }
 
     /// Number of open rooms.

@@ -40,11 +40,19 @@ enum Command {
     /// answers a STUN binding request over UDP and ICE-TCP (exit 1 when one does not). Reads the
     /// configuration like `serve`; run it with the server's own settings.
     Check(CheckArgs),
-    /// Exit 0 when the server at ADDR answers `GET /healthz` with 200 (for container health checks).
+    /// Exit 0 when the server answers `GET /healthz` with 200 (for container health checks).
+    /// Without --addr it reads the configuration like `serve` (file, then PARLOR_* variables)
+    /// and knocks at server.listen, over TLS when TLS is configured.
     Healthcheck {
-        /// The server's HTTP address.
-        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
-        addr: SocketAddr,
+        /// The server's HTTP address (default: server.listen from the configuration).
+        #[arg(long, value_name = "ADDR")]
+        addr: Option<SocketAddr>,
+        /// Speak TLS to --addr (implied by the configuration when --addr is not given).
+        #[arg(long, requires = "addr")]
+        tls: bool,
+        /// A TOML file layered over the built-in defaults (see config/default.toml).
+        #[arg(long, value_name = "FILE", conflicts_with = "addr")]
+        config: Option<PathBuf>,
     },
 }
 
@@ -77,7 +85,7 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     let args = match cli.command {
         Some(Command::Serve(args)) => args,
-        Some(Command::Healthcheck { addr }) => return healthcheck(addr),
+        Some(Command::Healthcheck { addr, tls, config }) => return healthcheck(addr, tls, config.as_deref()),
         Some(Command::Replay { file }) => return replay(&file),
         Some(Command::Check(args)) => return check(args),
         Some(Command::Token { room, ttl, config }) => return token(&room, ttl, config.as_deref()),
@@ -94,6 +102,11 @@ fn main() -> Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)
         .init();
+    for name in Config::stray_env() {
+        tracing::warn!(
+            "ignoring {name}: configuration variables are PARLOR_<SECTION>__<KEY> (see config/default.toml)"
+        );
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let server = parlor::start(&config).await?;
@@ -190,18 +203,13 @@ fn replay(file: &std::path::Path) -> Result<()> {
     }
 }
 
-/// A plain HTTP/1.0 GET of /healthz: the runtime image needs no curl for its HEALTHCHECK.
-fn healthcheck(addr: SocketAddr) -> Result<()> {
-    use std::io::{Read, Write};
-    let timeout = std::time::Duration::from_secs(3);
-    let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout)
-        .map_err(|e| anyhow::anyhow!("cannot reach {addr}: {e}"))?;
-    stream.set_read_timeout(Some(timeout))?;
-    stream.write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let status = response.lines().next().unwrap_or_default();
-    anyhow::ensure!(status.split_whitespace().nth(1) == Some("200"), "unhealthy: {status}");
+/// `GET /healthz` at --addr, or where the configuration says the server listens.
+fn healthcheck(addr: Option<SocketAddr>, tls: bool, config: Option<&std::path::Path>) -> Result<()> {
+    let (addr, tls) = match addr {
+        Some(addr) => (addr, tls),
+        None => parlor::health::target(&Config::load(config, &Overrides::default(), Config::env())?),
+    };
+    parlor::health::probe(addr, tls, std::time::Duration::from_secs(3))?;
     println!("ok");
     Ok(())
 }

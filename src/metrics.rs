@@ -81,12 +81,28 @@ pub async fn render(hub: &Hub, media: &Media) -> String {
         "Game phase changes.",
         stats.phase_switches.load(std::sync::atomic::Ordering::Relaxed),
     );
-    histogram(
+    let by_cause =
+        [("timer", stats.phase_switch_apply.snapshot()), ("command", stats.phase_switch_apply_command.snapshot())];
+    let name = "parlor_phase_switch_apply_seconds";
+    header(
         &mut out,
-        "parlor_phase_switch_apply_seconds",
-        "From a phase change to its routes applied by the media worker.",
-        &stats.phase_switch_apply.snapshot(),
+        name,
+        "From a phase change's cause (its timer firing, or the command that ended the phase) to its routes applied by the media workers.",
+        "histogram",
     );
+    for (cause, h) in &by_cause {
+        for (bound, count) in &h.buckets {
+            let _ = writeln!(out, "{name}_bucket{{cause=\"{cause}\",le=\"{bound}\"}} {count}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{cause=\"{cause}\",le=\"+Inf\"}} {}", h.count);
+        let _ =
+            writeln!(out, "{name}_sum{{cause=\"{cause}\"}} {}\n{name}_count{{cause=\"{cause}\"}} {}", h.sum, h.count);
+    }
+    let max = "parlor_phase_switch_apply_max_seconds";
+    header(&mut out, max, "The longest phase switch so far, by cause.", "gauge");
+    for (cause, h) in &by_cause {
+        let _ = writeln!(out, "{max}{{cause=\"{cause}\"}} {}", h.max);
+    }
     histogram(
         &mut out,
         "parlor_signaling_rtt_seconds",

@@ -127,3 +127,35 @@ fn dual_stack_media_answers_on_ipv4_and_ipv6() {
     assert!(out.contains(&format!("ok    udp [::1]:{udp}  answered (it sees this machine as [::1]:")), "{out}");
     assert!(out.contains(&format!("ok    tcp [::1]:{tcp}  answered (it sees this machine as [::1]:")), "{out}");
 }
+
+/// `parlor healthcheck` with these arguments and variables: (success, stdout + stderr).
+fn healthcheck(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
+    let mut cmd = Command::new(PARLOR);
+    cmd.arg("healthcheck").args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let Output { status, stdout, stderr } = cmd.output().expect("run parlor healthcheck");
+    (status.success(), format!("{}{}", String::from_utf8_lossy(&stdout), String::from_utf8_lossy(&stderr)))
+}
+
+#[test]
+fn healthcheck_finds_the_server_from_its_configuration() {
+    // A variable outside any section (as other tools set) is ignored, not fatal.
+    let server = serve(&[("PARLOR_URL", "http://127.0.0.1:9/")]);
+    let listen = server.http.to_string();
+    let (ok, out) = healthcheck(&["--addr", &listen], &[]);
+    assert!(ok && out.trim() == "ok", "{out}");
+    // Without --addr: server.listen from the environment, as in the container's HEALTHCHECK.
+    let (ok, out) = healthcheck(&[], &[("PARLOR_SERVER__LISTEN", &listen), ("PARLOR_URL", "x")]);
+    assert!(ok && out.trim() == "ok", "{out}");
+    // Speaking TLS to a plain server fails; so does a port where nothing listens.
+    let (ok, out) = healthcheck(&["--addr", &listen, "--tls"], &[]);
+    assert!(!ok, "{out}");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    let (ok, out) = healthcheck(&["--addr", &closed], &[]);
+    assert!(!ok && out.contains("cannot reach"), "{out}");
+    // A misspelt key inside a section is still an error that names it.
+    let (ok, out) = healthcheck(&[], &[("PARLOR_SERVER__LISTN", &listen)]);
+    assert!(!ok && out.contains("listn"), "{out}");
+}

@@ -162,6 +162,40 @@ async fn https_and_wss_end_to_end() {
 }
 
 #[tokio::test]
+async fn healthcheck_speaks_tls_when_the_configuration_says_so() {
+    let files = Files::new("health");
+    let (cert, key, _) = make_cert();
+    files.write(&cert, &key);
+    let server = tls_server(&files, |_| {}).await;
+    let listen = server.http_addr.to_string();
+    let run = |args: &[&str], env: &[(&str, String)]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_parlor"));
+        cmd.arg("healthcheck").args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("run parlor healthcheck");
+        (
+            out.status.success(),
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        )
+    };
+    let env = [
+        ("PARLOR_SERVER__LISTEN", listen.clone()),
+        ("PARLOR_TLS__CERT", path_str(&files.cert())),
+        ("PARLOR_TLS__KEY", path_str(&files.key())),
+    ];
+    let (ok, out) = tokio::task::spawn_blocking(move || run(&[], &env)).await.unwrap();
+    assert!(ok && out.trim() == "ok", "{out}");
+    let l = listen.clone();
+    let (ok, out) = tokio::task::spawn_blocking(move || run(&["--addr", &l, "--tls"], &[])).await.unwrap();
+    assert!(ok, "{out}");
+    // Plain HTTP to the TLS port is not healthy.
+    let (ok, out) = tokio::task::spawn_blocking(move || run(&["--addr", &listen], &[])).await.unwrap();
+    assert!(!ok, "{out}");
+}
+
+#[tokio::test]
 async fn plain_http_redirects_to_https() {
     let files = Files::new("redirect");
     let (cert, key, _) = make_cert();

@@ -228,6 +228,11 @@ impl Snapshot {
 /// `parlor_forwarded_packets_total` summed over its labels, from `GET /metrics` (None when
 /// the server has no such series).
 pub fn scrape_forwarded(addr: SocketAddr) -> Option<u64> {
+    metric_sum(&scrape_metrics(addr)?, "parlor_forwarded_packets_total").map(|v| v as u64)
+}
+
+/// The body of `GET /metrics` (None unless it answers 200).
+pub fn scrape_metrics(addr: SocketAddr) -> Option<String> {
     use std::io::{Read, Write};
     let timeout = Duration::from_secs(2);
     let mut s = std::net::TcpStream::connect_timeout(&addr, timeout).ok()?;
@@ -236,17 +241,19 @@ pub fn scrape_forwarded(addr: SocketAddr) -> Option<u64> {
     let mut text = String::new();
     s.read_to_string(&mut text).ok()?;
     let (head, body) = text.split_once("\r\n\r\n")?;
-    if head.split_whitespace().nth(1) != Some("200") {
-        return None;
-    }
+    (head.split_whitespace().nth(1) == Some("200")).then(|| body.to_owned())
+}
+
+/// One series of a Prometheus text body, summed over its labels (None when absent).
+pub fn metric_sum(body: &str, name: &str) -> Option<f64> {
     let mut total = None;
     for line in body.lines() {
-        let Some(rest) = line.strip_prefix("parlor_forwarded_packets_total") else { continue };
+        let Some(rest) = line.strip_prefix(name) else { continue };
         if !(rest.starts_with('{') || rest.starts_with(' ')) {
             continue;
         }
         if let Some(v) = rest.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) {
-            *total.get_or_insert(0u64) += v as u64;
+            *total.get_or_insert(0.0) += v;
         }
     }
     total

@@ -702,6 +702,10 @@ pub async fn phase_flip(opts: &Opts) -> anyhow::Result<Value> {
         Ok::<_, anyhow::Error>(w)
     }
     .await;
+    let apply = match target.probe.metrics {
+        Some(addr) => tokio::task::spawn_blocking(move || switch_apply(addr)).await.ok().flatten(),
+        None => None,
+    };
     let outcome = match run {
         Ok(w) => analyse_phase_flip(&w, &fleet, &target, &publish, window, opts),
         Err(e) => Err(e),
@@ -712,7 +716,28 @@ pub async fn phase_flip(opts: &Opts) -> anyhow::Result<Value> {
     let o = outcome?;
     let mut v = publish_result(opts, &result_name("phase-flip", opts), "phase-flip", &label, &o)?;
     v["phase_flip"] = o.extra["phase_flip"].clone();
+    match apply {
+        Some((count, mean_s, max_s)) => {
+            println!(
+                "phase switch, timer firing -> routes applied, server /metrics: {count} switches, mean {:.0} µs, max {:.0} µs",
+                mean_s * 1e6,
+                max_s * 1e6
+            );
+            v["phase_flip"]["switch_apply"] = json!({"count": count, "mean_us": mean_s * 1e6, "max_us": max_s * 1e6});
+        }
+        None => println!("phase switch apply time: the server exposes no /metrics"),
+    }
     Ok(v)
+}
+
+/// (count, mean s, max s) of the server's timer-driven phase-switch apply times, from `/metrics`.
+fn switch_apply(addr: std::net::SocketAddr) -> Option<(u64, f64, f64)> {
+    let body = crate::fleet::scrape_metrics(addr)?;
+    let timer = |name: &str| crate::fleet::metric_sum(&body, &format!("{name}{{cause=\"timer\"}}"));
+    let count = timer("parlor_phase_switch_apply_seconds_count")?;
+    let sum = timer("parlor_phase_switch_apply_seconds_sum")?;
+    let max = timer("parlor_phase_switch_apply_max_seconds")?;
+    (count > 0.0).then(|| (count as u64, sum / count, max))
 }
 
 fn analyse_phase_flip(

@@ -13,6 +13,9 @@ pub enum Verdict {
     },
     /// Drop it: video is waiting for a keyframe.
     WaitKeyframe,
+    /// Drop it: a reordered packet from before the point where the run was re-based. Its
+    /// outgoing number would repeat one already written (and it may date from a pause).
+    Stale,
 }
 
 /// Rewrites one publisher stream for one subscriber.
@@ -30,6 +33,8 @@ pub struct Rewriter {
     last_out: Option<(u64, u32)>,
     rebase: bool,
     waiting_keyframe: bool,
+    /// The incoming sequence number the current run was re-based on.
+    floor: Option<u64>,
 }
 
 /// First outgoing sequence number: low, so str0m needs no out-of-band rollover counter.
@@ -47,6 +52,7 @@ impl Rewriter {
             last_out: None,
             rebase: true,
             waiting_keyframe: video,
+            floor: None,
         }
     }
 
@@ -74,6 +80,9 @@ impl Rewriter {
                 self.waiting_keyframe = true;
             }
         }
+        if !source_changed && !self.rebase && self.floor.is_some_and(|f| seq < f) {
+            return Verdict::Stale;
+        }
         if self.waiting_keyframe {
             if !keyframe {
                 self.rebase = true;
@@ -88,6 +97,7 @@ impl Rewriter {
                 None => (FIRST_SEQ, time),
             };
             self.offset = next_seq as i64 - seq as i64;
+            self.floor = Some(seq);
             if source_changed || self.source.is_none() {
                 self.time_offset = next_time.wrapping_sub(time);
             }
@@ -113,7 +123,7 @@ mod tests {
         range
             .map(|s| match r.next(ssrc, s, (s * 3000) as u32, Some(s) == key_at) {
                 Verdict::Write { seq, .. } => Some(seq),
-                Verdict::WaitKeyframe => None,
+                Verdict::WaitKeyframe | Verdict::Stale => None,
             })
             .collect()
     }
@@ -134,6 +144,25 @@ mod tests {
         r.pause();
         // Paused: the forwarder writes nothing for 14..20. Resume: waits for a keyframe at 22.
         assert_eq!(seqs(&mut r, 1, 20..25, Some(22)), vec![None, None, Some(3), Some(4), Some(5)]);
+    }
+
+    #[test]
+    fn a_late_packet_from_before_the_resume_point_is_dropped() {
+        let mut r = Rewriter::new(true, 90_000);
+        assert_eq!(seqs(&mut r, 1, 10..12, Some(10)), vec![Some(1), Some(2)]);
+        r.pause();
+        assert_eq!(seqs(&mut r, 1, 20..24, Some(22)), vec![None, None, Some(3), Some(4)]);
+        // 21 arrives late: written, it would take number 2 a second time.
+        assert_eq!(r.next(1, 21, 21 * 3000, false), Verdict::Stale);
+        // Reordering inside the run keeps its place.
+        assert_eq!(seqs(&mut r, 1, 25..26, None), vec![Some(6)]);
+        assert_eq!(r.next(1, 24, 24 * 3000, false), Verdict::Write { seq: 5, time: (24 * 3000) as u32 });
+
+        let mut a = Rewriter::new(false, 48_000);
+        assert_eq!(a.next(1, 100, 0, false), Verdict::Write { seq: 1, time: 0 });
+        a.pause();
+        assert_eq!(a.next(1, 150, 960, false), Verdict::Write { seq: 2, time: 960 });
+        assert_eq!(a.next(1, 149, 0, false), Verdict::Stale);
     }
 
     #[test]

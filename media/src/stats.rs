@@ -23,11 +23,13 @@ pub enum DropReason {
     BadPacket,
     /// A subscriber's keyframe request for a pair it may not receive.
     DeniedKeyframeRequest,
+    /// A reordered packet from before the point where a subscriber's run resumed.
+    Stale,
 }
 
 impl DropReason {
     /// Every reason, in a fixed order.
-    pub const ALL: [DropReason; 9] = [
+    pub const ALL: [DropReason; 10] = [
         DropReason::NotAllowed,
         DropReason::WaitingKeyframe,
         DropReason::NoSubscriber,
@@ -37,6 +39,7 @@ impl DropReason {
         DropReason::UnknownSource,
         DropReason::BadPacket,
         DropReason::DeniedKeyframeRequest,
+        DropReason::Stale,
     ];
 
     /// The label used in metrics.
@@ -51,6 +54,7 @@ impl DropReason {
             DropReason::UnknownSource => "unknown_source",
             DropReason::BadPacket => "bad_packet",
             DropReason::DeniedKeyframeRequest => "denied_keyframe_request",
+            DropReason::Stale => "stale",
         }
     }
 

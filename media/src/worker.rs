@@ -821,6 +821,10 @@ impl Worker {
                     self.counters.drop(DropReason::WaitingKeyframe);
                     continue;
                 }
+                Verdict::Stale => {
+                    self.counters.drop(DropReason::Stale);
+                    continue;
+                }
             };
             let out_mid = track.mid;
             let ext = ExtensionValues {

@@ -28,6 +28,13 @@ use crate::protocol::{
 use crate::session::Outbound;
 
 /// What a room task receives.
+/// What made the game move (for timing phase switches).
+#[derive(Debug, Clone, Copy)]
+enum Cause {
+    Timer,
+    Command,
+}
+
 pub(crate) enum RoomInput {
     Join {
         name: String,
@@ -197,7 +204,7 @@ impl Room {
                 .map(|at| Instant::now() + Duration::from_millis(at.saturating_sub(unix_ms())));
             tokio::select! {
                 input = inputs.recv() => match input {
-                    Some(input) => self.handle(input).await,
+                    Some(input) => self.handle(input, Instant::now()).await,
                     None => break,
                 },
                 _ = sleep_until_opt(grace) => self.expire_graces().await,
@@ -206,12 +213,11 @@ impl Room {
                     self.close_all(LeaveReason::Disconnected).await;
                 }
                 _ = sleep_until_opt(timer) => {
+                    // Measured from here: the timer firing, through the pure game, to the
+                    // media workers' acknowledgement of the new routes.
                     let fired = Instant::now();
                     self.game_timeout(unix_ms());
-                    let switched = self.after_game().await;
-                    if switched {
-                        debug!(room = %self.code, elapsed_us = fired.elapsed().as_micros() as u64, "phase switch applied");
-                    }
+                    self.after_game_since(fired, Cause::Timer).await;
                 }
             }
             // A room made through the API waits for its players (until idle or closed).
@@ -226,7 +232,8 @@ impl Room {
         info!(room = %self.code, "room closed");
     }
 
-    async fn handle(&mut self, input: RoomInput) {
+    /// One input, taken from the queue at `taken` (a phase switch it causes is timed from then).
+    async fn handle(&mut self, input: RoomInput, taken: Instant) {
         match input {
             RoomInput::Join { name, out, reply, host, pin } => {
                 let result = self.join(name, out, host, pin).await;
@@ -308,7 +315,7 @@ impl Room {
                     self.send(&id, &ServerMsg::error(e.code(), e.to_string()));
                 }
                 // Even a refused command may have run a phase timer that was due.
-                self.after_game().await;
+                self.after_game_since(taken, Cause::Command).await;
             }
             RoomInput::Leave { id } => self.remove(&id, LeaveReason::Left).await,
             RoomInput::SocketClosed { id, connection } => self.socket_closed(&id, connection),
@@ -534,7 +541,12 @@ impl Room {
     /// send the events, and `media_state` to whoever's view changed. Returns whether the
     /// phase changed.
     async fn after_game(&mut self) -> bool {
-        let started = Instant::now();
+        self.after_game_since(Instant::now(), Cause::Command).await
+    }
+
+    /// [`Self::after_game`], with a phase switch's apply time counted from `started` (when the
+    /// command or timer that caused it was taken up).
+    async fn after_game_since(&mut self, started: Instant, cause: Cause) -> bool {
         self.drain_game();
         let events = std::mem::take(&mut self.pending);
         let switching = events.iter().any(|e| matches!(e, Event::Phase(_)));
@@ -546,8 +558,14 @@ impl Room {
             debug!(room = %self.code, epoch = self.epoch, apply_us = started.elapsed().as_micros() as u64, "routes applied");
         }
         if switching {
+            let took = started.elapsed();
             self.hub.stats.phase_switches.fetch_add(1, Ordering::Relaxed);
-            self.hub.stats.phase_switch_apply.observe(started.elapsed());
+            let histogram = match cause {
+                Cause::Timer => &self.hub.stats.phase_switch_apply,
+                Cause::Command => &self.hub.stats.phase_switch_apply_command,
+            };
+            histogram.observe(took);
+            debug!(room = %self.code, ?cause, elapsed_us = took.as_micros() as u64, "phase switch applied");
         }
         let mut phase_changed = false;
         let mut kicked = Vec::new();

@@ -10,6 +10,7 @@ pub struct Histogram {
     bounds: &'static [f64],
     counts: Vec<AtomicU64>,
     sum_ns: AtomicU64,
+    max_ns: AtomicU64,
     total: AtomicU64,
 }
 
@@ -22,6 +23,8 @@ pub struct HistogramSnapshot {
     pub sum: f64,
     /// Number of observations.
     pub count: u64,
+    /// The largest observation, seconds (0 with none).
+    pub max: f64,
 }
 
 impl Histogram {
@@ -31,6 +34,7 @@ impl Histogram {
             bounds,
             counts: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
             sum_ns: AtomicU64::new(0),
+            max_ns: AtomicU64::new(0),
             total: AtomicU64::new(0),
         }
     }
@@ -42,6 +46,7 @@ impl Histogram {
             self.counts[i].fetch_add(1, Ordering::Relaxed);
         }
         self.sum_ns.fetch_add(d.as_nanos() as u64, Ordering::Relaxed);
+        self.max_ns.fetch_max(d.as_nanos() as u64, Ordering::Relaxed);
         self.total.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -61,6 +66,7 @@ impl Histogram {
             buckets,
             sum: self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9,
             count: self.total.load(Ordering::Relaxed),
+            max: self.max_ns.load(Ordering::Relaxed) as f64 / 1e9,
         }
     }
 }
@@ -77,8 +83,12 @@ pub struct SignalingStats {
     pub participants: AtomicU64,
     /// Game phase changes.
     pub phase_switches: AtomicU64,
-    /// Time from a phase change being decided to its routes being applied by the media layer.
+    /// Phase changes on a timer: from the timer firing to the new routes being applied by the
+    /// media workers.
     pub phase_switch_apply: Histogram,
+    /// Phase changes caused by a command (the last vote, a start): from the room taking the
+    /// command to the new routes being applied.
+    pub phase_switch_apply_command: Histogram,
     /// WebSocket round trips (server Ping to client Pong).
     pub rtt: Histogram,
 }
@@ -89,6 +99,7 @@ impl Default for SignalingStats {
             participants: AtomicU64::new(0),
             phase_switches: AtomicU64::new(0),
             phase_switch_apply: Histogram::new(FAST_BUCKETS),
+            phase_switch_apply_command: Histogram::new(FAST_BUCKETS),
             rtt: Histogram::new(RTT_BUCKETS),
         }
     }

@@ -462,6 +462,48 @@ fn doctor_saves_and_never_twice_running() {
 }
 
 #[test]
+fn a_doctor_saving_themself_survives_the_mafia_but_not_twice_running() {
+    let mut t = Table::started(10, 5, Settings::default());
+    t.skip_to(Phase::Night);
+    t.take();
+    let m = t.with(Role::Mafia)[0].clone();
+    let doc = t.with(Role::Doctor)[0].clone();
+    act(&mut t, &doc, &doc);
+    act(&mut t, &m, &doc);
+    let events = t.take();
+    assert_eq!(phases(&events), vec![Phase::Dawn]);
+    assert!(eliminated(&events).is_empty(), "the self-save stops the kill: {events:?}");
+    assert!(t.living().contains(&doc));
+
+    t.skip_to(Phase::Night);
+    t.take();
+    assert!(not_allowed(t.err(&doc, Command::NightAction(doc.clone()))), "not oneself two nights running");
+    let c = t.with(Role::Citizen);
+    act(&mut t, &doc, &c[0]);
+    act(&mut t, &m, &doc);
+    assert_eq!(eliminated(&t.take()), vec![(doc.clone(), Cause::Killed)]);
+}
+
+#[test]
+fn a_player_who_left_cannot_be_targeted() {
+    let mut t = Table::started(10, 5, Settings::default());
+    t.skip_to(Phase::Night);
+    t.take();
+    let m = t.with(Role::Mafia)[0].clone();
+    let c = t.with(Role::Citizen);
+    t.ok(&c[0], Command::Left);
+    t.take();
+    // A dealt player who left is refused like the dead; an id never dealt is a bad field.
+    assert!(not_allowed(t.err(&m, Command::NightAction(c[0].clone()))));
+    assert!(matches!(t.err(&m, Command::NightAction("nobody".into())), GameError::BadField(_)));
+    act(&mut t, &m, &c[1]);
+    t.skip_to(Phase::Nomination);
+    t.take();
+    let voter = t.living().into_iter().find(|id| *id != m).unwrap();
+    assert!(not_allowed(t.err(&voter, Command::Nominate(Some(c[0].clone())))));
+}
+
+#[test]
 fn the_detective_alone_learns_the_answer() {
     let mut t = Table::started(11, 6, Settings::default());
     t.skip_to(Phase::Night);

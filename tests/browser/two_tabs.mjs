@@ -21,7 +21,10 @@ async function probe(page) {
     const tiles = {};
     for (const video of document.querySelectorAll('.tile video.remote')) {
       const tile = video.closest('.tile');
-      tiles[tile.dataset.participantId] = { width: video.videoWidth, height: video.videoHeight, state: tile.dataset.state };
+      tiles[tile.dataset.participantId] = {
+        width: video.videoWidth, height: video.videoHeight, state: tile.dataset.state,
+        name: tile.querySelector('.name')?.textContent ?? null,
+      };
     }
     return {
       id: p ? p.id : null,
@@ -35,9 +38,16 @@ async function probe(page) {
 await runTest('two_tabs', async (browser) => {
   log(`room ${room} at ${base}`);
   const pages = [];
-  for (const name of names) {
-    pages.push(await openPage(browser, name, roomPath(room, name, '&video=320x240'), { viewport: { width: 960, height: 640 } }));
-  }
+  // Alice follows a link that carries her name; Bob opens the README's /?room=CODE and types his
+  // name into the prompt, as a newcomer does.
+  pages.push(await openPage(browser, names[0], roomPath(room, names[0], '&video=320x240'), { viewport: { width: 960, height: 640 } }));
+  const bob = await openPage(browser, names[1], `/?room=${encodeURIComponent(room)}&video=320x240`, { viewport: { width: 960, height: 640 } });
+  await bob.page.waitForSelector('#name-input', { state: 'visible', timeout: deadlineMs });
+  const title = await bob.page.textContent('#join-title');
+  check(title.includes(room), `the name prompt names the room: ${JSON.stringify(title)}`);
+  await bob.page.fill('#name-input', names[1]);
+  await bob.page.click('#join-button');
+  pages.push(bob);
 
   const firstSeen = new Map();
   const last = new Map();
@@ -54,9 +64,10 @@ await runTest('two_tabs', async (browser) => {
       p.rising = p.rising || (before !== undefined && before > 0 && frames > before);
       last.set(p.name, frames);
       const tile = other ? s.tiles[other] : undefined;
-      p.tileOk = Boolean(tile && tile.width > 0 && tile.height > 0 && tile.state === 'live');
+      // The tile shows the other's picture under the other's name.
+      p.tileOk = Boolean(tile && tile.width > 0 && tile.height > 0 && tile.state === 'live' && tile.name === names[1 - i]);
       p.summary = `id=${s.id} framesDecoded(from ${other})=${frames} bytes=${v ? v.bytesReceived : 0} ` +
-        `size=${v ? `${v.frameWidth}x${v.frameHeight}` : '-'} tile=${tile ? tile.state : 'none'}`;
+        `size=${v ? `${v.frameWidth}x${v.frameHeight}` : '-'} tile=${tile ? `${tile.state} "${tile.name}"` : 'none'}`;
       p.firstFrameWall = s.firstFrameWall;
       ok = ok && p.rising && p.tileOk;
     }

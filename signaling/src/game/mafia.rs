@@ -368,10 +368,12 @@ impl Mafia {
         Ok(())
     }
 
-    /// A target id must name a player of this game.
+    /// A target id must name a player of this game. One who was dealt in but left is refused
+    /// like the dead (the move is not allowed); an id never dealt is a bad field.
     fn check_target(&self, target: &str) -> Result<(), GameError> {
         match self.table.as_ref() {
             Some(t) if t.is_player(target) => Ok(()),
+            Some(t) if t.was_dealt(target) => Err(GameError::NotAllowed(format!("{target} has left the game"))),
             _ => Err(GameError::BadField(format!("target: {target:?} is not a player"))),
         }
     }

@@ -56,6 +56,11 @@ impl Table {
         self.seat(id).is_some()
     }
 
+    /// Whether `id` was dealt into this game (even if they left since).
+    pub(super) fn was_dealt(&self, id: &str) -> bool {
+        self.seats.contains_key(id)
+    }
+
     /// Whether `id` is a living player.
     pub(super) fn is_living(&self, id: &str) -> bool {
         self.seat(id).is_some_and(|s| s.alive)
