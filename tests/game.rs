@@ -1,11 +1,13 @@
 //! A whole Mafia game through the server with six real WebRTC clients (two mafia) and short
 //! phases. Every payload carries its publisher's send time, so the contract of DESIGN.md §2
 //! can be checked exactly: nothing a publisher sent after a subscriber was told a phase that
-//! denies it reaches that subscriber.
+//! denies it reaches that subscriber. What is allowed must arrive whole (received / sent in
+//! the window, by the publisher's own send log), every `media_state` is checked against the
+//! routing table written out again here, and no phase change renegotiates SDP.
 
 mod support;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -45,6 +47,163 @@ fn sent_between(rx: &TestClient, tx: &str, kind: Kind, from: u64, to: u64) -> Ve
 async fn expect_error(c: &TestClient, code: &str) {
     let got = c.expect_error(LONG).await.unwrap();
     assert_eq!(got, code, "{} expected error {code}", c.id());
+}
+
+/// (sent, received): how many `kind` packets `tx` sent with a send time in [from, to) by its
+/// own send log, and how many of exactly those (matched by the counter in the payload) `rx` got.
+fn delivery(tx: &TestClient, rx: &TestClient, kind: Kind, from: u64, to: u64) -> (usize, usize) {
+    let sent: HashSet<u32> = tx
+        .sent(kind)
+        .iter()
+        .filter_map(|p| parse_mark(&p.payload))
+        .filter(|m| m.sent_us >= from && m.sent_us < to)
+        .map(|m| m.counter)
+        .collect();
+    let got: HashSet<u32> = rx
+        .received(tx.id(), kind)
+        .iter()
+        .filter_map(|p| p.mark())
+        .filter(|m| m.publisher == tx.id() && sent.contains(&m.counter))
+        .map(|m| m.counter)
+        .collect();
+    (sent.len(), got.len())
+}
+
+/// Asserts that `rx` got at least 90 % of what `tx` sent of `kind` in [from, to) (at least
+/// `min_sent` packets, so the check is never vacuous); returns the share.
+fn assert_delivered(
+    tx: &TestClient,
+    rx: &TestClient,
+    kind: Kind,
+    from: u64,
+    to: u64,
+    min_sent: usize,
+    what: &str,
+) -> f64 {
+    let (sent, got) = delivery(tx, rx, kind, from, to);
+    assert!(sent >= min_sent, "{what}: {} sent only {sent} {kind} packets in the window", tx.id());
+    assert!(got * 10 >= sent * 9, "{what}: {} got {got} of {sent} {kind} packets {} sent", rx.id(), tx.id());
+    got as f64 / sent as f64
+}
+
+/// DESIGN.md §4's routing table, written out again from the table (not from the server's
+/// code): may `rx` receive `tx`'s `kind` in the phase `phase` (a `phase` message)? `roles`
+/// holds the players; anyone else in the room is a spectator (this game has no moderator).
+fn table_allows(phase: &Value, roles: &HashMap<String, String>, rx: &str, tx: &str, kind: Kind) -> bool {
+    let name = phase["phase"].as_str().unwrap();
+    if matches!(name, "lobby" | "game_over") {
+        return true;
+    }
+    let alive: Vec<&str> = phase["alive"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let player = |id: &str| roles.contains_key(id);
+    let dead = |id: &str| player(id) && !alive.contains(&id);
+    let living_mafia = |id: &str| alive.contains(&id) && roles[id] == "mafia";
+    if !player(tx) {
+        return false; // spectators publish to nobody
+    }
+    if dead(rx) {
+        return true; // the dead receive every player
+    }
+    if dead(tx) {
+        return false; // only the dead (and a moderator) receive the dead
+    }
+    // A living publisher, and a living or spectating subscriber (who gets what a citizen gets).
+    match name {
+        "night" => living_mafia(tx) && living_mafia(rx),
+        "defense" => kind == Kind::Video || phase["accused"] == tx,
+        _ => true,
+    }
+}
+
+/// The `receive` object of the `media_state` the table prescribes for `rx` in `phase`, with
+/// `members` in the room.
+fn table_view(phase: &Value, roles: &HashMap<String, String>, members: &BTreeSet<String>, rx: &str) -> Value {
+    let view: serde_json::Map<String, Value> = members
+        .iter()
+        .filter(|tx| *tx != rx)
+        .map(|tx| {
+            let cell = json!({
+                "audio": table_allows(phase, roles, rx, tx, Kind::Audio),
+                "video": table_allows(phase, roles, rx, tx, Kind::Video),
+            });
+            (tx.clone(), cell)
+        })
+        .collect();
+    Value::Object(view)
+}
+
+/// The message right after `c`'s `phase` message of (phase, round), if it is a `media_state`.
+fn state_after(c: &TestClient, phase: &str, round: u64) -> Option<Value> {
+    let msgs = c.messages();
+    let i = msgs.iter().position(|m| m["type"] == "phase" && m["phase"] == phase && m["round"] == round)?;
+    msgs.get(i + 1).filter(|m| m["type"] == "media_state").cloned()
+}
+
+/// What [`check_media_states`] saw on one socket.
+struct MediaStates {
+    /// `phase` messages, each followed at once by its `media_state`.
+    phases: usize,
+    /// `media_state`s that came within a phase (not right after a `phase`, nor the first one
+    /// after `welcome`), with the phase they came in.
+    in_phase: Vec<(String, Value)>,
+}
+
+/// Walks `c`'s messages from index `start` on (a `phase` or a `welcome`) and checks every
+/// `media_state` against the routing table: the message right after each `phase` is its
+/// `media_state`; any other `media_state` is a change of view within the phase.
+fn check_media_states(c: &TestClient, roles: &HashMap<String, String>, start: usize) -> MediaStates {
+    let msgs = c.messages();
+    let mut members: BTreeSet<String> = roles.keys().cloned().collect();
+    let mut phase: Option<Value> = None;
+    let mut prev: Option<Value> = None;
+    let mut initial = false;
+    let mut out = MediaStates { phases: 0, in_phase: Vec::new() };
+    for (i, m) in msgs.iter().enumerate().skip(start) {
+        match m["type"].as_str().unwrap_or("") {
+            "welcome" => {
+                members = m["participants"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|p| p["id"].as_str().unwrap().to_owned())
+                    .collect();
+                phase = Some(m["game"].clone());
+                initial = true;
+            }
+            "participant_joined" => {
+                members.insert(m["participant"]["id"].as_str().unwrap().to_owned());
+            }
+            "participant_left" => {
+                members.remove(m["id"].as_str().unwrap());
+            }
+            "phase" => {
+                out.phases += 1;
+                phase = Some(m.clone());
+                let next = msgs.get(i + 1).map(|n| n["type"].clone());
+                assert_eq!(next, Some(json!("media_state")), "{}: what follows {m}", c.id());
+            }
+            "media_state" => {
+                let now = phase.as_ref().unwrap_or_else(|| panic!("{}: media_state before any phase", c.id()));
+                let expected = table_view(now, roles, &members, c.id());
+                assert_eq!(m["receive"], expected, "{}: media_state in {}", c.id(), now["phase"]);
+                let after_phase = i > 0 && msgs[i - 1]["type"] == "phase";
+                if !after_phase && !initial {
+                    assert_ne!(
+                        prev.as_ref(),
+                        Some(&m["receive"]),
+                        "{}: an unchanged view within {}",
+                        c.id(),
+                        now["phase"]
+                    );
+                    out.in_phase.push((now["phase"].as_str().unwrap().to_owned(), m["receive"].clone()));
+                }
+                initial = false;
+                prev = Some(m["receive"].clone());
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -109,9 +268,16 @@ async fn six_players_night_falls_on_the_server() {
 
     // ---- night 1 ----
     wait_phase(&players, "night").await;
-    for p in &players {
-        let state = p.c.expect_message("media_state", LONG).await.unwrap();
-        let _ = state; // the full check is below, on the last media_state of the night
+    // The mafia's night view: each other, both kinds, and nobody else. (Every media_state of
+    // the game is checked against the routing table at the end.)
+    for m in &mafia {
+        let c = &player(m).c;
+        assert!(wait_until(LONG, || state_after(c, "night", 1).is_some()).await, "{m}: media_state after night");
+        let view = state_after(c, "night", 1).unwrap();
+        for (id, r) in view["receive"].as_object().unwrap() {
+            let mate = mafia.contains(id);
+            assert_eq!(r, &json!({"audio": mate, "video": mate}), "{m}'s night view of {id}");
+        }
     }
     // The adversary tries every way in.
     let adv = &player(&adversary).c;
@@ -127,9 +293,16 @@ async fn six_players_night_falls_on_the_server() {
     expect_error(adv, "not_host").await;
     adv.send_json(&json!({"type": "kick", "id": mafia[0]})).unwrap();
     expect_error(adv, "not_host").await;
+    // Its keyframe requests for streams it may not receive are dropped, counted, and never
+    // reach the publishers.
+    let denied_kf = || async { server.media_counters().await.dropped(parlor_media::DropReason::DeniedKeyframeRequest) };
+    let denied_kf_before = denied_kf().await;
+    let kf_asked_before: HashMap<String, u64> =
+        by_id.keys().map(|id| (id.clone(), player(id).c.keyframe_requests())).collect();
+    let mut plis = 0u64;
     let mut nacked: HashMap<String, (u64, Vec<u16>)> = HashMap::new();
     for other in by_id.keys().filter(|id| **id != adversary) {
-        adv.send_pli(other).await.unwrap();
+        plis += adv.send_pli(other).await.unwrap() as u64;
         let seen: Vec<u16> = adv.received(other, Kind::Video).iter().rev().take(30).map(|p| p.seq).collect();
         let mut nacks = seen.clone();
         nacks.extend(
@@ -138,9 +311,38 @@ async fn six_players_night_falls_on_the_server() {
         nacked.insert(other.clone(), (now_us(), nacks.clone()));
         adv.send_nack(other, Kind::Video, &nacks).await.unwrap();
     }
+    assert!(
+        wait_until_async(LONG, || async { denied_kf().await >= denied_kf_before + plis }).await,
+        "the adversary's {plis} PLIs were counted as denied keyframe requests ({} -> {})",
+        denied_kf_before,
+        denied_kf().await
+    );
+    let denied_kf_delta = denied_kf().await - denied_kf_before;
+    // It renegotiates in the middle of the night: the server answers (and offers nothing),
+    // well before the night ends.
+    let reneg_at = now_us();
+    let negotiations = adv.media().negotiations();
     adv.media().renegotiate();
+    let answer_at =
+        || adv.timed_messages().into_iter().find(|(t, m)| *t >= reneg_at && m["type"] == "answer").map(|(t, _)| t);
+    assert!(wait_until(LONG, || answer_at().is_some()).await, "the server answers the night renegotiation");
+    assert!(wait_until(LONG, || adv.media().negotiations() > negotiations).await, "the renegotiation completes");
+    let answer_at = answer_at().unwrap();
     // The mafia see and hear each other all night, and can talk in their channel.
     let (m0, m1) = (&player(&mafia[0]).c, &player(&mafia[1]).c);
+    // Let the night go on for a while after the renegotiation, so a leak it opened would show.
+    assert!(
+        wait_until(LONG, || sent_between(m0, &mafia[1], Kind::Video, answer_at, u64::MAX).len() >= 10
+            && sent_between(m1, &mafia[0], Kind::Audio, answer_at, u64::MAX).len() >= 15)
+        .await,
+        "the mafia keep receiving each other after the renegotiation"
+    );
+    assert!(adv.arrival_of(|m| m["type"] == "phase" && m["phase"] == "dawn").is_none(), "still night");
+    for (id, before) in &kf_asked_before {
+        if *id != adversary {
+            assert_eq!(player(id).c.keyframe_requests(), *before, "a denied PLI reached {id}");
+        }
+    }
     let night_m0 = phase_arrival(m0, "night", 1);
     assert!(
         wait_until(LONG, || sent_between(m0, &mafia[1], Kind::Video, night_m0, u64::MAX).len() >= 20
@@ -216,6 +418,34 @@ async fn six_players_night_falls_on_the_server() {
             assert!(sent_between(c, tx, Kind::Video, night, dawn.saturating_sub(SLACK_US)).is_empty());
         }
     }
+    // After its renegotiation the adversary received nothing at all until dawn.
+    let adv_dawn = phase_arrival(adv, "dawn", 1);
+    assert!(answer_at < adv_dawn, "the renegotiation completed inside the night");
+    for tx in by_id.keys().filter(|id| **id != adversary) {
+        for kind in [Kind::Audio, Kind::Video] {
+            let got = adv
+                .received(tx, kind)
+                .iter()
+                .filter(|p| p.arrival_us() >= answer_at && p.arrival_us() < adv_dawn.saturating_sub(SLACK_US))
+                .count();
+            assert_eq!(got, 0, "after renegotiating, the adversary got {got} {kind} packets from {tx} at night");
+        }
+    }
+    // The mafia received each other all night, both kinds, whole.
+    let mut mafia_share = Vec::new();
+    for (rx, tx) in [(m0, m1), (m1, m0)] {
+        let (night, dawn) = (phase_arrival(rx, "night", 1), phase_arrival(rx, "dawn", 1));
+        for kind in [Kind::Audio, Kind::Video] {
+            let share = assert_delivered(tx, rx, kind, night + SLACK_US, dawn - SLACK_US, 10, "mafia at night");
+            mafia_share.push(share);
+        }
+    }
+    // The dead see and hear everyone from dawn on.
+    let victim_c = &player(&victim).c;
+    assert!(wait_until(LONG, || state_after(victim_c, "dawn", 1).is_some()).await);
+    for (id, r) in state_after(victim_c, "dawn", 1).unwrap()["receive"].as_object().unwrap() {
+        assert_eq!(r, &json!({"audio": true, "video": true}), "the dead's view of {id}");
+    }
     // The mafia chat reached the mafia only (the victim was alive then).
     for p in &players {
         let got = p.c.messages_of("chat").iter().any(|m| m["channel"] == "mafia");
@@ -242,6 +472,11 @@ async fn six_players_night_falls_on_the_server() {
                 "{} receives {tx} again after dawn",
                 rx.id()
             );
+            assert!(
+                wait_until(LONG, || sent_between(rx, tx, Kind::Audio, dawn, u64::MAX).len() >= 5).await,
+                "{} hears {tx} again after dawn",
+                rx.id()
+            );
             let after: Vec<RecvPacket> =
                 rx.received(tx, Kind::Video).into_iter().filter(|p| p.mark().unwrap().sent_us > night).collect();
             assert!(after[0].is_keyframe(), "{} resumed {tx} on a keyframe", rx.id());
@@ -249,11 +484,37 @@ async fn six_players_night_falls_on_the_server() {
             resume_ms.push((first_arrival.saturating_sub(dawn)) as f64 / 1000.0);
         }
     }
-    // Nobody living receives the dead victim during the game.
-    let victim_c = &player(&victim).c;
 
     // Day: a majority calls the vote; the victim cannot.
     wait_phase(&players, "day").await;
+    // Dawn carried every living player's audio to every other, whole.
+    let mut dawn_share = Vec::new();
+    for rx in living.iter().map(|id| &player(id).c) {
+        let (dawn, day) = (phase_arrival(rx, "dawn", 1), phase_arrival(rx, "day", 1));
+        for tx in living.iter().filter(|id| *id != rx.id()).map(|id| &player(id).c) {
+            dawn_share.push(assert_delivered(
+                tx,
+                rx,
+                Kind::Audio,
+                dawn + SLACK_US,
+                day - SLACK_US,
+                10,
+                "audio at dawn",
+            ));
+        }
+    }
+    // A spectator joins (signaling only, so no track changes for anyone): everyone's view
+    // changes within the day.
+    let spectator = TestClient::join(&url, "mafia-night", "Spec", ClientOptions::signaling_only()).await.unwrap();
+    let spec_id = spectator.id().to_owned();
+    for p in &players {
+        assert!(
+            wait_until(LONG, || p.c.last_of("media_state").is_some_and(|m| m["receive"].get(&spec_id).is_some())).await,
+            "{} got a media_state naming the spectator",
+            p.c.id()
+        );
+    }
+    assert_eq!(spectator.welcome().unwrap()["game"]["phase"], "day");
     victim_c.send_json(&json!({"type": "call_vote"})).unwrap();
     expect_error(victim_c, "not_allowed").await;
     // Five living: three calls are a majority (a fourth would arrive in nomination).
@@ -285,15 +546,20 @@ async fn six_players_night_falls_on_the_server() {
     let defense_msg = player(&mafia[0]).c.last_of("phase").unwrap();
     assert_eq!(defense_msg["accused"], adversary.as_str());
     wait_phase(&players, "judgment").await;
-    for rx in living.iter().filter(|id| **id != adversary).map(|id| &player(id).c) {
+    // Every living player, the accused included: everyone's video, the accused's audio only,
+    // nothing of the dead.
+    let mut defense_share = Vec::new();
+    for rx in living.iter().map(|id| &player(id).c) {
         let (from, to) = (phase_arrival(rx, "defense", 1), phase_arrival(rx, "judgment", 1));
-        let heard = sent_between(rx, &adversary, Kind::Audio, from, to.saturating_sub(SLACK_US)).len();
-        assert!(heard >= 20, "{} hears the accused in defense ({heard})", rx.id());
-        for tx in living.iter().filter(|id| **id != adversary && *id != rx.id()) {
-            let leaked = sent_between(rx, tx, Kind::Audio, from, to.saturating_sub(SLACK_US)).len();
-            assert_eq!(leaked, 0, "{} heard {tx} during the defense", rx.id());
-            let seen = sent_between(rx, tx, Kind::Video, from, to.saturating_sub(SLACK_US)).len();
-            assert!(seen >= 10, "{} still sees {tx} during the defense ({seen})", rx.id());
+        for tx in living.iter().filter(|id| *id != rx.id()).map(|id| &player(id).c) {
+            let what = format!("{} receiving {} in defense", rx.id(), tx.id());
+            if tx.id() == adversary {
+                defense_share.push(assert_delivered(tx, rx, Kind::Audio, from + SLACK_US, to - SLACK_US, 20, &what));
+            } else {
+                let leaked = sent_between(rx, tx.id(), Kind::Audio, from, to.saturating_sub(SLACK_US)).len();
+                assert_eq!(leaked, 0, "{what}: heard {leaked} audio packets");
+            }
+            defense_share.push(assert_delivered(tx, rx, Kind::Video, from + SLACK_US, to - SLACK_US, 10, &what));
         }
         // The dead victim is neither seen nor heard by the living.
         let from_dead =
@@ -302,9 +568,14 @@ async fn six_players_night_falls_on_the_server() {
                     .len();
         assert_eq!(from_dead, 0, "{} received the dead victim", rx.id());
     }
-    // The dead hear everyone during the defense.
+    // The dead see and hear every living player during the defense.
     let (from, to) = (phase_arrival(victim_c, "defense", 1), phase_arrival(victim_c, "judgment", 1));
-    assert!(sent_between(victim_c, &mafia[0], Kind::Audio, from, to).len() >= 10, "the dead hear all");
+    for tx in living.iter().map(|id| &player(id).c) {
+        for kind in [Kind::Audio, Kind::Video] {
+            let share = assert_delivered(tx, victim_c, kind, from + SLACK_US, to - SLACK_US, 10, "the dead in defense");
+            defense_share.push(share);
+        }
+    }
 
     // ---- judgment: guilty; the mafia reach parity and win ----
     adv.send_json(&json!({"type": "vote", "verdict": "innocent"})).unwrap();
@@ -320,6 +591,52 @@ async fn six_players_night_falls_on_the_server() {
     }
     wait_phase(&players, "game_over").await;
     wait_phase(&players, "lobby").await;
+    spectator.expect_where(LONG, "lobby", |m| m["type"] == "phase" && m["phase"] == "lobby").await.unwrap();
+
+    // Phase changes never renegotiate: from role_reveal to the lobby no client got a server
+    // offer, and only the adversary got an answer — the one to its own night-time offer.
+    let roles: HashMap<String, String> = players.iter().map(|p| (p.c.id().to_owned(), p.role.clone())).collect();
+    let mut media_states = 0;
+    for c in players.iter().map(|p| &p.c).chain([&spectator]) {
+        let last_phase = || c.messages().iter().rposition(|m| m["type"] == "phase").unwrap();
+        assert!(
+            wait_until(LONG, || c.messages().len() > last_phase() + 1).await,
+            "{}: media_state after lobby",
+            c.id()
+        );
+        let msgs = c.messages();
+        let start = if c.id() == spec_id {
+            msgs.iter().position(|m| m["type"] == "welcome").unwrap()
+        } else {
+            msgs.iter().position(|m| m["type"] == "phase" && m["phase"] == "role_reveal").unwrap()
+        };
+        let game = &msgs[start..=last_phase()];
+        let offers = game.iter().filter(|m| m["type"] == "offer").count();
+        assert_eq!(offers, 0, "{} got server offers during the game", c.id());
+        let answers: Vec<u64> = c
+            .timed_messages()
+            .into_iter()
+            .skip(start)
+            .take(game.len())
+            .filter(|(_, m)| m["type"] == "answer")
+            .map(|(t, _)| t)
+            .collect();
+        let expected_answers = if c.id() == adversary { vec![answer_at] } else { vec![] };
+        assert_eq!(answers, expected_answers, "{}: answers during the game", c.id());
+        // Exactly one media_state right after each phase, matching the routing table; the only
+        // other one is the spectator's arrival, within the day.
+        let seen = check_media_states(c, &roles, start);
+        media_states += seen.phases + seen.in_phase.len();
+        if c.id() == spec_id {
+            assert_eq!(seen.phases, 5, "nomination, defense, judgment, game_over, lobby");
+            assert!(seen.in_phase.is_empty(), "spectator: {:?}", seen.in_phase);
+        } else {
+            assert_eq!(seen.phases, 9, "{}: role_reveal … lobby", c.id());
+            let changes: Vec<&str> = seen.in_phase.iter().map(|(p, _)| p.as_str()).collect();
+            assert_eq!(changes, ["day"], "{}: views changed within a phase", c.id());
+            assert_eq!(seen.in_phase[0].1[&spec_id], json!({"audio": false, "video": false}));
+        }
+    }
 
     // Timer → phase delivered, for the timer-driven switches (role_reveal→night, dawn→day,
     // defense→judgment, game_over→lobby): how late the phase arrives after its deadline.
@@ -352,5 +669,32 @@ async fn six_players_night_falls_on_the_server() {
         pct(&mut resume_ms, 0.95),
         pct(&mut resume_ms, 1.0)
     );
+    let min = |v: &[f64]| v.iter().cloned().fold(f64::INFINITY, f64::min) * 100.0;
+    println!(
+        "delivery (received / sent in the window): mafia at night min={:.1}% (n={}), audio at dawn min={:.1}% (n={}), defense min={:.1}% (n={})",
+        min(&mafia_share),
+        mafia_share.len(),
+        min(&dawn_share),
+        dawn_share.len(),
+        min(&defense_share),
+        defense_share.len()
+    );
+    println!(
+        "adversary: {plis} PLIs for denied streams -> denied_keyframe_request +{denied_kf_delta}; renegotiation answered {:.1} ms after it started; media_state messages checked against the table: {media_states}",
+        answer_at.saturating_sub(reneg_at) as f64 / 1000.0
+    );
+    // Server side: the cause of each phase switch (mostly a timer firing) → every media worker
+    // has acknowledged the new routes.
+    let apply = server.signaling_stats().phase_switch_apply.snapshot();
+    let p50_bound = apply.buckets.iter().find(|(_, n)| *n * 2 >= apply.count).map_or(f64::NAN, |(b, _)| *b);
+    println!(
+        "phase switch, timer firing -> routes applied by the media worker: n={} mean={:.0} us p50<={:.0} us max={:.0} us",
+        apply.count,
+        apply.sum / apply.count as f64 * 1e6,
+        p50_bound * 1e6,
+        apply.max * 1e6
+    );
+    // role_reveal→night, dawn→day, defense→judgment, game_over→lobby run on timers.
+    assert!(apply.count >= 4, "every timer-driven phase switch was counted: {}", apply.count);
     assert!(server.media_counters().await.dropped(parlor_media::DropReason::NotAllowed) > 0);
 }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use parlor_media::{DropReason, Kind as MKind, Matrix, Media, MediaConfig, MediaError, MediaEvent, RoomMedia};
 use serde_json::{json, Value};
+use support::peer::{forged_binding_request, ice_ufrag};
 use support::*;
 use tokio::sync::mpsc;
 
@@ -217,6 +218,9 @@ async fn denied_video_gets_nothing_and_resumes_on_a_keyframe_without_gaps() {
         resent.is_empty(),
         "retransmissions of pub's video reached sub while denied (seq, after the NACK): {resent:?}"
     );
+    // Nor padding: RTX packets with no original packet in them (counted apart from
+    // retransmissions, after webrtc strips the RTP padding).
+    assert_eq!(sub.rtx_padding(), 0, "padding-only RTX packets reached sub");
     assert_eq!(publ.keyframe_requests(), kf_before, "sub's keyframe requests for a denied pair never reach pub");
     let counters = rig.media.counters().await;
     assert!(counters.dropped(DropReason::NotAllowed) > 0, "{counters:?}");
@@ -251,6 +255,92 @@ async fn denied_video_gets_nothing_and_resumes_on_a_keyframe_without_gaps() {
         assert_eq!(w[1], w[0].wrapping_add(1), "contiguous sequence numbers across the pause: {seqs:?}");
     }
     assert_eq!(seqs[1], last_seq.wrapping_add(1));
+}
+
+/// Waits until `publ` has seen no keyframe request for `quiet` (the server's own requests at
+/// setup, and earlier ones in flight, are over); fails after `LONG`.
+async fn keyframe_requests_settle(publ: &MediaPeer, quiet: Duration) -> u64 {
+    let deadline = Instant::now() + LONG;
+    loop {
+        let n = publ.keyframe_requests();
+        if !wait_until(quiet, || publ.keyframe_requests() != n).await {
+            return n;
+        }
+        assert!(Instant::now() < deadline, "keyframe requests to {} never settle", publ.id());
+    }
+}
+
+/// The most keyframe requests the server may send one publisher track in `elapsed`: one per
+/// 200 ms interval begun (parlor's `KEYFRAME_REQUEST_INTERVAL`).
+fn keyframe_request_budget(elapsed: Duration) -> u64 {
+    (elapsed.as_millis() / 200) as u64 + 1
+}
+
+/// An allowed subscriber's keyframe requests reach the publisher, at most one per publisher
+/// track per 200 ms however many the subscriber sends. The publisher's count is every PLI/FIR
+/// for its video SSRC seen in its receive chain (`MediaPeer::keyframe_requests`); it answers
+/// each with a keyframe but that sends no request, so the count is exactly what the server sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_allowed_keyframe_request_goes_upstream_rate_limited() {
+    let ids = ["sub", "pub"];
+    let rig = rig(&[("sub", ClientOptions::publisher()), ("pub", ClientOptions::publisher())]).await;
+    let (sub, publ) = (&rig.peers["sub"], &rig.peers["pub"]);
+    rig.room.set_matrix(everyone_but(1, &ids, None)).await.unwrap();
+    assert!(wait_until(LONG, || sub.count("pub", Kind::Video) >= 30).await, "pub's video reaches sub");
+    let quiet = Duration::from_millis(400);
+
+    // One PLI: it reaches pub, and pub's answer (a keyframe) reaches sub.
+    let kf0 = keyframe_requests_settle(publ, quiet).await;
+    let server0 = rig.media.counters().await.keyframe_requests;
+    let seen0 = sub.count("pub", Kind::Video);
+    assert_eq!(sub.send_pli("pub").await.unwrap(), 1);
+    assert!(wait_until(LONG, || publ.keyframe_requests() > kf0).await, "sub's PLI reaches pub");
+    assert!(
+        wait_until(LONG, || sub.received("pub", Kind::Video)[seen0..].iter().any(|p| p.is_keyframe())).await,
+        "pub's keyframe answers sub's request"
+    );
+    assert_eq!(rig.media.counters().await.keyframe_requests, server0 + 1, "counted once");
+
+    // A burst of 20 PLIs within a few ms: the first goes upstream, the rest fall within 200 ms.
+    let kf1 = keyframe_requests_settle(publ, quiet).await;
+    let server1 = rig.media.counters().await.keyframe_requests;
+    let seen1 = sub.count("pub", Kind::Video);
+    let burst_start = Instant::now();
+    for _ in 0..20 {
+        sub.send_pli("pub").await.unwrap();
+    }
+    let burst_took = burst_start.elapsed();
+    assert!(wait_until(LONG, || publ.keyframe_requests() > kf1).await, "the burst's first PLI reaches pub");
+    // Watch for a while longer, clocked by pub's video (about half a second).
+    assert!(wait_until(LONG, || sub.count("pub", Kind::Video) >= seen1 + 15).await, "video flows");
+    let elapsed = burst_start.elapsed();
+    let upstream = publ.keyframe_requests() - kf1;
+    let server = rig.media.counters().await.keyframe_requests - server1;
+    println!("burst: 20 PLIs sent in {burst_took:?}; pub got {upstream} (server sent {server}) in {elapsed:?}");
+    assert!(upstream <= keyframe_request_budget(elapsed), "{upstream} keyframe requests reached pub in {elapsed:?}");
+    assert!(server <= keyframe_request_budget(elapsed), "{server} keyframe requests sent in {elapsed:?}");
+
+    // A steady stream of PLIs every 10 ms for a second: one gets through per interval, not
+    // just the first.
+    let kf2 = keyframe_requests_settle(publ, quiet).await;
+    let server2 = rig.media.counters().await.keyframe_requests;
+    let start = Instant::now();
+    let mut ticker = tokio::time::interval(Duration::from_millis(10));
+    let mut sent = 0;
+    while start.elapsed() < Duration::from_secs(1) {
+        ticker.tick().await;
+        sub.send_pli("pub").await.unwrap();
+        sent += 1;
+    }
+    let seen2 = sub.count("pub", Kind::Video);
+    assert!(wait_until(LONG, || sub.count("pub", Kind::Video) >= seen2 + 3).await, "video flows");
+    let elapsed = start.elapsed();
+    let upstream = publ.keyframe_requests() - kf2;
+    let server = rig.media.counters().await.keyframe_requests - server2;
+    println!("steady: {sent} PLIs; pub got {upstream} (server sent {server}) in {elapsed:?}");
+    assert!(upstream >= 2, "requests keep going upstream after the first: {upstream}");
+    assert!(upstream <= keyframe_request_budget(elapsed), "{upstream} keyframe requests reached pub in {elapsed:?}");
+    assert!(server <= keyframe_request_budget(elapsed), "{server} keyframe requests sent in {elapsed:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -348,6 +438,9 @@ struct Relay {
     forwarded: Arc<std::sync::atomic::AtomicUsize>,
     /// While set, the relay drops everything both ways (a dead network path).
     dead: Arc<std::sync::atomic::AtomicBool>,
+    /// Datagrams to send the server from the relay's server-side socket, i.e. from the client's
+    /// address as the server sees it (a spoofed source).
+    inject: mpsc::UnboundedSender<Vec<u8>>,
 }
 
 impl Relay {
@@ -360,6 +453,7 @@ impl Relay {
         let count = forwarded.clone();
         let dead = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let is_dead = dead.clone();
+        let (inject, mut injected) = mpsc::unbounded_channel::<Vec<u8>>();
         tokio::spawn(async move {
             let mut server_sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
             let mut client: Option<std::net::SocketAddr> = None;
@@ -380,6 +474,9 @@ impl Relay {
                             let _ = client_sock.send_to(&down[..n], c).await;
                         }
                     }
+                    Some(d) = injected.recv() => {
+                        let _ = server_sock.send_to(&d, server).await;
+                    }
                     changed = switched.changed() => {
                         if changed.is_err() { break; }
                         // The old address is gone for good: nothing sent to it arrives.
@@ -388,7 +485,7 @@ impl Relay {
                 }
             }
         });
-        Relay { client_side, switch, forwarded, dead }
+        Relay { client_side, switch, forwarded, dead, inject }
     }
 
     /// Datagrams relayed from the client so far.
@@ -399,6 +496,11 @@ impl Relay {
     /// Cut (or restore) the path: nothing passes either way.
     fn set_dead(&self, dead: bool) {
         self.dead.store(dead, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Sends `datagram` to the server as if the client had sent it.
+    fn inject(&self, datagram: Vec<u8>) {
+        let _ = self.inject.send(datagram);
     }
 
     fn move_to_new_address(&self) {
@@ -476,4 +578,75 @@ async fn a_dead_media_path_is_noticed_and_an_ice_restart_revives_it() {
             .count()
     };
     assert!(wait_until(LONG, || fresh(a, "b") >= 20 && fresh(b, "a") >= 20).await, "media flows again both ways");
+}
+
+/// A STUN check with a forged integrity, sent from b's address (spoofed) and naming a's
+/// server-side ufrag. Before the fix the demultiplexer re-pointed b's address at a's peer on
+/// any such request, so b's SRTP went to a's str0m (which could not decrypt it) until b's next
+/// genuine check: repeated, it cut b's upstream media. Now an address is learnt only from a
+/// check its peer answered. Then garbage from b's own address, which reaches b's str0m.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_check_from_a_spoofed_address_does_not_divert_its_media() {
+    let rig = rig_with(&[("a", ClientOptions::publisher()), ("b", ClientOptions::publisher())], Some("b")).await;
+    let relay = rig.relay.as_ref().unwrap();
+    rig.room.set_matrix(everyone_but(1, &["a", "b"], None)).await.unwrap();
+    let (a, b) = (&rig.peers["a"], &rig.peers["b"]);
+    assert!(wait_until(LONG, || a.count("b", Kind::Video) >= 30 && b.count("a", Kind::Video) >= 30).await, "call");
+    let username =
+        format!("{}:{}", ice_ufrag(&a.remote_sdp().await.unwrap()), ice_ufrag(&a.local_sdp().await.unwrap()));
+    // For two seconds, one forged check every 50 ms from b's address.
+    let (from_b0, to_b0) = (a.count("b", Kind::Video), b.count("a", Kind::Video));
+    let start = Instant::now();
+    let mut ticker = tokio::time::interval(Duration::from_millis(50));
+    let mut n = 0u8;
+    while start.elapsed() < Duration::from_secs(2) {
+        ticker.tick().await;
+        n = n.wrapping_add(1);
+        relay.inject(forged_binding_request(&username, [n; 20], [n; 12]));
+    }
+    let (from_b, to_b) = (a.count("b", Kind::Video) - from_b0, b.count("a", Kind::Video) - to_b0);
+    let counters = rig.media.counters().await;
+    let stopped = Instant::now();
+    let back = a.count("b", Kind::Video);
+    let recovered = wait_until(LONG, || a.count("b", Kind::Video) >= back + 10).await;
+    println!("after the forgeries stop: b's video reaches a again ({recovered}) within {:?}", stopped.elapsed());
+    println!("during 2 s of forged checks: a got {from_b} video packets from b, b got {to_b} from a; {counters:?}");
+    // About 60 frames each way in two seconds.
+    assert!(from_b >= 40, "b's video to a was cut by forged checks from b's address: {from_b} packets in 2 s");
+    assert!(recovered, "b's video keeps reaching a");
+
+    // Garbage from b's own (spoofed) address reaches b's str0m: RTP, RTCP, DTLS-shaped and STUN
+    // range. Nothing panics, no peer is dropped, and b's media keeps flowing both ways.
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut byte = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed as u8
+    };
+    let (from_b0, to_b0) = (a.count("b", Kind::Video), b.count("a", Kind::Video));
+    for i in 0..1000 {
+        let len = 12 + (usize::from(byte()) << 2);
+        let mut d: Vec<u8> = (0..len).map(|_| byte()).collect();
+        match i % 4 {
+            0 => d[0] = 0x80 | (d[0] & 0x3f),
+            1 => {
+                d[0] = 0x80 | (d[0] & 0x1f);
+                d[1] = 200 + d[1] % 7;
+            }
+            2 => d[0] = 20 + d[0] % 44,
+            _ => d[0] %= 4,
+        }
+        relay.inject(d);
+        if i % 50 == 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+    let flowing =
+        wait_until(LONG, || a.count("b", Kind::Video) >= from_b0 + 30 && b.count("a", Kind::Video) >= to_b0 + 30).await;
+    let after = rig.media.counters().await;
+    println!("after 1000 garbage datagrams from b's address: {after:?}");
+    assert_eq!(after.peer_faults, 0, "no peer dropped: {after:?}");
+    assert!(flowing, "b's media flows both ways after the garbage");
+    assert!(b.is_connected() && a.is_connected());
 }

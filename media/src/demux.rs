@@ -46,17 +46,24 @@ impl<K: Copy + Eq + Hash> Demux<K> {
         self.by_ufrag.insert(ufrag.to_owned(), key);
     }
 
-    /// Find the owner of a datagram from `source`; learns the address from a STUN request
-    /// that names a known ufrag. The owner's str0m still checks MESSAGE-INTEGRITY, so a
-    /// forged request can at worst point an address at a peer that then ignores it.
-    pub fn route(&mut self, source: SocketAddr, buf: &[u8]) -> Option<K> {
+    /// Find the owner of a datagram from `source`: a STUN request by the ufrag it names, anything
+    /// else by its source address. Routing a request learns nothing: its MESSAGE-INTEGRITY is
+    /// checked only by the owner's str0m, so the address is learnt ([`Demux::learn`]) once the
+    /// owner answers it. Otherwise a forged request from a spoofed address could point a
+    /// peer's address at another peer (diverting its media) or fill the table.
+    pub fn route(&self, source: SocketAddr, buf: &[u8]) -> Option<K> {
         if looks_like_stun(buf) {
             if let Some(key) = local_ufrag(buf).and_then(|u| self.by_ufrag.get(&u).copied()) {
-                self.by_addr.insert(source, key);
                 return Some(key);
             }
         }
         self.by_addr.get(&source).copied()
+    }
+
+    /// `key`'s str0m sent to `addr` (it answered a check from there, or uses it as the
+    /// nominated pair): datagrams from `addr` are its from now on.
+    pub fn learn(&mut self, addr: SocketAddr, key: K) {
+        self.by_addr.insert(addr, key);
     }
 
     /// Forget everything about a peer.
@@ -104,11 +111,19 @@ mod tests {
         let b: SocketAddr = "127.0.0.1:4001".parse().unwrap();
         assert_eq!(d.route(a, b"\x80rtp packet from nowhere....."), None);
         assert_eq!(d.route(a, &binding("two:x")), Some(2));
+        // A request alone teaches nothing: its integrity is unchecked here.
+        assert_eq!(d.route(a, b"\x80rtp packet still unknown...."), None);
+        assert_eq!(d.addresses(), 0);
+        d.learn(a, 2); // peer 2 answered the check
         assert_eq!(d.route(a, b"\x80rtp packet now known......."), Some(2));
+        // A request naming another peer goes to that peer, and does not re-point the address.
+        assert_eq!(d.route(a, &binding("one:x")), Some(1));
+        assert_eq!(d.route(a, b"\x80rtp packet still peer two.."), Some(2));
         // ICE restart: new ufrag, new address.
         d.set_ufrag(2, "deux");
         assert_eq!(d.route(b, &binding("two:x")), None);
         assert_eq!(d.route(b, &binding("deux:x")), Some(2));
+        d.learn(b, 2);
         d.remove(2);
         assert_eq!(d.route(a, b"\x80rtp....................."), None);
         assert_eq!(d.addresses(), 0);

@@ -57,6 +57,11 @@ pub(crate) struct Peer {
     /// would reach a client that may no longer hold this peer connection).
     pub held: bool,
     pub connected: bool,
+    /// Where str0m last sent to, and the addresses it newly sent to since the worker last
+    /// looked: str0m answers only checks that pass MESSAGE-INTEGRITY and sends media only to
+    /// the pair it nominated, so these are the addresses the demultiplexer may trust.
+    pub sent_to: Option<std::net::SocketAddr>,
+    pub new_addresses: Vec<std::net::SocketAddr>,
 }
 
 impl Peer {
@@ -84,6 +89,14 @@ impl std::fmt::Display for Fault {
     }
 }
 
+/// Remember a destination str0m chose, if it differs from the last one.
+fn note_destination(peer: &mut Peer, destination: std::net::SocketAddr) {
+    if peer.sent_to != Some(destination) {
+        peer.sent_to = Some(destination);
+        peer.new_addresses.push(destination);
+    }
+}
+
 /// Run `f` against the peer's `Rtc`, then drain `poll_output` to its timeout (the
 /// single-mutation invariant), sending transmits on `socket` (or their ICE-TCP connection in
 /// `tcp`) and collecting events.
@@ -105,6 +118,7 @@ pub(crate) fn mutate<T>(
                     return Ok(value);
                 }
                 Ok(Output::Transmit(t)) if t.proto == Protocol::Tcp => {
+                    note_destination(peer, t.destination);
                     if tcp.send(t.destination, &t.contents) {
                         counters.datagrams_out += 1;
                     } else {
@@ -112,6 +126,7 @@ pub(crate) fn mutate<T>(
                     }
                 }
                 Ok(Output::Transmit(t)) => {
+                    note_destination(peer, t.destination);
                     match socket.try_send_to(&t.contents, t.destination) {
                         Ok(_) => counters.datagrams_out += 1,
                         // A full socket buffer loses this datagram like the network would.

@@ -232,7 +232,14 @@ impl Worker {
         let peer = self.peers.get_mut(&key)?;
         let result = mutate(peer, &self.socket, &self.tcp, &mut self.counters, &mut events, f);
         let out = match result {
-            Ok(v) => Some(v),
+            Ok(v) => {
+                if !peer.new_addresses.is_empty() {
+                    for addr in std::mem::take(&mut peer.new_addresses) {
+                        self.demux.learn(addr, key);
+                    }
+                }
+                Some(v)
+            }
             Err(fault) => {
                 events.clear();
                 self.events = events;
@@ -369,6 +376,8 @@ impl Worker {
             answered: false,
             held: false,
             connected: false,
+            sent_to: None,
+            new_addresses: Vec::new(),
         };
         let key = self.next_key;
         self.next_key += 1;

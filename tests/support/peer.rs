@@ -27,10 +27,15 @@ use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYP
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::{nack_pairs_from_sequence_numbers, TransportLayerNack};
+use rtc::rtp::extension::audio_level_extension::AudioLevelExtension;
+use rtc::rtp::extension::video_orientation_extension::VideoOrientationExtension;
+use rtc::rtp::extension::HeaderExtension;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
+    RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use rtc::shared::marshal::Unmarshal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
@@ -64,6 +69,9 @@ pub struct RecvPacket {
     /// payload without the OSN. Such packets are only in [`MediaPeer::retransmissions`], never in
     /// [`MediaPeer::received`].
     pub rtx: Option<RtxInfo>,
+    /// The RTP header extensions as they arrived: (id, raw value). Ids are this peer's own
+    /// negotiated ones (see [`MediaPeer::negotiated_extension_id_for`]). Empty for RTX.
+    pub extensions: Vec<(u8, Bytes)>,
 }
 
 /// The RTX packet a retransmission arrived in, as it was on the wire.
@@ -94,6 +102,28 @@ impl RecvPacket {
     pub fn is_keyframe(&self) -> bool {
         is_vp8_keyframe(&self.payload)
     }
+    /// The raw value of header extension `id`, if the packet carried it.
+    pub fn extension(&self, id: u8) -> Option<&Bytes> {
+        self.extensions.iter().find(|(i, _)| *i == id).map(|(_, v)| v)
+    }
+}
+
+/// `urn:ietf:params:rtp-hdrext:ssrc-audio-level` (RFC 6464), registered for audio.
+pub const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
+/// `urn:3gpp:video-orientation` (CVO), registered for video.
+pub const VIDEO_ORIENTATION_URI: &str = "urn:3gpp:video-orientation";
+
+tokio::task_local! {
+    static EXTENSIONS_FIRST: bool;
+}
+
+/// Runs `fut` so that every peer it starts (e.g. through `TestClient::join`, on this task)
+/// registers the audio-level and video-orientation extensions before webrtc's default ones.
+/// webrtc numbers extensions in registration order, so such a peer offers them as ids 1 and 2
+/// instead of 5 and 6: two clients that number extensions differently, as different browsers
+/// do.
+pub async fn with_early_extension_ids<F: Future>(fut: F) -> F::Output {
+    EXTENSIONS_FIRST.scope(true, fut).await
 }
 
 /// One RTP packet this peer handed to its sender.
@@ -110,6 +140,12 @@ pub struct SentPacket {
     pub keyframe: bool,
     pub payload: Bytes,
     pub sent_at: Instant,
+    /// The audio level (RFC 6464: level in -dBov 0..=127, voice activity) this packet carried,
+    /// with [`MediaPeer::set_header_extensions`] on.
+    pub audio_level: Option<(u8, bool)>,
+    /// The video-orientation byte (`0 0 0 0 C F R1 R0`) this packet carried, with
+    /// [`MediaPeer::set_header_extensions`] on.
+    pub video_orientation: Option<u8>,
 }
 
 /// A remote track as announced by `on_track` (fires on its first RTP packet).
@@ -147,12 +183,18 @@ pub struct MLine {
     /// (stream id, track id) from `a=msid`.
     pub msid: Option<(String, String)>,
     pub ssrcs: Vec<u32>,
+    /// (id, uri) from `a=extmap`.
+    pub extmaps: Vec<(u8, String)>,
 }
 
 impl MLine {
     /// Payload types bound to `codec` (case-insensitive rtpmap name) in this m-line.
     pub fn pts_for(&self, codec: &str) -> Vec<u8> {
         self.codecs.iter().filter(|(_, name)| name.eq_ignore_ascii_case(codec)).map(|(pt, _)| *pt).collect()
+    }
+    /// The `a=extmap` id bound to `uri` in this m-line.
+    pub fn extmap_id(&self, uri: &str) -> Option<u8> {
+        self.extmaps.iter().find(|(_, u)| u == uri).map(|(id, _)| *id)
     }
 }
 
@@ -190,6 +232,13 @@ pub fn parse_sdp(sdp: &str) -> Vec<MLine> {
                     m.ssrcs.push(ssrc);
                 }
             }
+        } else if let Some(v) = line.strip_prefix("a=extmap:") {
+            // `a=extmap:<id>[/<direction>] <uri> [attributes]`
+            let mut it = v.split(' ');
+            let id = it.next().and_then(|i| i.split('/').next()).and_then(|i| i.parse::<u8>().ok());
+            if let (Some(id), Some(uri)) = (id, it.next()) {
+                m.extmaps.push((id, uri.to_owned()));
+            }
         } else if matches!(line, "a=sendrecv" | "a=sendonly" | "a=recvonly" | "a=inactive") {
             m.direction = line[2..].to_owned();
         }
@@ -200,6 +249,50 @@ pub fn parse_sdp(sdp: &str) -> Vec<MLine> {
 // ---------------------------------------------------------------------------------------------
 // Small utilities
 // ---------------------------------------------------------------------------------------------
+
+/// CRC-32 (IEEE), for STUN's FINGERPRINT.
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for byte in data {
+        crc ^= u32::from(*byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+
+/// A STUN attribute: type, length, value padded to 4 bytes.
+fn stun_attr(out: &mut Vec<u8>, ty: u16, value: &[u8]) {
+    out.extend_from_slice(&ty.to_be_bytes());
+    out.extend_from_slice(&(value.len() as u16).to_be_bytes());
+    out.extend_from_slice(value);
+    out.resize(out.len().next_multiple_of(4), 0);
+}
+
+/// An ICE connectivity check as a controlling agent sends it (USERNAME, PRIORITY,
+/// ICE-CONTROLLING, USE-CANDIDATE, MESSAGE-INTEGRITY, FINGERPRINT), except that the integrity
+/// is `integrity` rather than an HMAC under the password the sender does not know.
+pub fn forged_binding_request(username: &str, integrity: [u8; 20], txid: [u8; 12]) -> Vec<u8> {
+    let mut m = vec![0x00, 0x01, 0, 0, 0x21, 0x12, 0xa4, 0x42];
+    m.extend_from_slice(&txid);
+    stun_attr(&mut m, 0x0006, username.as_bytes());
+    stun_attr(&mut m, 0x0024, &0x6e00_1eff_u32.to_be_bytes());
+    stun_attr(&mut m, 0x802a, &txid[..8]);
+    stun_attr(&mut m, 0x0025, &[]);
+    stun_attr(&mut m, 0x0008, &integrity);
+    // FINGERPRINT covers everything before it, with the length already counting it.
+    let len = (m.len() - 20 + 8) as u16;
+    m[2..4].copy_from_slice(&len.to_be_bytes());
+    let fingerprint = crc32(&m) ^ 0x5354_554e;
+    stun_attr(&mut m, 0x8028, &fingerprint.to_be_bytes());
+    m
+}
+
+/// The `a=ice-ufrag` of an SDP.
+pub fn ice_ufrag(sdp: &str) -> String {
+    sdp.lines().find_map(|l| l.trim_end().strip_prefix("a=ice-ufrag:")).expect("SDP has an ice-ufrag").to_owned()
+}
 
 /// Cheap non-cryptographic randomness (no `rand` dependency in the root package).
 pub(crate) fn random_u32() -> u32 {
@@ -444,6 +537,8 @@ pub(crate) struct Shared {
     feedback: Arc<FeedbackTable>,
     rtx: Arc<RtxLog>,
     publishing: AtomicBool,
+    /// Stamp audio level / video orientation on what we publish.
+    header_extensions: AtomicBool,
     closed: AtomicBool,
     state_tx: watch::Sender<RTCPeerConnectionState>,
     /// Bumped after every completed offer/answer exchange.
@@ -597,6 +692,7 @@ async fn read_remote_track(shared: Arc<Shared>, track: Arc<dyn TrackRemote>) {
                     payload: p.payload,
                     arrival: Instant::now(),
                     rtx: None,
+                    extensions: p.header.extensions.iter().map(|e| (e.id, e.payload.clone())).collect(),
                 };
                 lock(&shared.received).entry(key.clone()).or_default().push(rp);
             }
@@ -943,7 +1039,31 @@ async fn publish_loop(shared: Arc<Shared>, media: LocalMedia, opts: ClientOption
             },
             payload: payload.clone(),
         };
-        match media.track.write_rtp(packet).await {
+        // Header extensions, when asked for: values that change with every packet, so a receiver
+        // can tell that each packet kept its own.
+        let (audio_level, video_orientation) = match shared.header_extensions.load(Ordering::SeqCst) {
+            false => (None, None),
+            true => match media.kind {
+                Kind::Audio => (Some(((counter.wrapping_mul(7) % 128) as u8, counter % 3 == 0)), None),
+                Kind::Video => (None, Some((counter % 16) as u8)),
+            },
+        };
+        let mut extensions = Vec::new();
+        if let Some((level, voice)) = audio_level {
+            extensions.push(HeaderExtension::AudioLevel(AudioLevelExtension { level, voice }));
+        }
+        if let Some(cvo) = video_orientation {
+            // The typed value reads C, F and R1R0 from the byte; it cannot fail for 0..16.
+            let value = VideoOrientationExtension::unmarshal(&mut &[cvo][..]).unwrap_or_default();
+            extensions.push(HeaderExtension::VideoOrientation(value));
+        }
+        let written = if extensions.is_empty() {
+            media.track.write_rtp(packet).await
+        } else {
+            // Maps each extension's URI onto the id negotiated for this sender.
+            media.track.write_rtp_with_extensions(packet, &extensions).await
+        };
+        match written {
             Ok(()) => {
                 lock(&shared.sent).push(SentPacket {
                     kind: media.kind,
@@ -956,6 +1076,8 @@ async fn publish_loop(shared: Arc<Shared>, media: LocalMedia, opts: ClientOption
                     keyframe,
                     payload,
                     sent_at: Instant::now(),
+                    audio_level,
+                    video_orientation,
                 });
                 seq = seq.wrapping_add(1);
                 counter = counter.wrapping_add(1);
@@ -1015,6 +1137,7 @@ impl MediaPeer {
             feedback: Arc::clone(&feedback),
             rtx: Arc::clone(&rtx_log),
             publishing: AtomicBool::new(opts.publish),
+            header_extensions: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             state_tx,
             negotiations: AtomicU64::new(0),
@@ -1047,17 +1170,34 @@ impl MediaPeer {
                 )
                 .context("register rtx")?;
         }
+        // Offered as browsers do; values go out only with `set_header_extensions(true)`.
+        let register_extensions = |media_engine: &mut MediaEngine| -> anyhow::Result<()> {
+            for (uri, kind) in [(AUDIO_LEVEL_URI, RtpCodecKind::Audio), (VIDEO_ORIENTATION_URI, RtpCodecKind::Video)] {
+                media_engine
+                    .register_header_extension(RTCRtpHeaderExtensionCapability { uri: uri.to_owned() }, kind, None)
+                    .with_context(|| format!("register {uri}"))?;
+            }
+            Ok(())
+        };
+        let extensions_first = EXTENSIONS_FIRST.try_with(|first| *first).unwrap_or(false);
+        if extensions_first {
+            register_extensions(&mut media_engine)?;
+        }
         let registry =
-            register_default_interceptors(Registry::new(), &mut media_engine).context("default interceptors")?.with(
-                Slot::from(14_000),
-                WireTap {
-                    table: feedback,
-                    rtx: rtx_log,
-                    rtx_pts: opts.rtx_pt().into_iter().collect(),
-                    reads: VecDeque::new(),
-                    writes: VecDeque::new(),
-                },
-            );
+            register_default_interceptors(Registry::new(), &mut media_engine).context("default interceptors")?;
+        if !extensions_first {
+            register_extensions(&mut media_engine)?;
+        }
+        let registry = registry.with(
+            Slot::from(14_000),
+            WireTap {
+                table: feedback,
+                rtx: rtx_log,
+                rtx_pts: opts.rtx_pt().into_iter().collect(),
+                reads: VecDeque::new(),
+                writes: VecDeque::new(),
+            },
+        );
         // mDNS off: in its default QueryOnly mode the driver opens a multicast socket on the
         // wildcard address. Only 127.0.0.1:0 is bound, so only a loopback host candidate exists.
         let setting_engine = SettingEngineBuilder::new()
@@ -1223,6 +1363,26 @@ impl MediaPeer {
         self.shared.publishing.load(Ordering::SeqCst)
     }
 
+    /// Stamps (or stops stamping) header extensions on what we publish: every audio packet
+    /// carries an RFC 6464 audio level (level `counter * 7 % 128`, voice on every third
+    /// packet), every video packet a video-orientation byte `counter % 16` (camera, flip and
+    /// rotation bits), under the ids negotiated for our senders. What each packet carried is in
+    /// [`SentPacket::audio_level`] / [`SentPacket::video_orientation`].
+    pub fn set_header_extensions(&self, on: bool) {
+        self.shared.header_extensions.store(on, Ordering::SeqCst);
+    }
+
+    /// The id `uri` is negotiated under for what we send of `kind` (our sender's parameters).
+    pub async fn sent_extension_id(&self, kind: Kind, uri: &str) -> Option<u8> {
+        let mlines = self.local_mlines().await;
+        let kind_str = kind.as_str();
+        let own = format!("{}-{kind}", self.id);
+        mlines
+            .iter()
+            .filter(|m| m.kind == kind_str && m.msid.as_ref().is_some_and(|(_, t)| *t == own))
+            .find_map(|m| m.extmap_id(uri))
+    }
+
     /// Our SSRC for `kind`, if we publish it.
     pub fn local_ssrc(&self, kind: Kind) -> Option<u32> {
         match kind {
@@ -1327,6 +1487,7 @@ impl MediaPeer {
                         associated: a.primary.is_some(),
                         repaired: a.repaired,
                     }),
+                    extensions: Vec::new(),
                 };
                 (owner, packet)
             })
@@ -1409,6 +1570,20 @@ impl MediaPeer {
         v.sort_unstable();
         v.dedup();
         v
+    }
+
+    /// The id this client negotiated for header extension `uri` on the m-line carrying
+    /// `publisher`'s `kind` track (found like [`Self::negotiated_pts_for`]): the id under which
+    /// it parses that extension in what it receives from `publisher`.
+    pub async fn negotiated_extension_id_for(&self, publisher: &str, kind: Kind, uri: &str) -> Option<u8> {
+        let remote = self.remote_mlines().await;
+        let local = self.local_mlines().await;
+        remote
+            .iter()
+            .filter(|m| m.kind == kind.as_str())
+            .filter(|m| m.msid.as_ref().map(|x| x.0.as_str()) == Some(publisher))
+            .filter_map(|r| local.iter().find(|l| l.mid == r.mid))
+            .find_map(|l| l.extmap_id(uri))
     }
 
     fn remote_tracks_of(&self, publisher: &str, kind: Kind) -> Vec<(u32, Arc<dyn TrackRemote>)> {
