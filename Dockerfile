@@ -17,7 +17,8 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends gcc g++ make \
  && rm -rf /var/lib/apt/lists/*
 COPY . .
-# The README's `cargo run --release`, without the run: same command, same profile, same lock file.
+# The README's `cargo run --release`, without the run: the same command and profile, with the
+# repository's Cargo.lock.
 RUN cargo build --release
 
 FROM debian:bookworm-slim
@@ -37,8 +38,8 @@ USER parlor
 WORKDIR /var/lib/parlor
 # HTTP (and /ws), media over UDP, ICE-TCP (media.tcp_port "same": the UDP port's number).
 EXPOSE 8080/tcp 50000/udp 50000/tcp
-# Reads the same configuration as the server (file and PARLOR_* variables): a changed
-# server.listen or TLS is followed.
+# Reads the same configuration as the server (the file and PARLOR_* variables, not serve's flags):
+# a changed server.listen or TLS is followed.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=5s --retries=3 \
   CMD ["parlor", "healthcheck", "--config", "/etc/parlor/parlor.toml"]
 ENTRYPOINT ["parlor"]

@@ -190,18 +190,40 @@ impl Config {
         Env::prefixed(prefix).filter(|key| key.as_str().contains("__")).split("__")
     }
 
-    /// The `PARLOR_…` variables [`Config::env`] leaves out, for a warning at start.
-    pub fn stray_env() -> Vec<String> {
+    /// The `PARLOR_…` variables [`Config::env`] leaves out, for a warning at start. One that
+    /// starts like a section (`PARLOR_SERVER_LISTEN`, one underscore short) is an error instead.
+    pub fn stray_env() -> Result<Vec<String>> {
         Self::stray_env_prefixed("PARLOR_")
     }
 
-    fn stray_env_prefixed(prefix: &str) -> Vec<String> {
-        let mut names: Vec<String> = std::env::vars_os()
-            .filter_map(|(k, _)| k.into_string().ok())
-            .filter(|k| k.strip_prefix(prefix).is_some_and(|rest| !rest.is_empty() && !rest.contains("__")))
-            .collect();
+    fn stray_env_prefixed(prefix: &str) -> Result<Vec<String>> {
+        let sections: Vec<&str> =
+            DEFAULT_TOML.lines().filter_map(|l| l.trim().strip_prefix('[')?.strip_suffix(']')).collect();
+        let mut names = Vec::new();
+        for (name, _) in std::env::vars_os() {
+            let Ok(name) = name.into_string() else { continue };
+            // figment matches the prefix without regard to case; so does this.
+            let Some(rest) =
+                name.get(..prefix.len()).filter(|p| p.eq_ignore_ascii_case(prefix)).map(|_| &name[prefix.len()..])
+            else {
+                continue;
+            };
+            if rest.is_empty() || rest.contains("__") {
+                continue;
+            }
+            let lower = rest.to_ascii_lowercase();
+            if let Some(section) = sections.iter().find(|s| lower.starts_with(&format!("{s}_"))) {
+                let key = &rest[section.len() + 1..];
+                bail!(
+                    "invalid configuration\n  {name}: section and key are separated by two underscores: \
+                     {prefix}{}__{key}",
+                    section.to_ascii_uppercase()
+                );
+            }
+            names.push(name);
+        }
         names.sort();
-        names
+        Ok(names)
     }
 
     fn validate(&self) -> Result<()> {
@@ -462,7 +484,7 @@ mod tests {
         std::env::set_var(format!("{prefix}URL"), "http://127.0.0.1:1/");
         std::env::set_var(format!("{prefix}SERVER__MAX_CONNECTIONS"), "7");
         let loaded = Config::load(None, &Overrides::default(), Config::env_prefixed(&prefix));
-        let stray = Config::stray_env_prefixed(&prefix);
+        let stray = Config::stray_env_prefixed(&prefix).unwrap();
         std::env::remove_var(format!("{prefix}URL"));
         std::env::remove_var(format!("{prefix}SERVER__MAX_CONNECTIONS"));
         assert_eq!(loaded.unwrap().server.max_connections, 7, "section keys still apply");
@@ -470,6 +492,12 @@ mod tests {
         // A misspelt key inside a section is still refused, naming it.
         let err = load(None, &Overrides::default(), &[("SERVER__LISTENN", "127.0.0.1:1")]).unwrap_err();
         assert!(format!("{err:#}").contains("listenn"), "{err:#}");
+        // One underscore short of a section (in any case) is an error that shows the right name.
+        let near = format!("{prefix}Media_Udp_Port");
+        std::env::set_var(&near, "1");
+        let err = Config::stray_env_prefixed(&prefix).unwrap_err();
+        std::env::remove_var(&near);
+        assert!(format!("{err:#}").contains(&format!("{prefix}MEDIA__Udp_Port")), "{err:#}");
     }
 
     #[test]

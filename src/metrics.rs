@@ -82,21 +82,16 @@ pub async fn render(hub: &Hub, media: &Media) -> String {
         stats.phase_switches.load(std::sync::atomic::Ordering::Relaxed),
     );
     let by_cause =
-        [("timer", stats.phase_switch_apply.snapshot()), ("command", stats.phase_switch_apply_command.snapshot())];
+        [("timer", stats.phase_switch_apply.snapshot()), ("input", stats.phase_switch_apply_input.snapshot())];
     let name = "parlor_phase_switch_apply_seconds";
     header(
         &mut out,
         name,
-        "From a phase change's cause (its timer firing, or the command that ended the phase) to its routes applied by the media workers.",
+        "From a phase change's cause (its timer firing, or the participant input that ended the phase) to its routes applied by the media workers.",
         "histogram",
     );
     for (cause, h) in &by_cause {
-        for (bound, count) in &h.buckets {
-            let _ = writeln!(out, "{name}_bucket{{cause=\"{cause}\",le=\"{bound}\"}} {count}");
-        }
-        let _ = writeln!(out, "{name}_bucket{{cause=\"{cause}\",le=\"+Inf\"}} {}", h.count);
-        let _ =
-            writeln!(out, "{name}_sum{{cause=\"{cause}\"}} {}\n{name}_count{{cause=\"{cause}\"}} {}", h.sum, h.count);
+        histogram_series(&mut out, name, &format!("cause=\"{cause}\","), h);
     }
     let max = "parlor_phase_switch_apply_max_seconds";
     header(&mut out, max, "The longest phase switch so far, by cause.", "gauge");
@@ -132,8 +127,15 @@ fn counter(out: &mut String, name: &str, help: &str, value: u64) {
 
 fn histogram(out: &mut String, name: &str, help: &str, h: &HistogramSnapshot) {
     header(out, name, help, "histogram");
+    histogram_series(out, name, "", h);
+}
+
+/// One series of a histogram; `labels` is empty or `key="value",` (with its trailing comma).
+fn histogram_series(out: &mut String, name: &str, labels: &str, h: &HistogramSnapshot) {
     for (bound, count) in &h.buckets {
-        let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {count}");
+        let _ = writeln!(out, "{name}_bucket{{{labels}le=\"{bound}\"}} {count}");
     }
-    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}\n{name}_sum {}\n{name}_count {}", h.count, h.sum, h.count);
+    let _ = writeln!(out, "{name}_bucket{{{labels}le=\"+Inf\"}} {}", h.count);
+    let braced = labels.strip_suffix(',').map_or(String::new(), |l| format!("{{{l}}}"));
+    let _ = writeln!(out, "{name}_sum{braced} {}\n{name}_count{braced} {}", h.sum, h.count);
 }

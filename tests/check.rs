@@ -155,7 +155,10 @@ fn healthcheck_finds_the_server_from_its_configuration() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
     let (ok, out) = healthcheck(&["--addr", &closed], &[]);
     assert!(!ok && out.contains("cannot reach"), "{out}");
-    // A misspelt key inside a section is still an error that names it.
+    // A misspelt key inside a section is still an error that names it; so is a variable one
+    // underscore short of a section, which shows the right spelling.
     let (ok, out) = healthcheck(&[], &[("PARLOR_SERVER__LISTN", &listen)]);
     assert!(!ok && out.contains("listn"), "{out}");
+    let (ok, out) = healthcheck(&[], &[("PARLOR_SERVER_LISTEN", &listen)]);
+    assert!(!ok && out.contains("PARLOR_SERVER__LISTEN"), "{out}");
 }

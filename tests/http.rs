@@ -77,7 +77,7 @@ async fn metrics_describe_a_call() {
     assert!(m["parlor_worker_busy_seconds_total{worker=\"0\"}"] > 0.0);
     assert!(m["parlor_signaling_rtt_seconds_count"] >= 2.0, "RTT samples: {m:?}");
     assert_eq!(m["parlor_signaling_rtt_seconds_bucket{le=\"+Inf\"}"], m["parlor_signaling_rtt_seconds_count"]);
-    for cause in ["timer", "command"] {
+    for cause in ["timer", "input"] {
         assert!(m.contains_key(&format!("parlor_phase_switch_apply_seconds_count{{cause=\"{cause}\"}}")));
         assert!(m.contains_key(&format!("parlor_phase_switch_apply_seconds_bucket{{cause=\"{cause}\",le=\"+Inf\"}}")));
         assert!(m.contains_key(&format!("parlor_phase_switch_apply_max_seconds{{cause=\"{cause}\"}}")));

@@ -1,7 +1,7 @@
 //! Finding the peer that owns an incoming datagram: by source address once known, else by
 //! the local ufrag in a STUN request's USERNAME (RFC 8445 §7.2.2: "local:remote").
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::net::SocketAddr;
 
@@ -26,16 +26,22 @@ pub fn local_ufrag(buf: &[u8]) -> Option<String> {
     (!local.is_empty()).then(|| local.to_owned())
 }
 
+/// How many source addresses one peer keeps (its candidate pairs, an ICE restart's move, an
+/// ICE-TCP reconnect); beyond it the oldest is forgotten.
+pub const MAX_ADDRESSES_PER_PEER: usize = 8;
+
 /// The demultiplexing tables of one worker.
 #[derive(Debug)]
 pub struct Demux<K> {
     by_ufrag: HashMap<String, K>,
     by_addr: HashMap<SocketAddr, K>,
+    /// Each peer's learnt addresses, oldest first.
+    learned: HashMap<K, VecDeque<SocketAddr>>,
 }
 
 impl<K: Copy + Eq + Hash> Default for Demux<K> {
     fn default() -> Self {
-        Demux { by_ufrag: HashMap::new(), by_addr: HashMap::new() }
+        Demux { by_ufrag: HashMap::new(), by_addr: HashMap::new(), learned: HashMap::new() }
     }
 }
 
@@ -60,16 +66,45 @@ impl<K: Copy + Eq + Hash> Demux<K> {
         self.by_addr.get(&source).copied()
     }
 
+    /// The peer datagrams from `addr` go to, if any.
+    pub fn owner(&self, addr: SocketAddr) -> Option<K> {
+        self.by_addr.get(&addr).copied()
+    }
+
     /// `key`'s str0m sent to `addr` (it answered a check from there, or uses it as the
-    /// nominated pair): datagrams from `addr` are its from now on.
+    /// nominated pair): datagrams from `addr` are its from now on. The caller decides whether
+    /// another peer's claim on `addr` may be overridden. A peer keeps at most
+    /// [`MAX_ADDRESSES_PER_PEER`]; the oldest goes first.
     pub fn learn(&mut self, addr: SocketAddr, key: K) {
-        self.by_addr.insert(addr, key);
+        if let Some(old) = self.by_addr.insert(addr, key).filter(|old| *old != key) {
+            if let Some(list) = self.learned.get_mut(&old) {
+                list.retain(|a| *a != addr);
+            }
+        }
+        let list = self.learned.entry(key).or_default();
+        list.retain(|a| *a != addr);
+        list.push_back(addr);
+        while list.len() > MAX_ADDRESSES_PER_PEER {
+            if let Some(gone) = list.pop_front() {
+                self.by_addr.remove(&gone);
+            }
+        }
+    }
+
+    /// Forget one address (its ICE-TCP connection closed).
+    pub fn forget_addr(&mut self, addr: SocketAddr) {
+        if let Some(key) = self.by_addr.remove(&addr) {
+            if let Some(list) = self.learned.get_mut(&key) {
+                list.retain(|a| *a != addr);
+            }
+        }
     }
 
     /// Forget everything about a peer.
     pub fn remove(&mut self, key: K) {
         self.by_ufrag.retain(|_, k| *k != key);
         self.by_addr.retain(|_, k| *k != key);
+        self.learned.remove(&key);
     }
 
     /// Number of known addresses.
@@ -127,6 +162,26 @@ mod tests {
         d.remove(2);
         assert_eq!(d.route(a, b"\x80rtp....................."), None);
         assert_eq!(d.addresses(), 0);
+    }
+
+    #[test]
+    fn a_peer_keeps_a_bounded_number_of_addresses() {
+        let mut d = Demux::default();
+        d.set_ufrag(1u32, "one");
+        let addr = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
+        for port in 5000..5100 {
+            d.learn(addr(port), 1);
+        }
+        assert_eq!(d.addresses(), MAX_ADDRESSES_PER_PEER);
+        assert_eq!(d.owner(addr(5099)), Some(1), "the newest stays");
+        assert_eq!(d.owner(addr(5000)), None, "the oldest went");
+        // Learnt by another peer: it moves, and the first peer's list no longer holds it.
+        d.learn(addr(5099), 2);
+        assert_eq!(d.owner(addr(5099)), Some(2));
+        d.forget_addr(addr(5098));
+        assert_eq!(d.owner(addr(5098)), None);
+        d.remove(1);
+        assert_eq!(d.addresses(), 1);
     }
 
     #[test]

@@ -35,7 +35,13 @@ pub struct Rewriter {
     waiting_keyframe: bool,
     /// The incoming sequence number the current run was re-based on.
     floor: Option<u64>,
+    /// The source before the last change: its late packets are stale, not a new change.
+    previous_source: Option<u32>,
 }
+
+/// How far behind the re-base point a packet may be and still count as reordered (stale);
+/// further back, the publisher restarted its numbering and the run is re-based.
+const REORDER_WINDOW: u64 = 512;
 
 /// First outgoing sequence number: low, so str0m needs no out-of-band rollover counter.
 const FIRST_SEQ: u64 = 1;
@@ -53,6 +59,7 @@ impl Rewriter {
             rebase: true,
             waiting_keyframe: video,
             floor: None,
+            previous_source: None,
         }
     }
 
@@ -73,15 +80,25 @@ impl Rewriter {
     /// Decide for one packet: `ssrc` and `seq` (extended) and `time` are the publisher's,
     /// `keyframe` says whether this packet starts a keyframe.
     pub fn next(&mut self, ssrc: u32, seq: u64, time: u32, keyframe: bool) -> Verdict {
+        if self.previous_source == Some(ssrc) && self.source != Some(ssrc) {
+            return Verdict::Stale;
+        }
         let source_changed = self.source.is_some_and(|s| s != ssrc);
         if source_changed {
+            self.previous_source = self.source;
             self.rebase = true;
             if self.video {
                 self.waiting_keyframe = true;
             }
         }
-        if !source_changed && !self.rebase && self.floor.is_some_and(|f| seq < f) {
-            return Verdict::Stale;
+        match self.floor {
+            Some(f) if !source_changed && !self.rebase && seq < f => {
+                if f - seq <= REORDER_WINDOW {
+                    return Verdict::Stale;
+                }
+                self.rebase = true;
+            }
+            _ => {}
         }
         if self.waiting_keyframe {
             if !keyframe {
@@ -159,10 +176,24 @@ mod tests {
         assert_eq!(r.next(1, 24, 24 * 3000, false), Verdict::Write { seq: 5, time: (24 * 3000) as u32 });
 
         let mut a = Rewriter::new(false, 48_000);
-        assert_eq!(a.next(1, 100, 0, false), Verdict::Write { seq: 1, time: 0 });
+        assert_eq!(a.next(1, 10_100, 0, false), Verdict::Write { seq: 1, time: 0 });
         a.pause();
-        assert_eq!(a.next(1, 150, 960, false), Verdict::Write { seq: 2, time: 960 });
-        assert_eq!(a.next(1, 149, 0, false), Verdict::Stale);
+        assert_eq!(a.next(1, 10_150, 960, false), Verdict::Write { seq: 2, time: 960 });
+        assert_eq!(a.next(1, 10_149, 0, false), Verdict::Stale);
+        // Far behind: the publisher restarted its numbering; the run goes on from there.
+        assert_eq!(a.next(1, 10_151, 1920, false), Verdict::Write { seq: 3, time: 1920 });
+        assert_eq!(a.next(1, 7, 2880, false), Verdict::Write { seq: 4, time: 2880 });
+        assert_eq!(a.next(1, 8, 3840, false), Verdict::Write { seq: 5, time: 3840 });
+    }
+
+    #[test]
+    fn a_late_packet_of_the_previous_source_is_stale_not_a_change() {
+        let mut r = Rewriter::new(true, 90_000);
+        assert_eq!(seqs(&mut r, 1, 0..2, Some(0)), vec![Some(1), Some(2)]);
+        assert_eq!(seqs(&mut r, 2, 50..52, Some(50)), vec![Some(3), Some(4)]);
+        assert_eq!(r.next(1, 2, 6000, false), Verdict::Stale);
+        assert!(!r.waiting_keyframe(), "no freeze");
+        assert_eq!(seqs(&mut r, 2, 52..53, None), vec![Some(5)]);
     }
 
     #[test]

@@ -125,6 +125,11 @@ impl TcpSide {
         }
     }
 
+    /// Whether a connection from `remote` is open.
+    pub(crate) fn is_open(&self, remote: SocketAddr) -> bool {
+        self.conns.contains_key(&remote)
+    }
+
     /// Queue one packet to the client at `remote`; false if there is no such connection or
     /// its queue is full.
     pub(crate) fn send(&self, remote: SocketAddr, payload: &[u8]) -> bool {

@@ -234,9 +234,8 @@ impl Worker {
         let out = match result {
             Ok(v) => {
                 if !peer.new_addresses.is_empty() {
-                    for addr in std::mem::take(&mut peer.new_addresses) {
-                        self.demux.learn(addr, key);
-                    }
+                    let learned: Vec<SocketAddr> = peer.new_addresses.drain(..).collect();
+                    self.learn_addresses(key, learned);
                 }
                 Some(v)
             }
@@ -255,6 +254,24 @@ impl Worker {
             self.remove_peer(key, Some("connection closed".into()));
         }
         out
+    }
+
+    /// Let the demultiplexer route datagrams from these addresses to `key`, except one that
+    /// another peer is sending to right now: a participant could otherwise spoof a check from
+    /// someone else's address with its own (valid) credentials and take their media path.
+    fn learn_addresses(&mut self, key: PeerKey, addresses: Vec<SocketAddr>) {
+        for addr in addresses {
+            let held = self
+                .demux
+                .owner(addr)
+                .filter(|owner| *owner != key)
+                .is_some_and(|owner| self.peers.get(&owner).is_some_and(|p| p.sent_to == Some(addr)));
+            if held {
+                debug!(%addr, "not re-pointing an address another peer is using");
+            } else {
+                self.demux.learn(addr, key);
+            }
+        }
     }
 
     fn fault(&mut self, key: PeerKey, fault: Fault) {
@@ -714,6 +731,18 @@ impl Worker {
 
     /// A packet from an ICE-TCP connection, or news of one.
     fn tcp_event(&mut self, event: TcpEvent) {
+        let closed = match &event {
+            TcpEvent::Closed { remote, .. } => Some(*remote),
+            _ => None,
+        };
+        if let Some(remote) = closed {
+            self.tcp.event(event);
+            // Its address may come back as a new connection; until then it routes nowhere.
+            if !self.tcp.is_open(remote) {
+                self.demux.forget_addr(remote);
+            }
+            return;
+        }
         if let Some((source, packet)) = self.tcp.event(event) {
             self.counters.datagrams_in += 1;
             self.receive(Protocol::Tcp, source, &packet);

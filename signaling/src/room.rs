@@ -27,14 +27,16 @@ use crate::protocol::{
 };
 use crate::session::Outbound;
 
-/// What a room task receives.
 /// What made the game move (for timing phase switches).
 #[derive(Debug, Clone, Copy)]
 enum Cause {
+    /// A phase timer fired.
     Timer,
-    Command,
+    /// A participant's input: a vote, a start, a join, a leave or kick.
+    Input,
 }
 
+/// What a room task receives.
 pub(crate) enum RoomInput {
     Join {
         name: String,
@@ -315,7 +317,7 @@ impl Room {
                     self.send(&id, &ServerMsg::error(e.code(), e.to_string()));
                 }
                 // Even a refused command may have run a phase timer that was due.
-                self.after_game_since(taken, Cause::Command).await;
+                self.after_game_since(taken, Cause::Input).await;
             }
             RoomInput::Leave { id } => self.remove(&id, LeaveReason::Left).await,
             RoomInput::SocketClosed { id, connection } => self.socket_closed(&id, connection),
@@ -541,7 +543,7 @@ impl Room {
     /// send the events, and `media_state` to whoever's view changed. Returns whether the
     /// phase changed.
     async fn after_game(&mut self) -> bool {
-        self.after_game_since(Instant::now(), Cause::Command).await
+        self.after_game_since(Instant::now(), Cause::Input).await
     }
 
     /// [`Self::after_game`], with a phase switch's apply time counted from `started` (when the
@@ -562,7 +564,7 @@ impl Room {
             self.hub.stats.phase_switches.fetch_add(1, Ordering::Relaxed);
             let histogram = match cause {
                 Cause::Timer => &self.hub.stats.phase_switch_apply,
-                Cause::Command => &self.hub.stats.phase_switch_apply_command,
+                Cause::Input => &self.hub.stats.phase_switch_apply_input,
             };
             histogram.observe(took);
             debug!(room = %self.code, ?cause, elapsed_us = took.as_micros() as u64, "phase switch applied");

@@ -86,9 +86,10 @@ pub struct SignalingStats {
     /// Phase changes on a timer: from the timer firing to the new routes being applied by the
     /// media workers.
     pub phase_switch_apply: Histogram,
-    /// Phase changes caused by a command (the last vote, a start): from the room taking the
-    /// command to the new routes being applied.
-    pub phase_switch_apply_command: Histogram,
+    /// Phase changes caused by a participant's input (the last vote, a start, a leave): from
+    /// the room taking the input (for a join or leave: from the game having handled it) to
+    /// the new routes being applied.
+    pub phase_switch_apply_input: Histogram,
     /// WebSocket round trips (server Ping to client Pong).
     pub rtt: Histogram,
 }
@@ -99,7 +100,7 @@ impl Default for SignalingStats {
             participants: AtomicU64::new(0),
             phase_switches: AtomicU64::new(0),
             phase_switch_apply: Histogram::new(FAST_BUCKETS),
-            phase_switch_apply_command: Histogram::new(FAST_BUCKETS),
+            phase_switch_apply_input: Histogram::new(FAST_BUCKETS),
             rtt: Histogram::new(RTT_BUCKETS),
         }
     }

@@ -22,7 +22,7 @@ const PHONE_VIEW = { width: 390, height: 844 };
 // The night, the day and the votes end early once everyone has acted (the test does, through the buttons);
 // their timers are only a bound. Role reveal, dawn, defense and game over run their (short) course.
 const SETTINGS = { mafia: 2, doctor: 1, detective: 1 };
-const LENGTHS = { role_reveal: 8, night: 90, dawn: 2, day: 60, nomination: 60, defense: 1.5, judgment: 60, game_over: 15 };
+const LENGTHS = { role_reveal: 8, night: 90, dawn: 2, day: 60, nomination: 60, defense: 1.5, judgment: 60, game_over: 30 };
 /** Bytes a stopped stream may still receive after the phase message: what was in flight, plus a margin. */
 const IN_FLIGHT_PACKETS = 10;
 /** A loaded page reads its packets late: what a publisher sent before the switch (at most this many packets a
@@ -491,7 +491,8 @@ await runTest('game', async (browser) => {
   await screenshot(watcher.page, 'tally-judgment.png', `the judgment tally as ${watcher.name} sees it (2 guilty)`);
   for (const p of voters.slice(2)) await click(p, '#verdict-guilty', 'Guilty');
 
-  // ---- game over: the mafia match the town (2 against 2)
+  // ---- game over: the mafia match the town (2 against 2). Its 30 s leave a starved machine time
+  // to visit six game-over screens before the lobby clears them.
   await waitSeen(everyone, 'game_over:1', 10000);
   await waitFor('the game-over screen', () => host.page.locator('#gameover .reveal-list').isVisible(), { timeout: 5000, interval: 50 });
   await screenshot(host.page, 'game-over.png', 'the game-over screen revealing every role');
@@ -511,7 +512,7 @@ await runTest('game', async (browser) => {
   await screenshot(byName[PHONE].page, 'phone-game-over.png', 'game over on the phone');
 
   // ---- back to the lobby after game over's timer
-  await waitPhase(everyone, 'lobby:0', 15000);
+  await waitPhase(everyone, 'lobby:0', LENGTHS.game_over * 1000 + 5000);
   for (const p of everyone) {
     check(await visible(p, '#lobby-box'), `${p.name} is back in the lobby`);
     check(!(await visible(p, '#gameover')) && !(await visible(p, '#role-box')), `${p.name}: game screens closed`);

@@ -294,6 +294,34 @@ pub fn ice_ufrag(sdp: &str) -> String {
     sdp.lines().find_map(|l| l.trim_end().strip_prefix("a=ice-ufrag:")).expect("SDP has an ice-ufrag").to_owned()
 }
 
+/// The `a=ice-pwd` of an SDP.
+pub fn ice_pwd(sdp: &str) -> String {
+    sdp.lines().find_map(|l| l.trim_end().strip_prefix("a=ice-pwd:")).expect("SDP has an ice-pwd").to_owned()
+}
+
+/// A genuine ICE check (USERNAME, PRIORITY, ICE-CONTROLLING, MESSAGE-INTEGRITY under
+/// `password`, FINGERPRINT), without USE-CANDIDATE: what a participant can send with its own
+/// credentials from any address it can spoof.
+pub fn signed_binding_request(username: &str, password: &str, txid: [u8; 12]) -> Vec<u8> {
+    use stun_rs::attributes::ice::{IceControlling, Priority};
+    use stun_rs::attributes::stun::{Fingerprint, MessageIntegrity, UserName};
+    use stun_rs::methods::BINDING;
+    use stun_rs::{HMACKey, MessageClass, MessageEncoderBuilder, StunMessageBuilder, TransactionId};
+    let key = HMACKey::new_short_term(password).expect("a short-term key");
+    let msg = StunMessageBuilder::new(BINDING, MessageClass::Request)
+        .with_transaction_id(TransactionId::from(txid))
+        .with_attribute(UserName::new(username).expect("a username"))
+        .with_attribute(Priority::from(0x6e00_1eff))
+        .with_attribute(IceControlling::from(u64::from_be_bytes(txid[..8].try_into().unwrap())))
+        .with_attribute(MessageIntegrity::new(key))
+        .with_attribute(Fingerprint::default())
+        .build();
+    let mut buf = vec![0u8; 512];
+    let n = MessageEncoderBuilder::default().build().encode(&mut buf, &msg).expect("encodes");
+    buf.truncate(n);
+    buf
+}
+
 /// Cheap non-cryptographic randomness (no `rand` dependency in the root package).
 pub(crate) fn random_u32() -> u32 {
     static COUNTER: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
