@@ -24,11 +24,6 @@ use crate::config::AuthMode;
 const MAX_BODY: usize = 16 * 1024;
 /// Longest PIN, in characters.
 const MAX_PIN_CHARS: usize = 32;
-/// Most of one role a room's settings may ask for (a room holds at most 16 players).
-const MAX_ROLE_COUNT: u32 = 16;
-/// Timed phases, as `phase_seconds` names them.
-const TIMED_PHASES: &[&str] =
-    &["role_reveal", "night", "dawn", "day", "nomination", "defense", "judgment", "game_over"];
 
 /// What the API handlers share.
 #[derive(Clone)]
@@ -155,29 +150,10 @@ fn bad_field(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "bad_field", message)
 }
 
-/// The same rules `start_game` applies to each value on its own (counts against the number
-/// of players can only be checked at the start).
+/// The rules `start_game` applies to each value on its own (counts against the number of
+/// players can only be checked at the start).
 fn check_settings(s: &Settings) -> Result<(), ApiError> {
-    if s.mafia == Some(0) {
-        return Err(bad_field("settings.mafia: at least 1"));
-    }
-    for (name, count) in [("mafia", s.mafia), ("doctor", s.doctor), ("detective", s.detective)] {
-        if count.is_some_and(|n| n > MAX_ROLE_COUNT) {
-            return Err(bad_field(format!("settings.{name}: at most {MAX_ROLE_COUNT}")));
-        }
-    }
-    for (phase, secs) in &s.phase_seconds {
-        if !TIMED_PHASES.contains(&phase.as_str()) {
-            return Err(bad_field(format!(
-                "settings.phase_seconds: \"{phase}\" is not a timed phase ({})",
-                TIMED_PHASES.join(", ")
-            )));
-        }
-        if !(secs.is_finite() && *secs > 0.0 && *secs <= 3600.0) {
-            return Err(bad_field(format!("settings.phase_seconds.{phase}: above 0 and at most 3600 seconds")));
-        }
-    }
-    Ok(())
+    parlor_signaling::game::mafia::check_settings(s).map_err(|e| bad_field(format!("settings.{e}")))
 }
 
 fn check_pin(pin: &str) -> Result<(), ApiError> {

@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use parlor_signaling::limit::TokenBucket;
 use parlor_signaling::{ids, Access};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -44,11 +45,6 @@ pub struct HostToken {
     pub expires_at: u64,
 }
 
-struct Bucket {
-    tokens: f64,
-    last: Instant,
-}
-
 /// The server's access rules; the hub consults them as its [`Access`].
 pub struct Auth {
     mode: AuthMode,
@@ -59,7 +55,7 @@ pub struct Auth {
     ttl: Duration,
     burst: f64,
     per_second: f64,
-    lookups: Mutex<HashMap<IpAddr, Bucket>>,
+    lookups: Mutex<HashMap<IpAddr, TokenBucket>>,
 }
 
 fn unix_now() -> u64 {
@@ -184,20 +180,17 @@ impl Auth {
         let now = Instant::now();
         let mut buckets = self.lookups.lock().unwrap_or_else(|e| e.into_inner());
         if buckets.len() > PRUNE_ABOVE {
-            let (burst, rate) = (self.burst, self.per_second);
-            buckets.retain(|_, b| b.tokens + now.duration_since(b.last).as_secs_f64() * rate < burst);
+            buckets.retain(|_, b| !b.full_by(now));
         }
-        let bucket = buckets.entry(limit_key(ip)).or_insert(Bucket { tokens: self.burst, last: now });
-        bucket.tokens =
-            (bucket.tokens + now.duration_since(bucket.last).as_secs_f64() * self.per_second).min(self.burst);
-        bucket.last = now;
+        let bucket =
+            buckets.entry(limit_key(ip)).or_insert_with(|| TokenBucket::full(self.per_second, self.burst, now));
         // An empty bucket refuses every lookup, found or not: otherwise the refusal itself
         // would tell which codes exist.
-        if bucket.tokens < 1.0 {
+        if !bucket.refill(now) {
             return false;
         }
         if !found {
-            bucket.tokens -= 1.0;
+            bucket.spend();
         }
         true
     }

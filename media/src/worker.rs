@@ -73,6 +73,8 @@ pub(crate) struct Worker {
     demux: Demux<PeerKey>,
     counters: Counters,
     events: Vec<Event>,
+    /// `forward`'s copy of a room's members, reused from packet to packet.
+    members_scratch: Vec<PeerKey>,
     /// ICE-TCP: the listener and the open connections (idle unless `ListenTcp` came).
     tcp: TcpSide,
     /// Answers to plain STUN binding requests (capped: they are unauthenticated).
@@ -93,6 +95,7 @@ impl Worker {
             demux: Demux::default(),
             counters: Counters::default(),
             events: Vec::new(),
+            members_scratch: Vec::new(),
             tcp: TcpSide::new(),
             plain_stun: binding::ReplyBudget::default(),
         })
@@ -818,12 +821,21 @@ impl Worker {
             return;
         };
         let kind = if codec.is_video() { Kind::Video } else { Kind::Audio };
-        // A copy: a subscriber whose connection dies during the loop leaves `members`.
-        let Some(members) = self.rooms.get(&publisher.room).map(|r| r.members.clone()) else { return };
+        // A copy (a subscriber whose connection dies during the loop leaves `members`), into a
+        // buffer kept between packets so the hot path does not allocate.
+        let mut members = std::mem::take(&mut self.members_scratch);
+        members.clear();
+        match self.rooms.get(&publisher.room) {
+            Some(r) => members.extend_from_slice(&r.members),
+            None => {
+                self.members_scratch = members;
+                return;
+            }
+        }
         let keyframe = kind == Kind::Video && vp8::is_keyframe_start(&pkt.payload);
         let mut delivered = 0usize;
         let mut want_keyframe = false;
-        for s in members.into_iter().filter(|s| *s != from) {
+        for &s in members.iter().filter(|s| **s != from) {
             let Some(sub) = self.peer_mut(s) else { continue };
             if !sub.connected {
                 self.counters.drop(DropReason::NotConnected);
@@ -894,6 +906,7 @@ impl Worker {
         if delivered == 0 {
             self.counters.drop(DropReason::NoSubscriber);
         }
+        self.members_scratch = members;
         if want_keyframe {
             self.request_keyframe(from, mid, KeyframeRequestKind::Pli);
         }

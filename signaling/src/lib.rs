@@ -12,6 +12,7 @@ pub mod game;
 pub mod gamelog;
 mod hub;
 pub mod ids;
+pub mod limit;
 pub mod media;
 pub mod protocol;
 mod room;

@@ -7,6 +7,7 @@ use tokio::time::Instant;
 use crate::game::Command;
 use crate::hub::Hub;
 use crate::ids;
+use crate::limit::TokenBucket;
 use crate::protocol::{self, ClientMsg, ErrorCode, Refusal, ServerMsg, CLOSE_POLICY, CLOSE_TOO_LARGE};
 use crate::room::{unix_ms, RoomHandle, RoomInput};
 
@@ -24,23 +25,16 @@ pub enum Outbound {
     },
 }
 
-/// A token bucket: `rate` messages a second, bursts of `burst`.
+/// The message limit: `messages_per_second`, bursts of `message_burst`.
 struct Bucket {
-    tokens: f64,
-    last: Instant,
-    rate: f64,
-    burst: f64,
+    tokens: TokenBucket,
     /// Messages refused since the last one accepted.
     refused: u32,
 }
 
 impl Bucket {
     fn take(&mut self) -> bool {
-        let now = Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.burst);
-        self.last = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
+        if self.tokens.try_take(Instant::now()) {
             self.refused = 0;
             true
         } else {
@@ -75,7 +69,7 @@ impl Connection {
         let settings = hub.settings();
         let burst = f64::from(settings.message_burst);
         let bucket =
-            Bucket { tokens: burst, last: Instant::now(), rate: settings.messages_per_second, burst, refused: 0 };
+            Bucket { tokens: TokenBucket::full(settings.messages_per_second, burst, Instant::now()), refused: 0 };
         (Connection { hub, out, seat: None, left: false, bucket, client: None }, rx)
     }
 
@@ -117,8 +111,9 @@ impl Connection {
             return true;
         }
         let refused = self.bucket.refused;
-        if f64::from(refused) > self.bucket.burst {
-            if refused == self.bucket.burst as u32 + 1 {
+        let burst = self.bucket.tokens.burst();
+        if f64::from(refused) > burst {
+            if refused == burst as u32 + 1 {
                 self.refuse(&Refusal::new(ErrorCode::RateLimited, "still too many messages; disconnecting"));
                 self.emit(Outbound::Close { code: CLOSE_POLICY, reason: "rate_limited".into() });
             }
@@ -126,7 +121,7 @@ impl Connection {
         }
         if refused == 1 || refused.is_multiple_of(10) {
             // One error per episode (and a reminder now and then), not one per message.
-            let rate = self.bucket.rate;
+            let rate = self.bucket.tokens.rate();
             self.refuse(&Refusal::new(ErrorCode::RateLimited, format!("too many messages; at most {rate} a second")));
         }
         false

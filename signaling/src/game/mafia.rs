@@ -38,6 +38,7 @@ use std::collections::VecDeque;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
+pub use self::setup::check_settings;
 use self::setup::{Counts, Lengths, MAX_PLAYERS, MIN_PLAYERS};
 use self::table::Table;
 use self::tally::{Ballots, Night};

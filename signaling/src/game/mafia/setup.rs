@@ -78,6 +78,25 @@ impl Lengths {
     }
 }
 
+/// Why a game needs at least one mafioso.
+const NO_MAFIA: &str = "mafia: at least 1 mafioso is needed";
+
+/// The rules each setting meets on its own, before anyone is counted: phase lengths, and role
+/// counts in range (the counts against the players can only be checked at the start). The
+/// room API checks a room's default settings with this.
+pub fn check_settings(settings: &Settings) -> Result<(), GameError> {
+    Lengths::from_settings(settings)?;
+    if settings.mafia == Some(0) {
+        return Err(GameError::BadField(NO_MAFIA.into()));
+    }
+    for (name, count) in [("mafia", settings.mafia), ("doctor", settings.doctor), ("detective", settings.detective)] {
+        if count.is_some_and(|n| usize::try_from(n).map_or(true, |n| n > MAX_PLAYERS)) {
+            return Err(GameError::BadField(format!("{name}: at most {MAX_PLAYERS}")));
+        }
+    }
+    Ok(())
+}
+
 /// How many of each special role a game deals; the rest are citizens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Counts {
@@ -112,7 +131,7 @@ impl Counts {
             detective: get(settings.detective, defaults.detective),
         };
         if counts.mafia == 0 {
-            return Err(GameError::BadField("mafia: at least 1 mafioso is needed".into()));
+            return Err(GameError::BadField(NO_MAFIA.into()));
         }
         // Written as a comparison of sums so no subtraction can underflow.
         if counts.mafia.saturating_mul(2) >= players {
