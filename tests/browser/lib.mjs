@@ -41,9 +41,9 @@ export function check(condition, message) {
   if (!condition) throw new TestFailure(message);
 }
 
-export async function launch() {
+export async function launch(extraArgs = []) {
   await mkdir(outDir, { recursive: true });
-  return chromium.launch({ executablePath, headless: true, args: CHROMIUM_ARGS });
+  return chromium.launch({ executablePath, headless: true, args: [...CHROMIUM_ARGS, ...extraArgs] });
 }
 
 /**
@@ -116,11 +116,11 @@ export async function screenshot(page, file, what) {
 }
 
 /** Run a whole test script: prints PASS/FAIL and sets the exit code. */
-export async function runTest(name, body) {
+export async function runTest(name, body, { extraArgs = [] } = {}) {
   let browser;
   const t0 = Date.now();
   try {
-    browser = await launch();
+    browser = await launch(extraArgs);
     await body(browser);
     log(`${name}: PASS (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
     process.exitCode = 0;

@@ -2,8 +2,7 @@
 // each must decode the other's video, and each page's selected ICE candidate pair (getStats) must match.
 
 import { randomBytes } from 'node:crypto';
-import { chromium } from 'playwright-core';
-import { CHROMIUM_ARGS, base, check, executablePath, log, openPage, roomPath, screenshot, waitFor } from './lib.mjs';
+import { base, check, log, openPage, roomPath, runTest, screenshot, waitFor } from './lib.mjs';
 
 const deadlineMs = Number(process.env.BROWSER_DEADLINE_MS || 30000);
 
@@ -37,12 +36,9 @@ const show = (c) => (c ? `${c.type} ${c.protocol}${c.tcpType ? `/${c.tcpType}` :
  * (empty: as expected).
  */
 export async function twoPagesOverThisPath(name, expectPair) {
-  const t0 = Date.now();
-  let browser;
-  try {
-    // The pages come from a plain-HTTP address that is not localhost: let the camera work there anyway.
-    const args = [...CHROMIUM_ARGS, `--unsafely-treat-insecure-origin-as-secure=${base}`];
-    browser = await chromium.launch({ executablePath, headless: true, args });
+  // The pages come from a plain-HTTP address that is not localhost: let the camera work there anyway.
+  const extraArgs = [`--unsafely-treat-insecure-origin-as-secure=${base}`];
+  await runTest(name, async (browser) => {
     const room = `${name}-${randomBytes(5).toString('hex')}`;
     log(`room ${room} at ${base}`);
     const pages = [];
@@ -74,15 +70,7 @@ export async function twoPagesOverThisPath(name, expectPair) {
       check(complaints.length === 0, `${p.name}: ${complaints.join('; ')}`);
     }
     for (const p of pages) await screenshot(p.page, `${name}-${p.name.toLowerCase()}.png`, `${p.name}'s view`);
-    log(`${name}: PASS (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
-    process.exitCode = 0;
-  } catch (err) {
-    console.error(err && err.stack ? err.stack : err);
-    log(`${name}: FAIL (${err && err.message ? err.message.split('\n')[0] : err})`);
-    process.exitCode = 1;
-  } finally {
-    if (browser) await browser.close().catch(() => {});
-  }
+  }, { extraArgs });
 }
 
 /** Complaints when `actual` differs from `expected` in any of the expected fields. */
