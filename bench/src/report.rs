@@ -307,6 +307,15 @@ pub fn machine_json() -> Value {
     })
 }
 
+/// The heading every printed result starts with: what ran against what, the command, when, on
+/// which machine, and the load average (`load_when` says when it was read).
+pub fn print_heading(title: &str, target: &str, load: f64, load_when: &str) {
+    let (cores, model) = sys::cpu_info();
+    println!("\n### {title} — {target}\n");
+    println!("`{}`  ", command_line());
+    println!("{} UTC, {cores} × {model}, load average {load:.2} {load_when}  ", utc(now_us()));
+}
+
 /// The command that produced a result, as a user would type it.
 pub fn command_line() -> String {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -386,14 +386,7 @@ fn counters_json(w: &Window, fleet: &Fleet) -> Value {
 /// Print one scenario's table and write its JSON.
 pub fn publish_result(opts: &Opts, name: &str, title: &str, target: &str, o: &Outcome) -> anyhow::Result<Value> {
     let rows: Vec<Vec<String>> = o.figures.rows().into_iter().map(|(k, v)| vec![k.to_owned(), v]).collect();
-    let (cores, model) = sys::cpu_info();
-    println!("\n### {title} — {target}\n");
-    println!("`{}`  ", report::command_line());
-    println!(
-        "{} UTC, {cores} × {model}, load average {:.2} before the run  ",
-        report::utc(now_us()),
-        sys::loadavg().unwrap_or(0.0)
-    );
+    report::print_heading(title, target, sys::loadavg().unwrap_or(0.0), "before the run");
     println!("Inputs: {}\n", o.inputs_text);
     println!("{}", table(&["metric", "value"], &rows));
     let v = json!({

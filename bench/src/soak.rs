@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::fleet::{Ctrl, Fleet};
-use crate::payload::now_us;
 use crate::report::{self, table, Figures};
 use crate::scenario::{add_room, av, flip_settings, save, Opts, Target};
 use crate::sys;
@@ -175,10 +174,7 @@ fn print_and_save(
             next_min = (s.t_s / 60.0).floor() + 1.0;
         }
     }
-    let (cores, model) = sys::cpu_info();
-    println!("\n### soak — {label}\n");
-    println!("`{}`  ", report::command_line());
-    println!("{} UTC, {cores} × {model}, load average {load_before:.2} at the start  ", report::utc(now_us()));
+    report::print_heading("soak", label, load_before, "at the start");
     println!(
         "Inputs: 1 room × {players} players at {} kbit/s VP8 + Opus, the phase-flip game (day/night every 2 s) for {minutes} min; \
          an RSS sample every {:.0} s; judged after {warmup_minutes} min\n",

@@ -782,7 +782,7 @@ impl Negotiator {
 
     async fn offer(&mut self) -> anyhow::Result<()> {
         let options = std::mem::take(&mut self.ice_restart)
-            .then(|| rtc::peer_connection::configuration::RTCOfferOptions { ice_restart: true, ..Default::default() });
+            .then_some(rtc::peer_connection::configuration::RTCOfferOptions { ice_restart: true });
         let offer = self.pc.create_offer(options).await.context("create_offer")?;
         let fallback = offer.sdp.clone();
         self.pc.set_local_description(offer).await.context("set_local_description(offer)")?;
@@ -1072,7 +1072,7 @@ async fn publish_loop(shared: Arc<Shared>, media: LocalMedia, opts: ClientOption
         let (audio_level, video_orientation) = match shared.header_extensions.load(Ordering::SeqCst) {
             false => (None, None),
             true => match media.kind {
-                Kind::Audio => (Some(((counter.wrapping_mul(7) % 128) as u8, counter % 3 == 0)), None),
+                Kind::Audio => (Some(((counter.wrapping_mul(7) % 128) as u8, counter.is_multiple_of(3))), None),
                 Kind::Video => (None, Some((counter % 16) as u8)),
             },
         };
