@@ -96,9 +96,9 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
     Some(credential.trim().to_owned())
 }
 
-/// The address the lookup limit counts (see [`crate::auth::limited_client`]).
-fn client_ip(extensions: &Extensions, headers: &HeaderMap) -> Option<IpAddr> {
-    crate::auth::limited_client(extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0), headers)
+/// The address the lookup limit counts (see [`Auth::limited_client`]).
+fn client_ip(auth: &Auth, extensions: &Extensions, headers: &HeaderMap) -> Option<IpAddr> {
+    auth.limited_client(extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0), headers)
 }
 
 /// `scheme://host` as the client reached us: links must work from where the client is.
@@ -183,7 +183,7 @@ async fn create_room(
         (None, AuthMode::HostKey) => return Err(unauthorized("this server creates rooms for host keys only")),
         // Open mode without a key: each room costs the address a lookup, so nobody fills the
         // server with empty rooms.
-        (None, AuthMode::Open) if !state.auth.lookup(client_ip(&extensions, &headers), false) => {
+        (None, AuthMode::Open) if !state.auth.lookup(client_ip(&state.auth, &extensions, &headers), false) => {
             return Ok(rate_limited(&state, "too many rooms created from this address; wait a minute"))
         }
         _ => {}
@@ -253,7 +253,7 @@ async fn room_state(
         return Err(bad_field("room codes are 1-32 characters of A-Z, a-z, 0-9 and -"));
     }
     let info = state.hub.room_info(&code).await;
-    if !state.auth.lookup(client_ip(&extensions, &headers), info.is_some()) {
+    if !state.auth.lookup(client_ip(&state.auth, &extensions, &headers), info.is_some()) {
         return Ok(rate_limited(&state, "too many unknown room codes tried; wait a minute"));
     }
     match info {

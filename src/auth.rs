@@ -56,6 +56,8 @@ pub struct Auth {
     burst: f64,
     per_second: f64,
     lookups: Mutex<HashMap<IpAddr, TokenBucket>>,
+    /// Reverse proxies besides loopback whose forwarding headers are believed.
+    trusted: Vec<Network>,
 }
 
 fn unix_now() -> u64 {
@@ -77,27 +79,58 @@ fn limit_key(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// The address the lookup limit counts for a request from `peer`, or `None` for no limit.
-///
-/// A peer on this machine is a local tool or a reverse proxy. A proxy names its client in
-/// `X-Forwarded-For` (the last entry, which it appended itself) or `X-Real-IP`, and that
-/// address counts; without either header a local peer is not limited (benchmarks, health
-/// checks). Remote peers count as themselves: their forwarding headers could be forged.
-pub fn limited_client(peer: Option<std::net::SocketAddr>, headers: &axum::http::HeaderMap) -> Option<IpAddr> {
-    let peer = peer?.ip();
-    let local = match peer {
-        IpAddr::V4(v4) => v4.is_loopback(),
-        IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
-    };
-    if !local {
-        return Some(peer);
+/// An address or a network (`auth.trusted_proxies`): `10.0.0.0/8`, `172.17.0.1`, `fd00::/8`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Network {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Network {
+    /// Parse `ADDR` or `ADDR/PREFIX`; the error says what is wrong.
+    pub fn parse(text: &str) -> Result<Network, String> {
+        let (addr, prefix) = match text.trim().split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (text.trim(), None),
+        };
+        let addr: IpAddr = addr.parse().map_err(|_| format!("{addr:?} is not an IP address"))?;
+        let bits = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => bits,
+            Some(p) => match p.parse::<u8>() {
+                Ok(n) if n <= bits => n,
+                _ => return Err(format!("the prefix length must be 0 to {bits}, got {p:?}")),
+            },
+        };
+        Ok(Network { addr, prefix })
     }
-    let named = |name: &str| -> Option<IpAddr> {
-        let value = headers.get_all(name).iter().next_back()?.to_str().ok()?;
-        let last = value.rsplit(',').next()?.trim();
-        last.trim_start_matches('[').split(']').next()?.parse().ok()
-    };
-    named("x-forwarded-for").or_else(|| named("x-real-ip"))
+
+    /// Whether `ip` lies in this network.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let masked = |bits: u128, width: u32| {
+            let host_bits = width - u32::from(self.prefix);
+            bits.checked_shr(host_bits).unwrap_or(0)
+        };
+        match (self.addr, canonical(ip)) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                masked(u128::from(u32::from(net)), 32) == masked(u128::from(u32::from(ip)), 32)
+            }
+            // A v6 network written with mapped addresses (::ffff:10.0.0.0/104) holds v4 peers.
+            (IpAddr::V6(net), IpAddr::V4(ip)) => {
+                masked(u128::from(net), 128) == masked(u128::from(ip.to_ipv6_mapped()), 128)
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => masked(u128::from(net), 128) == masked(u128::from(ip), 128),
+            (IpAddr::V4(_), IpAddr::V6(_)) => false,
+        }
+    }
+}
+
+/// An IPv4-mapped IPv6 address as the IPv4 address it is (a dual-stack listener reports those).
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
 }
 
 impl Auth {
@@ -128,7 +161,34 @@ impl Auth {
             burst: f64::from(config.lookup_burst),
             per_second: config.lookups_per_minute / 60.0,
             lookups: Mutex::new(HashMap::new()),
+            // Validated with the configuration; an entry that still fails is left out.
+            trusted: config.trusted_proxies.iter().filter_map(|t| Network::parse(t).ok()).collect(),
         }
+    }
+
+    /// The address the lookup limit counts for a request from `peer`, or `None` for no limit.
+    ///
+    /// A peer on this machine is a local tool or a reverse proxy; so is a peer in
+    /// `auth.trusted_proxies`. A proxy names its client in `X-Forwarded-For` (the last entry,
+    /// which it appended itself) or `X-Real-IP`, and that address counts. Without either header
+    /// a local peer is not limited (benchmarks, health checks) and a trusted one counts as
+    /// itself. Other peers count as themselves: their forwarding headers could be forged.
+    pub fn limited_client(
+        &self,
+        peer: Option<std::net::SocketAddr>,
+        headers: &axum::http::HeaderMap,
+    ) -> Option<IpAddr> {
+        let peer = canonical(peer?.ip());
+        let local = peer.is_loopback();
+        if !local && !self.trusted.iter().any(|n| n.contains(peer)) {
+            return Some(peer);
+        }
+        let named = |name: &str| -> Option<IpAddr> {
+            let value = headers.get_all(name).iter().next_back()?.to_str().ok()?;
+            let last = value.rsplit(',').next()?.trim();
+            last.trim_start_matches('[').split(']').next()?.parse().ok()
+        };
+        named("x-forwarded-for").or_else(|| named("x-real-ip")).or((!local).then_some(peer))
     }
 
     /// The auth mode.
@@ -222,6 +282,7 @@ mod tests {
             token_ttl_seconds: 60.0,
             lookup_burst: 3,
             lookups_per_minute: 0.001,
+            trusted_proxies: vec!["172.17.0.1".into(), "10.8.0.0/16".into()],
         }
     }
 
@@ -278,6 +339,8 @@ mod tests {
         let mut forwarded = HeaderMap::new();
         forwarded.insert("x-forwarded-for", "10.0.0.1, 203.0.113.9".parse().unwrap());
         let none = HeaderMap::new();
+        let auth = Auth::new(&config());
+        let limited_client = |peer, headers| auth.limited_client(peer, headers);
         // A remote peer is itself, whatever it claims.
         assert_eq!(limited_client(Some(remote), &forwarded), Some(remote.ip()));
         // A local proxy's last entry counts; a local peer without one is not limited.
@@ -290,6 +353,33 @@ mod tests {
         junk.insert("x-forwarded-for", "unknown".parse().unwrap());
         assert_eq!(limited_client(Some(local), &junk), None);
         assert_eq!(limited_client(None, &forwarded), None);
+        // A configured proxy (the Docker bridge, a network) is believed too, also when it
+        // reaches a dual-stack listener as an IPv4-mapped address; without a header it is itself.
+        for proxy in ["172.17.0.1:40000", "10.8.3.4:40000", "[::ffff:172.17.0.1]:40000"] {
+            let proxy: std::net::SocketAddr = proxy.parse().unwrap();
+            assert_eq!(limited_client(Some(proxy), &forwarded), Some("203.0.113.9".parse().unwrap()), "{proxy}");
+            assert_eq!(limited_client(Some(proxy), &none), Some(canonical(proxy.ip())), "{proxy}");
+        }
+        let outside: std::net::SocketAddr = "10.9.0.1:40000".parse().unwrap();
+        assert_eq!(limited_client(Some(outside), &forwarded), Some(outside.ip()));
+    }
+
+    #[test]
+    fn networks_parse_and_match() {
+        let net = |t: &str| Network::parse(t).unwrap();
+        assert!(net("10.0.0.0/8").contains("10.255.1.2".parse().unwrap()));
+        assert!(!net("10.0.0.0/8").contains("11.0.0.1".parse().unwrap()));
+        assert!(net("172.17.0.1").contains("172.17.0.1".parse().unwrap()));
+        assert!(!net("172.17.0.1").contains("172.17.0.2".parse().unwrap()));
+        assert!(net("0.0.0.0/0").contains("198.51.100.1".parse().unwrap()));
+        assert!(net("fd00::/8").contains("fd12::1".parse().unwrap()));
+        assert!(!net("fd00::/8").contains("fe80::1".parse().unwrap()));
+        assert!(!net("10.0.0.0/8").contains("fd00::1".parse().unwrap()), "families never mix");
+        assert!(net("::ffff:10.0.0.0/104").contains("10.1.2.3".parse().unwrap()));
+        assert!(!net("::ffff:10.0.0.0/104").contains("11.1.2.3".parse().unwrap()));
+        for bad in ["", "10.0.0.0/33", "10.0.0.0/x", "fd00::/129", "example.org", "10.0.0.0/8/8"] {
+            assert!(Network::parse(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

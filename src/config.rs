@@ -52,6 +52,7 @@ pub struct AuthConfig {
     pub token_ttl_seconds: f64,
     pub lookup_burst: u32,
     pub lookups_per_minute: f64,
+    pub trusted_proxies: Vec<String>,
 }
 
 /// `auth.mode`.
@@ -362,6 +363,11 @@ impl Config {
                 self.auth.lookups_per_minute
             );
         }
+        for entry in &self.auth.trusted_proxies {
+            if let Err(why) = crate::auth::Network::parse(entry) {
+                bail!("invalid configuration\n  auth.trusted_proxies: {entry:?}: {why}");
+            }
+        }
         tracing_subscriber::EnvFilter::try_new(&self.log.level).with_context(|| {
             format!("invalid configuration\n  log.level: \"{}\" is not a valid filter", self.log.level)
         })?;
@@ -565,6 +571,13 @@ mod tests {
         assert!(e.contains("session.dead_after_seconds"), "{e}");
         let e = load(None, &Overrides::default(), &[("SESSION__PING_SECONDS", "0")]).unwrap_err().to_string();
         assert!(e.contains("session.ping_seconds"), "{e}");
+        let e = load(None, &Overrides::default(), &[("AUTH__TRUSTED_PROXIES", r#"["10.0.0.0/8", "10.0.0.0/40"]"#)])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("auth.trusted_proxies") && e.contains("10.0.0.0/40"), "{e}");
+        let c =
+            load(None, &Overrides::default(), &[("AUTH__TRUSTED_PROXIES", r#"["172.17.0.1", "fd00::/8"]"#)]).unwrap();
+        assert_eq!(c.auth.trusted_proxies, vec!["172.17.0.1".to_string(), "fd00::/8".to_string()]);
         let dir = std::env::temp_dir().join(format!("parlor-cfg2-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("typo.toml");

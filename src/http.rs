@@ -26,6 +26,8 @@ pub struct AppState {
     pub hub: Hub,
     pub media: Arc<Media>,
     pub heartbeat: Heartbeat,
+    /// Access rules (here: whose forwarding headers name the client).
+    pub auth: Arc<crate::auth::Auth>,
     /// Open WebSocket connections, and how many may be open at once.
     pub connections: Arc<AtomicUsize>,
     pub max_connections: usize,
@@ -124,9 +126,9 @@ async fn ws_upgrade(
     headers: axum::http::HeaderMap,
     extensions: axum::http::Extensions,
 ) -> Response {
-    // The client's address limits its lookups of unknown room codes (see auth::limited_client).
+    // The client's address limits its lookups of unknown room codes (see Auth::limited_client).
     let peer = extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0);
-    let client = crate::auth::limited_client(peer, &headers);
+    let client = state.auth.limited_client(peer, &headers);
     let ws = ws.max_message_size(READ_LIMIT).max_frame_size(READ_LIMIT);
     let Some(place) = Place::take(&state.connections, state.max_connections) else {
         return ws.on_upgrade(|socket| {

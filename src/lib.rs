@@ -144,6 +144,7 @@ pub async fn start(config: &Config) -> Result<Server> {
         hub: hub.clone(),
         media: media.clone(),
         heartbeat,
+        auth: auth.clone(),
         connections: connections.clone(),
         max_connections: config.server.max_connections,
         going_away: going_away_rx.clone(),
