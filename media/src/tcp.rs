@@ -5,8 +5,8 @@
 //! the same path as a datagram; the worker writes answers back through [`TcpSide::send`].
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -22,6 +22,9 @@ pub const MAX_FRAME: usize = 4096;
 const IDLE: Duration = Duration::from_secs(30);
 /// Most TCP connections one worker keeps open.
 const MAX_CONNECTIONS: usize = 2000;
+/// Most of them from one client address (an IPv6 /64 counts as one): a browser needs one or
+/// two, and one host must not take every place.
+const MAX_PER_ADDRESS: usize = 64;
 /// Frames queued towards one client before further ones are dropped (like a full UDP buffer).
 const SEND_QUEUE: usize = 512;
 /// Packets queued from all connections towards the worker; readers wait when it is full.
@@ -103,7 +106,7 @@ impl TcpSide {
         let listener = TcpListener::from_std(listener)?;
         let addr = listener.local_addr()?;
         self.addr = Some(addr);
-        tokio::spawn(accept_loop(listener, self.events_tx.clone()));
+        tokio::spawn(accept_loop(listener, self.events_tx.clone(), MAX_PER_ADDRESS));
         Ok(addr)
     }
 
@@ -147,8 +150,49 @@ impl TcpSide {
     }
 }
 
-async fn accept_loop(listener: TcpListener, events: mpsc::Sender<TcpEvent>) {
+/// Open connections per client address, for [`MAX_PER_ADDRESS`].
+#[derive(Default)]
+struct PerAddress(Mutex<HashMap<IpAddr, usize>>);
+
+/// One connection's place in [`PerAddress`], given back when dropped.
+struct AddressPlace(Arc<PerAddress>, IpAddr);
+
+impl PerAddress {
+    /// The counting key: the address, or its /64 for IPv6 (one host holds a whole /64).
+    fn key(ip: IpAddr) -> IpAddr {
+        match ip.to_canonical() {
+            IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+            v4 => v4,
+        }
+    }
+
+    fn take(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<AddressPlace> {
+        let key = Self::key(ip);
+        let mut counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let n = counts.entry(key).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(AddressPlace(self.clone(), key))
+    }
+}
+
+impl Drop for AddressPlace {
+    fn drop(&mut self) {
+        let mut counts = self.0 .0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = counts.get_mut(&self.1) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.1);
+            }
+        }
+    }
+}
+
+async fn accept_loop(listener: TcpListener, events: mpsc::Sender<TcpEvent>, per_address_max: usize) {
     let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let per_address = Arc::new(PerAddress::default());
     let mut next_id = 0u64;
     loop {
         let (stream, remote) = match listener.accept().await {
@@ -164,6 +208,10 @@ async fn accept_loop(listener: TcpListener, events: mpsc::Sender<TcpEvent>) {
             debug!(%remote, "too many ICE-TCP connections; refusing");
             continue;
         };
+        let Some(place) = per_address.take(remote.ip(), per_address_max) else {
+            debug!(%remote, "too many ICE-TCP connections from this address; refusing");
+            continue;
+        };
         if events.is_closed() {
             return; // the worker is gone
         }
@@ -171,7 +219,7 @@ async fn accept_loop(listener: TcpListener, events: mpsc::Sender<TcpEvent>) {
         let id = next_id;
         let events = events.clone();
         tokio::spawn(async move {
-            let _permit = permit;
+            let _places = (permit, place);
             let _ = stream.set_nodelay(true);
             // Browsers see IPv4 clients of a dual-stack socket as IPv4: so must ICE.
             let remote = SocketAddr::new(remote.ip().to_canonical(), remote.port());
@@ -262,6 +310,48 @@ mod tests {
                 assert!(buf.len() <= MAX_FRAME);
             }
         }
+    }
+
+    #[tokio::test]
+    async fn one_address_gets_a_bounded_number_of_connections() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, mut events) = mpsc::channel(64);
+        tokio::spawn(accept_loop(listener, tx, 3));
+        let mut clients = Vec::new();
+        for _ in 0..4 {
+            clients.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+        }
+        // The fourth is closed at once; the first three stay open.
+        let mut buf = Vec::new();
+        let refused = tokio::time::timeout(Duration::from_secs(10), read_frame(&mut clients[3], &mut buf)).await;
+        assert!(matches!(refused, Ok(Ok(None)) | Ok(Err(_))), "the fourth connection is closed: {refused:?}");
+        // Keep each connection's sender, as the worker does: dropping it ends the connection.
+        let mut senders = Vec::new();
+        while senders.len() < 3 {
+            match tokio::time::timeout(Duration::from_secs(10), events.recv()).await.unwrap().unwrap() {
+                TcpEvent::Opened { sender, .. } => senders.push(sender),
+                other => panic!("{other:?}"),
+            }
+        }
+        // One closes: its place is given back, and a new connection is taken.
+        drop(clients.remove(0));
+        let closed = tokio::time::timeout(Duration::from_secs(10), events.recv()).await.unwrap().unwrap();
+        assert!(matches!(closed, TcpEvent::Closed { .. }), "{closed:?}");
+        let _again = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let opened = tokio::time::timeout(Duration::from_secs(10), events.recv()).await.unwrap().unwrap();
+        assert!(matches!(opened, TcpEvent::Opened { .. }), "{opened:?}");
+    }
+
+    #[test]
+    fn ipv6_clients_count_by_their_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(PerAddress::key(a), PerAddress::key(b));
+        assert_ne!(PerAddress::key(a), PerAddress::key(c));
+        let mapped: IpAddr = "::ffff:198.51.100.7".parse().unwrap();
+        assert_eq!(PerAddress::key(mapped), "198.51.100.7".parse::<IpAddr>().unwrap());
     }
 
     #[tokio::test]
