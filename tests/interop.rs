@@ -149,13 +149,11 @@ async fn garbage_udp_during_a_call_is_dropped_and_the_call_flows() {
 
     let media = server.media_addrs[0];
     let junk = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut rng = XorShift::new(0x9e37_79b9_7f4a_7c15);
     let (a_before, b_before) = (a.count(b.id(), Kind::Video), b.count(a.id(), Kind::Audio));
     let sent = 5000;
     for i in 0..sent {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
+        let seed = rng.next_u64();
         let len = 1 + (seed % 1400) as usize;
         let mut buf: Vec<u8> = (0..len).map(|j| (seed.rotate_left(j as u32 % 64) as u8) ^ (j as u8)).collect();
         match i % 4 {
@@ -322,14 +320,8 @@ async fn forged_checks_and_garbage_from_an_attacker_harm_nobody() {
         .flat_map(|(rx, tx)| [rx.count(tx.id(), Kind::Audio), rx.count(tx.id(), Kind::Video)])
         .collect();
 
-    let mut seed = 0x2545_f491_4f6c_dd1du64;
-    let mut next = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
-    let mut random = move |len: usize| -> Vec<u8> { (0..len).map(|_| next() as u8).collect() };
+    let mut rng = XorShift::new(0x2545_f491_4f6c_dd1d);
+    let mut random = move |len: usize| -> Vec<u8> { (0..len).map(|_| rng.next_u64() as u8).collect() };
     let mut shaped = 0u64;
     for round in 0..40 {
         let username = &usernames[round % usernames.len()];

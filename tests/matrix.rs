@@ -43,6 +43,19 @@ async fn rig(members: &[(&str, ClientOptions)]) -> Rig {
 }
 
 /// A rig; `relayed` names a peer that reaches the server only through a [`Relay`].
+/// Publishers a and b, b behind the test relay, everyone allowed, each already holding `min`
+/// video packets from the other.
+async fn relayed_call(min: usize) -> Rig {
+    let rig = rig_with(&[("a", ClientOptions::publisher()), ("b", ClientOptions::publisher())], Some("b")).await;
+    rig.room.set_matrix(everyone_but(1, &["a", "b"], None)).await.unwrap();
+    let (a, b) = (&rig.peers["a"], &rig.peers["b"]);
+    assert!(
+        wait_until(LONG, || a.count("b", Kind::Video) >= min && b.count("a", Kind::Video) >= min).await,
+        "call through the relay"
+    );
+    rig
+}
+
 async fn rig_with(members: &[(&str, ClientOptions)], relayed: Option<&str>) -> Rig {
     let media = Media::start(&MediaConfig {
         bind_ip: "127.0.0.1".parse().unwrap(),
@@ -510,14 +523,9 @@ impl Relay {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ice_restart_from_a_new_address_with_new_credentials() {
-    let rig = rig_with(&[("a", ClientOptions::publisher()), ("b", ClientOptions::publisher())], Some("b")).await;
+    let rig = relayed_call(20).await;
     let relay = rig.relay.as_ref().unwrap();
-    rig.room.set_matrix(everyone_but(1, &["a", "b"], None)).await.unwrap();
     let (a, b) = (&rig.peers["a"], &rig.peers["b"]);
-    assert!(
-        wait_until(LONG, || a.count("b", Kind::Video) >= 20 && b.count("a", Kind::Video) >= 20).await,
-        "call through the relay"
-    );
     // Everything b sent went through the relay (which also carries b's STUN, DTLS and RTCP).
     let sent = b.sent_count(Kind::Video) + b.sent_count(Kind::Audio);
     assert!(
@@ -547,11 +555,9 @@ async fn ice_restart_from_a_new_address_with_new_credentials() {
 /// address brings it back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_media_path_is_noticed_and_an_ice_restart_revives_it() {
-    let rig = rig_with(&[("a", ClientOptions::publisher()), ("b", ClientOptions::publisher())], Some("b")).await;
+    let rig = relayed_call(20).await;
     let relay = rig.relay.as_ref().unwrap();
-    rig.room.set_matrix(everyone_but(1, &["a", "b"], None)).await.unwrap();
     let (a, b) = (&rig.peers["a"], &rig.peers["b"]);
-    assert!(wait_until(LONG, || a.count("b", Kind::Video) >= 20 && b.count("a", Kind::Video) >= 20).await, "call");
     assert!(rig.lost.lock().unwrap().is_empty(), "no path lost while the call flows");
     let lost_before = rig.media.counters().await.paths_lost;
 
@@ -587,11 +593,9 @@ async fn a_dead_media_path_is_noticed_and_an_ice_restart_revives_it() {
 /// check its peer answered. Then garbage from b's own address, which reaches b's str0m.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forged_check_from_a_spoofed_address_does_not_divert_its_media() {
-    let rig = rig_with(&[("a", ClientOptions::publisher()), ("b", ClientOptions::publisher())], Some("b")).await;
+    let rig = relayed_call(30).await;
     let relay = rig.relay.as_ref().unwrap();
-    rig.room.set_matrix(everyone_but(1, &["a", "b"], None)).await.unwrap();
     let (a, b) = (&rig.peers["a"], &rig.peers["b"]);
-    assert!(wait_until(LONG, || a.count("b", Kind::Video) >= 30 && b.count("a", Kind::Video) >= 30).await, "call");
     let username =
         format!("{}:{}", ice_ufrag(&a.remote_sdp().await.unwrap()), ice_ufrag(&a.local_sdp().await.unwrap()));
     // For two seconds, one forged check every 50 ms from b's address.
@@ -634,13 +638,8 @@ async fn a_forged_check_from_a_spoofed_address_does_not_divert_its_media() {
 
     // Garbage from b's own (spoofed) address reaches b's str0m: RTP, RTCP, DTLS-shaped and STUN
     // range. Nothing panics, no peer is dropped, and b's media keeps flowing both ways.
-    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-    let mut byte = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed as u8
-    };
+    let mut rng = XorShift::new(0x9e37_79b9_7f4a_7c15);
+    let mut byte = move || rng.next_u64() as u8;
     let (from_b0, to_b0) = (a.count("b", Kind::Video), b.count("a", Kind::Video));
     for i in 0..1000 {
         let len = 12 + (usize::from(byte()) << 2);

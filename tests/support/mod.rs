@@ -27,6 +27,25 @@ pub use server::{http_get, server, server_with, Got, Ws};
 
 use std::time::{Duration, Instant};
 
+/// A seeded xorshift64 stream for test garbage: the same bytes on every run, so a failure
+/// reproduces.
+pub struct XorShift(u64);
+
+impl XorShift {
+    /// A stream from `seed` (not 0).
+    pub fn new(seed: u64) -> Self {
+        XorShift(seed)
+    }
+
+    /// The next value.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
 /// How often the polling helpers re-check their condition.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(20);
 
