@@ -92,7 +92,7 @@ fn main() -> Result<()> {
         None => ServeArgs::default(),
     };
     let overrides = Overrides { listen: args.listen, udp_port: args.udp_port };
-    let mut config = load_config(args.config.as_deref(), &overrides)?;
+    let (mut config, stray) = load_config(args.config.as_deref(), &overrides)?;
     if let Some(port) = args.tcp_port {
         config.set_tcp_port(port)?;
     }
@@ -102,7 +102,7 @@ fn main() -> Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)
         .init();
-    for name in Config::stray_env()? {
+    for name in stray {
         tracing::warn!(
             "ignoring {name}: configuration variables are PARLOR_<SECTION>__<KEY> (see config/default.toml)"
         );
@@ -138,7 +138,7 @@ fn main() -> Result<()> {
 
 /// `parlor token CODE`: a host token signed with the configured secret.
 fn token(room: &str, ttl: Option<f64>, config: Option<&std::path::Path>) -> Result<()> {
-    let config = load_config(config, &Overrides::default())?;
+    let (config, _) = load_config(config, &Overrides::default())?;
     anyhow::ensure!(
         !config.auth.secret.is_empty(),
         "auth.secret is not set (config file or PARLOR_AUTH__SECRET): the server would sign with a random secret \
@@ -160,7 +160,7 @@ fn token(room: &str, ttl: Option<f64>, config: Option<&std::path::Path>) -> Resu
 fn check(args: CheckArgs) -> Result<()> {
     let a = args.serve;
     let overrides = Overrides { listen: a.listen, udp_port: a.udp_port };
-    let mut config = load_config(a.config.as_deref(), &overrides)?;
+    let (mut config, _) = load_config(a.config.as_deref(), &overrides)?;
     if let Some(port) = a.tcp_port {
         config.set_tcp_port(port)?;
     }
@@ -204,17 +204,18 @@ fn replay(file: &std::path::Path) -> Result<()> {
 }
 
 /// The configuration from the built-in defaults, `file`, the `PARLOR_…` variables and the
-/// flags; a variable one underscore short of a section is refused here too.
-fn load_config(file: Option<&std::path::Path>, overrides: &Overrides) -> Result<Config> {
-    Config::stray_env()?;
-    Config::load(file, overrides, Config::env())
+/// flags, and the `PARLOR_…` variables left out (for a warning); a variable one underscore
+/// short of a section is refused here too.
+fn load_config(file: Option<&std::path::Path>, overrides: &Overrides) -> Result<(Config, Vec<String>)> {
+    let stray = Config::stray_env()?;
+    Ok((Config::load(file, overrides, Config::env())?, stray))
 }
 
 /// `GET /healthz` at --addr, or where the configuration says the server listens.
 fn healthcheck(addr: Option<SocketAddr>, tls: bool, config: Option<&std::path::Path>) -> Result<()> {
     let (addr, tls) = match addr {
         Some(addr) => (addr, tls),
-        None => parlor::health::target(&load_config(config, &Overrides::default())?),
+        None => parlor::health::target(&load_config(config, &Overrides::default())?.0),
     };
     parlor::health::probe(addr, tls, std::time::Duration::from_secs(3))?;
     println!("ok");
