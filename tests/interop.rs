@@ -24,8 +24,9 @@ fn ws_url(server: &parlor::Server) -> String {
 /// counter embedded in the payload), under `rx`'s own negotiated payload type for the codec.
 async fn assert_exact_delivery(rx: &TestClient, tx: &TestClient) {
     for (kind, codec) in [(Kind::Audio, "opus"), (Kind::Video, "VP8")] {
-        let sent: HashMap<u32, SentPacket> = tx.sent(kind).into_iter().map(|p| (p.counter, p)).collect();
         let received = rx.received(tx.id(), kind);
+        let sent: HashMap<u32, SentPacket> =
+            tx.sent_covering(kind, &received).await.into_iter().map(|p| (p.counter, p)).collect();
         assert!(received.len() >= 20, "{} got only {} {kind} packets from {}", rx.id(), received.len(), tx.id());
         let pts = rx.media().negotiated_pts_for(tx.id(), kind).await;
         assert!(!pts.is_empty(), "{} negotiated no {codec} for {}", rx.id(), tx.id());
@@ -220,9 +221,13 @@ async fn audio_level_and_video_orientation_reach_every_subscriber() {
         );
     }
 
-    let audio: HashMap<u32, SentPacket> = p.sent(Kind::Audio).into_iter().map(|s| (s.counter, s)).collect();
-    let video: HashMap<u32, SentPacket> = p.sent(Kind::Video).into_iter().map(|s| (s.counter, s)).collect();
     for s in [&s1, &s2] {
+        let received_audio = s.received(p.id(), Kind::Audio);
+        let received_video = s.received(p.id(), Kind::Video);
+        let audio: HashMap<u32, SentPacket> =
+            p.sent_covering(Kind::Audio, &received_audio).await.into_iter().map(|s| (s.counter, s)).collect();
+        let video: HashMap<u32, SentPacket> =
+            p.sent_covering(Kind::Video, &received_video).await.into_iter().map(|s| (s.counter, s)).collect();
         let level_id = s.media().negotiated_extension_id_for(p.id(), Kind::Audio, AUDIO_LEVEL_URI).await;
         let cvo_id = s.media().negotiated_extension_id_for(p.id(), Kind::Video, VIDEO_ORIENTATION_URI).await;
         let (Some(level_id), Some(cvo_id)) = (level_id, cvo_id) else {
@@ -242,7 +247,7 @@ async fn audio_level_and_video_orientation_reach_every_subscriber() {
         );
         // Audio: every stamped packet carries exactly its own level and voice flag.
         let mut checked = 0;
-        for r in s.received(p.id(), Kind::Audio) {
+        for r in &received_audio {
             let sent = &audio[&r.mark().unwrap().counter];
             let Some((level, voice)) = sent.audio_level else { continue };
             let got = r.extension(level_id).unwrap_or_else(|| {
@@ -257,7 +262,7 @@ async fn audio_level_and_video_orientation_reach_every_subscriber() {
         // extension as a rotation only, so the camera (C) and flip (F) bits are counted, not
         // required.
         let (mut checked, mut cf_kept, mut cf_sent) = (0, 0, 0);
-        for r in s.received(p.id(), Kind::Video) {
+        for r in &received_video {
             let sent = &video[&r.mark().unwrap().counter];
             let Some(cvo) = sent.video_orientation else { continue };
             let got = r.extension(cvo_id).unwrap_or_else(|| {

@@ -483,6 +483,14 @@ impl TestClient {
         self.peer.as_ref().map(|p| p.sent(kind)).unwrap_or_default()
     }
 
+    /// [`MediaPeer::sent_covering`]; empty without media.
+    pub async fn sent_covering(&self, kind: Kind, received: &[RecvPacket]) -> Vec<SentPacket> {
+        match &self.peer {
+            Some(p) => p.sent_covering(kind, received).await,
+            None => Vec::new(),
+        }
+    }
+
     pub fn sent_count(&self, kind: Kind) -> usize {
         self.peer.as_ref().map(|p| p.sent_count(kind)).unwrap_or(0)
     }

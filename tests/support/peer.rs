@@ -1424,6 +1424,16 @@ impl MediaPeer {
         lock(&self.shared.sent).iter().filter(|p| p.kind == kind).cloned().collect()
     }
 
+    /// Our send log of `kind`, once it covers every packet in `received` (a subscriber's view of
+    /// us). We keep sending while a test checks and log a packet just after writing it, so a test
+    /// takes the subscriber's packets first and then asks for this.
+    pub async fn sent_covering(&self, kind: Kind, received: &[RecvPacket]) -> Vec<SentPacket> {
+        let newest = received.iter().filter_map(|r| r.mark().map(|m| m.counter)).max().unwrap_or(0);
+        let logged = || self.sent(kind).last().is_some_and(|s| s.counter >= newest);
+        assert!(super::wait_until(Duration::from_secs(20), logged).await, "our send log reaches packet {newest}");
+        self.sent(kind)
+    }
+
     pub fn sent_count(&self, kind: Kind) -> usize {
         lock(&self.shared.sent).iter().filter(|p| p.kind == kind).count()
     }
