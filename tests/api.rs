@@ -59,9 +59,9 @@ async fn request_via(
     stream.write_all(head.as_bytes()).await.expect("send head");
     stream.write_all(body.as_bytes()).await.expect("send body");
     let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut raw))
+    tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut raw))
         .await
-        .expect("a response within 5 s")
+        .expect("a response within 20 s")
         .expect("read");
     let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));

@@ -97,11 +97,12 @@ async fn a_silent_socket_is_treated_as_closed() {
     let mut ann = Ws::connect(&server).await;
     ann.join("quiet", "Ann").await;
     // Bob joins and then never reads again, so he answers no Ping.
+    // Bob's silence starts no earlier than his connection.
+    let started = std::time::Instant::now();
     let mut bob = Ws::connect(&server).await;
     bob.send(json!({"type": "join", "room": "quiet", "name": "Bob"})).await;
     let joined = ann.expect("participant_joined").await;
     let bob_id = joined["participant"]["id"].as_str().unwrap().to_owned();
-    let started = std::time::Instant::now();
     let update = ann.expect("participant_updated").await;
     assert_eq!(update["participant"]["id"], bob_id.as_str());
     assert_eq!(update["participant"]["connected"], false);

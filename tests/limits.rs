@@ -178,5 +178,6 @@ async fn sigterm_during_a_game_ends_cleanly() {
     }
     let exit = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
     assert!(exit.success(), "clean exit: {exit:?}");
-    assert!(started.elapsed() < Duration::from_secs(5), "gone within 5 s: {:?}", started.elapsed());
+    // Well under the 30 s phase: shutdown does not wait for the game.
+    assert!(started.elapsed() < Duration::from_secs(15), "gone within 15 s: {:?}", started.elapsed());
 }

@@ -48,12 +48,12 @@ await runTest('access', async (browser) => {
   // The host locks the room.
   await host.page.click('#lock-toggle');
   await waitFor('both pages see the room locked', async () => (await Promise.all([host, ivo].map((p) =>
-    p.page.evaluate(() => /Locked/.test(document.getElementById('lock-text').textContent))))).every(Boolean), { timeout: 5000 });
+    p.page.evaluate(() => /Locked/.test(document.getElementById('lock-text').textContent))))).every(Boolean));
   const jo = await openPage(browser, 'Jo', `/r/${room.code}?name=Jo${NOCAM}`, { viewport: VIEW });
   await waitFor('Jo told the room is locked', async () => /locked/.test(await errorText(jo)) && !(await joined(jo)), { timeout: 10000 });
   await screenshot(host.page, 'lobby-locked.png', 'the host\'s lobby with the room locked');
   await host.page.click('#lock-toggle');
-  await waitFor('the room open again', () => host.page.evaluate(() => /Open/.test(document.getElementById('lock-text').textContent)), { timeout: 5000 });
+  await waitFor('the room open again', () => host.page.evaluate(() => /Open/.test(document.getElementById('lock-text').textContent)));
   await jo.page.fill('#name-input', 'Jo');
   await jo.page.click('#join-button');
   await waitFor('Jo asked for the PIN', () => jo.page.locator('#pin-input').isVisible(), { timeout: 10000 });

@@ -188,7 +188,7 @@ await runTest('game', async (browser) => {
   await waitFor('the host sees five players ready', async () =>
     (await host.page.locator('#roster li[data-ready="true"]').count()) === 5, { timeout: 10000 });
   await waitFor('ready badges on the host\'s tiles', async () =>
-    (await host.page.locator('.tile .badge.ready').count()) === 5, { timeout: 5000 });
+    (await host.page.locator('.tile .badge.ready').count()) === 5);
   check(await visible(host, '#start-game'), 'the host sees the start button');
   check(!(await visible(pages[1], '#settings-form')), 'a non-host does not see the settings');
   const carried = await host.page.evaluate(() => ['mafia', 'doctor', 'detective', 'len-night', 'len-role_reveal']
@@ -201,7 +201,7 @@ await runTest('game', async (browser) => {
 
   // ---- role reveal: every card matches the role the server sent
   await waitSeen(pages, 'role_reveal:0', 15000);
-  await waitFor('the host\'s role card', () => host.page.locator('#reveal .role-card').isVisible(), { timeout: 5000, interval: 50 });
+  await waitFor('the host\'s role card', () => host.page.locator('#reveal .role-card').isVisible(), { interval: 50 });
   await screenshot(host.page, 'role-reveal.png', 'the role reveal card over the grid, as the host sees it');
   const roles = {};
   // What each page shows, read in one go: the role the server sent and the card on screen.
@@ -325,7 +325,7 @@ await runTest('game', async (browser) => {
     const mate = mafia.find((x) => x !== m);
     check(!(await visible(m, '#night-overlay')), `${m.name} (mafia) sees the grid, not the night overlay`);
     await waitFor(`${m.name} sees ${mate.name}'s live video`, async () =>
-      (await m.page.locator(`.tile[data-participant-id="${mate.id}"]`).getAttribute('data-state')) === 'live', { timeout: 5000 });
+      (await m.page.locator(`.tile[data-participant-id="${mate.id}"]`).getAttribute('data-state')) === 'live');
     for (const q of town) {
       const state = await m.page.locator(`.tile[data-participant-id="${q.id}"]`).getAttribute('data-state');
       check(state === 'asleep', `${m.name} sees ${q.name} asleep, not ${state}`);
@@ -356,7 +356,7 @@ await runTest('game', async (browser) => {
   await mafia[0].page.fill('#chat-input', 'psst: tonight we go for the quiet one');
   await mafia[0].page.press('#chat-input', 'Enter');
   await waitFor(`${mafia[1].name} reads the mafia chat`, () => mafia[1].page.evaluate(() =>
-    window.parlor.chat.some((m) => m.channel === 'mafia' && m.text.startsWith('psst'))), { timeout: 5000 });
+    window.parlor.chat.some((m) => m.channel === 'mafia' && m.text.startsWith('psst'))));
   for (const p of town) {
     check(!(await p.page.evaluate(() => window.parlor.chat.some((m) => m.channel === 'mafia'))), `${p.name} must not read the mafia chat`);
   }
@@ -461,7 +461,7 @@ await runTest('game', async (browser) => {
   await detective.page.fill('#chat-input', 'I have news about someone.');
   await detective.page.press('#chat-input', 'Enter');
   await waitFor('everyone reads the public chat', async () => (await Promise.all(everyone.map((p) => p.page.evaluate(() =>
-    window.parlor.chat.some((m) => m.channel === 'all' && m.text.startsWith('I have news')))))).every(Boolean), { timeout: 5000 });
+    window.parlor.chat.some((m) => m.channel === 'all' && m.text.startsWith('I have news')))))).every(Boolean));
 
   // Call the vote through the button until the nomination starts (a majority of the living ends the day).
   // Exactly a majority clicks: once it is reached the button goes away, and a further click would wait for it.
@@ -475,7 +475,7 @@ await runTest('game', async (browser) => {
   for (const p of voters.slice(0, 3)) await click(p, `#action-box button[data-vote-target="${accused.id}"]`, `vote for ${accused.name}`);
   const watcher = voters.find((p) => p.name !== PHONE && p !== voters[3]) || voters[0];
   await waitFor('three nomination votes in the tally', async () =>
-    (await watcher.page.locator(`.tally li[data-target="${accused.id}"]`).getAttribute('data-count')) === '3', { timeout: 5000 });
+    (await watcher.page.locator(`.tally li[data-target="${accused.id}"]`).getAttribute('data-count')) === '3');
   await screenshot(watcher.page, 'tally-nomination.png', `the public nomination tally as ${watcher.name} sees it (3 votes for ${accused.name})`);
   if (byName[PHONE] !== victim) await screenshot(byName[PHONE].page, 'phone-vote.png', 'nomination on the phone');
   await click(voters[3], `#action-box button[data-vote-target="${accused.id}"]`, `vote for ${accused.name}`);
@@ -487,14 +487,14 @@ await runTest('game', async (browser) => {
   await waitPhase(everyone, 'judgment:1', 10000);
   for (const p of voters.slice(0, 2)) await click(p, '#verdict-guilty', 'Guilty');
   await waitFor('two guilty votes in the tally', async () =>
-    (await watcher.page.locator('.tally li.guilty').getAttribute('data-count')) === '2', { timeout: 5000 });
+    (await watcher.page.locator('.tally li.guilty').getAttribute('data-count')) === '2');
   await screenshot(watcher.page, 'tally-judgment.png', `the judgment tally as ${watcher.name} sees it (2 guilty)`);
   for (const p of voters.slice(2)) await click(p, '#verdict-guilty', 'Guilty');
 
   // ---- game over: the mafia match the town (2 against 2). Its 30 s leave a starved machine time
   // to visit six game-over screens before the lobby clears them.
   await waitSeen(everyone, 'game_over:1', 10000);
-  await waitFor('the game-over screen', () => host.page.locator('#gameover .reveal-list').isVisible(), { timeout: 5000, interval: 50 });
+  await waitFor('the game-over screen', () => host.page.locator('#gameover .reveal-list').isVisible(), { interval: 50 });
   await screenshot(host.page, 'game-over.png', 'the game-over screen revealing every role');
   for (const p of everyone) {
     // `game_over` follows the `phase` message; a busy page may not have read it yet.

@@ -97,7 +97,7 @@ await runTest('home', async (browser) => {
     return (s[anaId]?.video?.framesDecoded ?? 0) > 0 && (s[benId]?.video?.framesDecoded ?? 0) > 0;
   }, { anaId, benId }), { timeout: 20000 });
   await waitFor('Ana sees Cleo as a tile without video', async () =>
-    (await ana.page.locator(`.tile[data-participant-id="${cleoId}"]`).getAttribute('data-state')) === 'novideo', { timeout: 5000 });
+    (await ana.page.locator(`.tile[data-participant-id="${cleoId}"]`).getAttribute('data-state')) === 'novideo');
   log('Cleo joined by code without camera and receives the others');
 
   // ---- chat and ready in the lobby
@@ -108,10 +108,10 @@ await runTest('home', async (browser) => {
     const seen = await Promise.all([ana, cleo].map((p) => p.page.evaluate(() =>
       window.parlor.chat.some((m) => m.channel === 'all' && m.text === 'hello from the phone'))));
     return seen.every(Boolean);
-  }, { timeout: 5000 });
+  });
   await ben.page.click('#ready-toggle');
   await waitFor('Ana sees Ben ready', async () =>
-    (await ana.page.locator(`#roster li[data-id="${benId}"]`).getAttribute('data-ready')) === 'true', { timeout: 5000 });
+    (await ana.page.locator(`#roster li[data-id="${benId}"]`).getAttribute('data-ready')) === 'true');
 
   // ---- an error as a toast: starting with too few players (the host moderates: 2 players)
   await ana.page.click('#start-game');
@@ -123,9 +123,9 @@ await runTest('home', async (browser) => {
   ana.page.on('dialog', (d) => d.accept());
   await ana.page.click(`#roster li[data-id="${cleoId}"] .kick`);
   await waitFor('Cleo told she was removed', async () => /removed you/.test((await cleo.page.locator('.ended').textContent().catch(() => '')) || ''), { timeout: 10000 });
-  await waitFor('Cleo\'s tile gone for Ana', async () => (await ana.page.locator(`.tile[data-participant-id="${cleoId}"]`).count()) === 0, { timeout: 5000 });
+  await waitFor('Cleo\'s tile gone for Ana', async () => (await ana.page.locator(`.tile[data-participant-id="${cleoId}"]`).count()) === 0);
   await ben.page.click('#leave');
-  await waitFor('Ben\'s tile gone for Ana', async () => (await ana.page.locator(`.tile[data-participant-id="${benId}"]`).count()) === 0, { timeout: 5000 });
+  await waitFor('Ben\'s tile gone for Ana', async () => (await ana.page.locator(`.tile[data-participant-id="${benId}"]`).count()) === 0);
   check(/left the room/.test(await text(ben, '.ended')), 'Ben sees that he left');
   log('kick and leave work');
 
@@ -158,7 +158,7 @@ await runTest('home', async (browser) => {
   }));
   await eve.page.fill('#create-name', 'Eve');
   await eve.page.click('#create-button');
-  await waitFor('the refusal explained', async () => /created by its organisers/.test(await text(eve, '#create-error')), { timeout: 5000 });
+  await waitFor('the refusal explained', async () => /created by its organisers/.test(await text(eve, '#create-error')));
   check(new URL(eve.page.url()).pathname === '/', 'Eve stays on the home page');
   log('a server that creates rooms only for host keys is explained on the home page');
 

@@ -58,11 +58,11 @@ await runTest('moderator', async (browser) => {
   await mafioso.page.fill('#chat-input', 'the moderator can read this');
   await mafioso.page.press('#chat-input', 'Enter');
   await waitFor('the moderator reads the mafia channel', () => mod.page.evaluate(() =>
-    window.parlor.chat.some((m) => m.channel === 'mafia' && m.text === 'the moderator can read this')), { timeout: 5000 });
+    window.parlor.chat.some((m) => m.channel === 'mafia' && m.text === 'the moderator can read this')));
   await mod.page.fill('#chat-input', 'Night falls. Mafia, choose.');
   await mod.page.press('#chat-input', 'Enter');
   await waitFor('every player reads the moderator', async () => (await Promise.all(players.map((p) => p.page.evaluate(() =>
-    window.parlor.chat.some((m) => m.channel === 'all' && m.text.startsWith('Night falls')))))).every(Boolean), { timeout: 5000 });
+    window.parlor.chat.some((m) => m.channel === 'all' && m.text.startsWith('Night falls')))))).every(Boolean));
 
   // A citizen at night receives only the moderator.
   const receive = await citizen.page.evaluate(() => window.parlor.receive);
@@ -91,11 +91,11 @@ await runTest('moderator', async (browser) => {
     const [a, b] = await Promise.all([spec, citizen].map((p) => p.page.evaluate(() => window.parlor.receive)));
     const strip = (r, without) => JSON.stringify(Object.entries(r).filter(([id]) => !without.includes(id)).sort());
     return strip(a, [citizen.id, spec.id]) === strip(b, [citizen.id, spec.id]);
-  }, { timeout: 5000 });
+  });
   await waitFor('the spectator sees the moderator live', async () =>
     (await spec.page.locator(`.tile[data-participant-id="${mod.id}"]`).getAttribute('data-state')) === 'live', { timeout: 15000 });
   await waitFor('the others mark the spectator as watching', async () =>
-    (await mod.page.locator(`.tile[data-participant-id="${spec.id}"] .badge.watching`).count()) === 1, { timeout: 5000 });
+    (await mod.page.locator(`.tile[data-participant-id="${spec.id}"] .badge.watching`).count()) === 1);
   await screenshot(spec.page, 'spectator-phone.png', 'a spectator who joined mid-game, on a phone: the moderator live, the players asleep, no chat');
   log('spectator view checked');
 

@@ -135,7 +135,7 @@ await runTest('reload', async (browser) => {
   const pcBefore = await dropper.page.evaluate(() => { window.__oldPc = window.parlor.pc; return window.parlor.id; });
   await dropper.page.evaluate(() => window.parlor.ws.close(4999, 'test drop'));
   await waitFor(`${dropper.name} shows that it is reconnecting`, () => dropper.page.evaluate(() =>
-    window.parlor.reconnecting && !document.getElementById('reconnecting').hidden), { timeout: 5000, interval: 20 });
+    window.parlor.reconnecting && !document.getElementById('reconnecting').hidden), { interval: 20 });
   await waitFor(`${dropper.name} back on a new socket`, async () => {
     const s = await state(dropper);
     return s.connected && s.id === pcBefore && !(await dropper.page.evaluate(() => window.parlor.reconnecting));

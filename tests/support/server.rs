@@ -57,11 +57,11 @@ impl Ws {
         self.send_text(v.to_string()).await;
     }
 
-    /// Next JSON message or close, within 5 s; control frames are skipped.
+    /// Next JSON message or close, within 20 s; control frames are skipped.
     pub async fn next(&mut self) -> Got {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         loop {
-            let frame = tokio::time::timeout_at(deadline, self.stream.next()).await.expect("a frame within 5 s");
+            let frame = tokio::time::timeout_at(deadline, self.stream.next()).await.expect("a frame within 20 s");
             match frame {
                 Some(Ok(Message::Text(t))) => {
                     return Got::Json(serde_json::from_str(t.as_str()).expect("server sends JSON"))
