@@ -17,10 +17,45 @@ const LONG: Duration = Duration::from_secs(20);
 /// How long after a phase message a packet sent before it may still be in flight, and how
 /// much earlier than the phase message the server may already apply the next phase's routes.
 const SLACK_US: u64 = 50_000;
+/// The server's `ends_at` is whole unix milliseconds (rounded down); the test's clock has µs.
+const ROUNDING_US: u64 = 2_000;
 
 struct Player {
     c: TestClient,
     role: String,
+}
+
+/// When the room switched to `phase` (round `round`), on the test's clock (unix µs, the clock
+/// of payload marks and arrivals), from `c`'s copy of the `phase` message, whose `ends_at` is
+/// the room's clock reading at the switch plus the phase's length `len_s`. The room reads its
+/// clock before it applies the new routes, so routes that open at this switch opened no
+/// earlier than this. Unlike a client's arrival of the message, a stalled reader cannot move it.
+fn switched_at(c: &TestClient, phase: &str, round: u64, len_s: f64) -> u64 {
+    let msg = c
+        .messages()
+        .into_iter()
+        .find(|m| m["type"] == "phase" && m["phase"] == phase && m["round"] == round)
+        .unwrap_or_else(|| panic!("{} never got phase {phase} (round {round})", c.id()));
+    let ends_at = msg["ends_at"].as_u64().unwrap_or_else(|| panic!("{phase} has an end: {msg}"));
+    let len_ms = (len_s * 1000.0).round() as u64;
+    let at = (ends_at - len_ms) * 1000 - ROUNDING_US;
+    // The phase message is sent after the switch: a check that both clocks agree.
+    assert!(at <= phase_arrival(c, phase, round), "{}: {phase} arrived before the switch", c.id());
+    at
+}
+
+/// Packets `rx` got from `tx` of `kind` that the server forwarded while routes denied them:
+/// sent at or after `from` (when `rx` got the `phase` message that closed them) and forwarded
+/// before they opened again at the switch `open_us` ([`switched_at`]). That is every such packet
+/// that arrived before the switch, and every one sent more than [`SLACK_US`] before it (one sent
+/// later may have been in flight across the switch and legitimately forwarded after it).
+fn leaked(rx: &TestClient, tx: &str, kind: Kind, from: u64, open_us: u64) -> Vec<RecvPacket> {
+    rx.received(tx, kind)
+        .into_iter()
+        .filter(|p| {
+            p.mark().is_some_and(|m| m.sent_us >= from && (m.sent_us + SLACK_US < open_us || p.arrival_us() < open_us))
+        })
+        .collect()
 }
 
 fn phase_arrival(c: &TestClient, phase: &str, round: u64) -> u64 {
@@ -70,8 +105,9 @@ fn delivery(tx: &TestClient, rx: &TestClient, kind: Kind, from: u64, to: u64) ->
 }
 
 /// Asserts that `rx` got at least 90 % of what `tx` sent of `kind` in [from, to) (at least
-/// `min_sent` packets, so the check is never vacuous); returns the share.
-fn assert_delivered(
+/// `min_sent` packets, so the check is never vacuous); returns the share. Waits (up to [`LONG`])
+/// for the share: a stalled receiver may not have read the last packets of the window yet.
+async fn assert_delivered(
     tx: &TestClient,
     rx: &TestClient,
     kind: Kind,
@@ -80,6 +116,11 @@ fn assert_delivered(
     min_sent: usize,
     what: &str,
 ) -> f64 {
+    let whole = || {
+        let (sent, got) = delivery(tx, rx, kind, from, to);
+        sent >= min_sent && got * 10 >= sent * 9
+    };
+    wait_until(LONG, whole).await;
     let (sent, got) = delivery(tx, rx, kind, from, to);
     assert!(sent >= min_sent, "{what}: {} sent only {sent} {kind} packets in the window", tx.id());
     assert!(got * 10 >= sent * 9, "{what}: {} got {got} of {sent} {kind} packets {} sent", rx.id(), tx.id());
@@ -222,9 +263,13 @@ async fn six_players_night_falls_on_the_server() {
             rx.wait_count(tx.id(), Kind::Video, 5, LONG).await.unwrap();
         }
     }
+    // Night, day, nomination and judgment end early on the players' actions below; their
+    // timers are long so a slow machine cannot end them first. Dawn and the defense run on
+    // their timers and are long enough for the delivery checks' windows.
     let settings = json!({"mafia": 2, "doctor": 1, "detective": 1, "phase_seconds": {
-        "role_reveal": 0.3, "night": 6, "dawn": 0.5, "day": 6, "nomination": 6, "defense": 1.2,
-        "judgment": 6, "game_over": 1}});
+        "role_reveal": 0.3, "night": 30, "dawn": 1.5, "day": 30, "nomination": 30, "defense": 1.2,
+        "judgment": 30, "game_over": 1}});
+    let length = |phase: &str| settings["phase_seconds"][phase].as_f64().unwrap();
     // Only the host may start.
     clients[1].send_json(&json!({"type": "start_game", "settings": settings})).unwrap();
     expect_error(&clients[1], "not_host").await;
@@ -376,9 +421,10 @@ async fn six_players_night_falls_on_the_server() {
     let mut resume_ms = Vec::new();
     for p in players.iter().filter(|p| p.role != "mafia") {
         let (night, dawn) = (phase_arrival(&p.c, "night", 1), phase_arrival(&p.c, "dawn", 1));
+        let dawn_switch = switched_at(&p.c, "dawn", 1, length("dawn"));
         for tx in by_id.keys().filter(|id| **id != p.c.id()) {
             for kind in [Kind::Audio, Kind::Video] {
-                let leaked = sent_between(&p.c, tx, kind, night, dawn.saturating_sub(SLACK_US));
+                let leaked = leaked(&p.c, tx, kind, night, dawn_switch);
                 assert!(
                     leaked.is_empty(),
                     "{} ({}) got {} {kind} packets from {tx} sent during the night",
@@ -393,7 +439,7 @@ async fn six_players_night_falls_on_the_server() {
                 let answered: Vec<u16> =
                     p.c.retransmissions(tx, Kind::Video)
                         .iter()
-                        .filter(|r| r.arrival_us() > *asked_at && r.arrival_us() < dawn && seqs.contains(&r.seq))
+                        .filter(|r| r.arrival_us() > *asked_at && r.arrival_us() < dawn_switch && seqs.contains(&r.seq))
                         .map(|r| r.seq)
                         .collect();
                 assert!(answered.is_empty(), "night-time NACKs for {tx} were answered: {answered:?}");
@@ -413,20 +459,24 @@ async fn six_players_night_falls_on_the_server() {
     // Mafia heard nothing of the town at night either.
     for m in &mafia {
         let c = &player(m).c;
-        let (night, dawn) = (phase_arrival(c, "night", 1), phase_arrival(c, "dawn", 1));
+        let (night, dawn_switch) = (phase_arrival(c, "night", 1), switched_at(c, "dawn", 1, length("dawn")));
         for tx in by_id.keys().filter(|id| !mafia.contains(id)) {
-            assert!(sent_between(c, tx, Kind::Video, night, dawn.saturating_sub(SLACK_US)).is_empty());
+            for kind in [Kind::Audio, Kind::Video] {
+                let leaked = leaked(c, tx, kind, night, dawn_switch).len();
+                assert_eq!(leaked, 0, "mafioso {m} got {leaked} {kind} packets from {tx} sent during the night");
+            }
         }
     }
     // After its renegotiation the adversary received nothing at all until dawn.
-    let adv_dawn = phase_arrival(adv, "dawn", 1);
+    // (Forwarded before the switch to dawn is what arrived before it: no slack needed.)
+    let adv_dawn = switched_at(adv, "dawn", 1, length("dawn"));
     assert!(answer_at < adv_dawn, "the renegotiation completed inside the night");
     for tx in by_id.keys().filter(|id| **id != adversary) {
         for kind in [Kind::Audio, Kind::Video] {
             let got = adv
                 .received(tx, kind)
                 .iter()
-                .filter(|p| p.arrival_us() >= answer_at && p.arrival_us() < adv_dawn.saturating_sub(SLACK_US))
+                .filter(|p| p.arrival_us() >= answer_at && p.arrival_us() < adv_dawn)
                 .count();
             assert_eq!(got, 0, "after renegotiating, the adversary got {got} {kind} packets from {tx} at night");
         }
@@ -436,7 +486,7 @@ async fn six_players_night_falls_on_the_server() {
     for (rx, tx) in [(m0, m1), (m1, m0)] {
         let (night, dawn) = (phase_arrival(rx, "night", 1), phase_arrival(rx, "dawn", 1));
         for kind in [Kind::Audio, Kind::Video] {
-            let share = assert_delivered(tx, rx, kind, night + SLACK_US, dawn - SLACK_US, 10, "mafia at night");
+            let share = assert_delivered(tx, rx, kind, night + SLACK_US, dawn - SLACK_US, 10, "mafia at night").await;
             mafia_share.push(share);
         }
     }
@@ -492,15 +542,9 @@ async fn six_players_night_falls_on_the_server() {
     for rx in living.iter().map(|id| &player(id).c) {
         let (dawn, day) = (phase_arrival(rx, "dawn", 1), phase_arrival(rx, "day", 1));
         for tx in living.iter().filter(|id| *id != rx.id()).map(|id| &player(id).c) {
-            dawn_share.push(assert_delivered(
-                tx,
-                rx,
-                Kind::Audio,
-                dawn + SLACK_US,
-                day - SLACK_US,
-                10,
-                "audio at dawn",
-            ));
+            dawn_share.push(
+                assert_delivered(tx, rx, Kind::Audio, dawn + SLACK_US, day - SLACK_US, 10, "audio at dawn").await,
+            );
         }
     }
     // A spectator joins (signaling only, so no track changes for anyone): everyone's view
@@ -551,15 +595,17 @@ async fn six_players_night_falls_on_the_server() {
     let mut defense_share = Vec::new();
     for rx in living.iter().map(|id| &player(id).c) {
         let (from, to) = (phase_arrival(rx, "defense", 1), phase_arrival(rx, "judgment", 1));
+        let judgment_switch = switched_at(rx, "judgment", 1, length("judgment"));
         for tx in living.iter().filter(|id| *id != rx.id()).map(|id| &player(id).c) {
             let what = format!("{} receiving {} in defense", rx.id(), tx.id());
             if tx.id() == adversary {
-                defense_share.push(assert_delivered(tx, rx, Kind::Audio, from + SLACK_US, to - SLACK_US, 20, &what));
+                let share = assert_delivered(tx, rx, Kind::Audio, from + SLACK_US, to - SLACK_US, 20, &what).await;
+                defense_share.push(share);
             } else {
-                let leaked = sent_between(rx, tx.id(), Kind::Audio, from, to.saturating_sub(SLACK_US)).len();
+                let leaked = leaked(rx, tx.id(), Kind::Audio, from, judgment_switch).len();
                 assert_eq!(leaked, 0, "{what}: heard {leaked} audio packets");
             }
-            defense_share.push(assert_delivered(tx, rx, Kind::Video, from + SLACK_US, to - SLACK_US, 10, &what));
+            defense_share.push(assert_delivered(tx, rx, Kind::Video, from + SLACK_US, to - SLACK_US, 10, &what).await);
         }
         // The dead victim is neither seen nor heard by the living.
         let from_dead =
@@ -572,7 +618,8 @@ async fn six_players_night_falls_on_the_server() {
     let (from, to) = (phase_arrival(victim_c, "defense", 1), phase_arrival(victim_c, "judgment", 1));
     for tx in living.iter().map(|id| &player(id).c) {
         for kind in [Kind::Audio, Kind::Video] {
-            let share = assert_delivered(tx, victim_c, kind, from + SLACK_US, to - SLACK_US, 10, "the dead in defense");
+            let share =
+                assert_delivered(tx, victim_c, kind, from + SLACK_US, to - SLACK_US, 10, "the dead in defense").await;
             defense_share.push(share);
         }
     }

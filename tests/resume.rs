@@ -9,6 +9,10 @@ use serde_json::{json, Value};
 use support::*;
 
 const LONG: Duration = Duration::from_secs(20);
+/// How long a packet sent before a phase switch may still be in flight across it.
+const SLACK_US: u64 = 50_000;
+/// The server's `ends_at` is whole unix milliseconds (rounded down); the test's clock has µs.
+const ROUNDING_US: u64 = 2_000;
 
 async fn join_with_resume(server: &parlor::Server, room: &str, token: &str) -> (Ws, Value) {
     let mut ws = Ws::connect(server).await;
@@ -115,14 +119,20 @@ async fn a_player_dropped_mid_night_comes_back_to_the_dark() {
             rx.wait_count(tx.id(), Kind::Video, 5, LONG).await.unwrap();
         }
     }
-    let settings = json!({"mafia": 1, "phase_seconds": {"role_reveal": 0.3, "night": 4, "dawn": 0.3, "day": 30}});
+    // The night ends when the mafioso and the doctor have acted, which the test does once it
+    // has checked the resumed seat; its timer is long so a slow machine cannot end it first.
+    let dawn_s: f64 = 0.3;
+    let settings = json!({"mafia": 1, "doctor": 1,
+        "phase_seconds": {"role_reveal": 0.3, "night": 60, "dawn": dawn_s, "day": 30}});
     players[0].send_json(&json!({"type": "start_game", "settings": settings})).unwrap();
     let mut roles = Vec::new();
     for p in &players {
         roles.push(p.expect_message("role", LONG).await.unwrap()["role"].as_str().unwrap().to_owned());
     }
-    // A citizen without the host's powers drops off in the night.
+    // A citizen without the host's powers drops off in the night (two of the four are citizens).
     let who = (1..4).find(|i| roles[*i] == "citizen").expect("a citizen");
+    let role_of = |role: &str| roles.iter().position(|r| r == role).expect(role);
+    let (mafioso, doctor) = (role_of("mafia"), role_of("doctor"));
     for p in &players {
         p.expect_where(LONG, "night", |m| m["type"] == "phase" && m["phase"] == "night").await.unwrap();
     }
@@ -149,15 +159,40 @@ async fn a_player_dropped_mid_night_comes_back_to_the_dark() {
     for (pid, r) in w["media_state"]["receive"].as_object().unwrap() {
         assert_eq!(r, &json!({"audio": false, "video": false}), "dark for {pid}");
     }
-    // Still nothing at night: the night lasts until its timer (nobody acts).
-    let night_end = back.expect_where(LONG, "dawn", |m| m["type"] == "phase" && m["phase"] == "dawn").await.unwrap();
-    let dawn_at = back.arrival_of(|m| m == &night_end).unwrap();
+    // Still nothing at night. Let the night go on with the new peer connected and everyone
+    // publishing to it (a leak would show), then end it: the mafioso picks the resumed citizen
+    // and the doctor saves them, so nobody dies.
+    back.wait_connected(LONG).await.unwrap();
+    let connected_at = now_us();
+    let published = |c: &TestClient| {
+        c.sent(Kind::Video).iter().filter(|p| parse_mark(&p.payload).is_some_and(|m| m.sent_us >= connected_at)).count()
+    };
+    assert!(
+        wait_until(LONG, || players.iter().all(|p| published(p) >= 20) && published(&back) >= 20).await,
+        "everyone keeps publishing at night"
+    );
+    assert!(back.messages_of("phase").is_empty(), "still the night of the welcome");
+    // `players` lost the resumed seat: indices past it moved down by one.
+    let seat = |i: usize| &players[if i > who { i - 1 } else { i }];
+    seat(mafioso).send_json(&json!({"type": "night_action", "target": id})).unwrap();
+    seat(doctor).send_json(&json!({"type": "night_action", "target": id})).unwrap();
+    let dawn = back.expect_where(LONG, "dawn", |m| m["type"] == "phase" && m["phase"] == "dawn").await.unwrap();
+    // The room read its clock (unix ms, the clock of payload marks) before it opened the routes
+    // for dawn; `ends_at` is that reading plus the dawn's length. Forwarded at night is what
+    // arrived before that switch, or was sent more than SLACK_US before it (sent later, it may
+    // have been in flight across the switch).
+    let switched = (dawn["ends_at"].as_u64().unwrap() - (dawn_s * 1000.0).round() as u64) * 1000 - ROUNDING_US;
+    assert!(switched <= back.arrival_of(|m| m == &dawn).unwrap(), "dawn arrived after the switch");
     for p in &players {
         for kind in [Kind::Audio, Kind::Video] {
             let leaked = back
                 .received(p.id(), kind)
                 .into_iter()
-                .filter(|r| r.mark().is_some_and(|m| m.sent_us >= resumed_at && m.sent_us + 50_000 < dawn_at))
+                .filter(|r| {
+                    r.mark().is_some_and(|m| {
+                        m.sent_us >= resumed_at && (m.sent_us + SLACK_US < switched || r.arrival_us() < switched)
+                    })
+                })
                 .count();
             assert_eq!(leaked, 0, "resumed citizen received {kind} from {} at night", p.id());
         }
