@@ -9,10 +9,6 @@ use serde_json::{json, Value};
 use support::*;
 
 const LONG: Duration = Duration::from_secs(20);
-/// How long a packet sent before a phase switch may still be in flight across it.
-const SLACK_US: u64 = 50_000;
-/// The server's `ends_at` is whole unix milliseconds (rounded down); the test's clock has µs.
-const ROUNDING_US: u64 = 2_000;
 
 async fn join_with_resume(server: &parlor::Server, room: &str, token: &str) -> (Ws, Value) {
     let mut ws = Ws::connect(server).await;
@@ -176,24 +172,12 @@ async fn a_player_dropped_mid_night_comes_back_to_the_dark() {
     let seat = |i: usize| &players[if i > who { i - 1 } else { i }];
     seat(mafioso).send_json(&json!({"type": "night_action", "target": id})).unwrap();
     seat(doctor).send_json(&json!({"type": "night_action", "target": id})).unwrap();
-    let dawn = back.expect_where(LONG, "dawn", |m| m["type"] == "phase" && m["phase"] == "dawn").await.unwrap();
-    // The room read its clock (unix ms, the clock of payload marks) before it opened the routes
-    // for dawn; `ends_at` is that reading plus the dawn's length. Forwarded at night is what
-    // arrived before that switch, or was sent more than SLACK_US before it (sent later, it may
-    // have been in flight across the switch).
-    let switched = (dawn["ends_at"].as_u64().unwrap() - (dawn_s * 1000.0).round() as u64) * 1000 - ROUNDING_US;
-    assert!(switched <= back.arrival_of(|m| m == &dawn).unwrap(), "dawn arrived after the switch");
+    back.expect_where(LONG, "dawn", |m| m["type"] == "phase" && m["phase"] == "dawn").await.unwrap();
+    // Judged against the server's switch to dawn, not this client's reading of it.
+    let switched = switched_at(&back, "dawn", 1, dawn_s);
     for p in &players {
         for kind in [Kind::Audio, Kind::Video] {
-            let leaked = back
-                .received(p.id(), kind)
-                .into_iter()
-                .filter(|r| {
-                    r.mark().is_some_and(|m| {
-                        m.sent_us >= resumed_at && (m.sent_us + SLACK_US < switched || r.arrival_us() < switched)
-                    })
-                })
-                .count();
+            let leaked = leaked(&back, p.id(), kind, resumed_at, switched).len();
             assert_eq!(leaked, 0, "resumed citizen received {kind} from {} at night", p.id());
         }
     }

@@ -16,6 +16,7 @@
 pub mod client;
 pub mod media;
 pub mod peer;
+pub mod phases;
 pub mod server;
 
 pub use client::{msg_type, JoinError, MessageLog, TestClient};
@@ -23,6 +24,7 @@ pub use media::{is_vp8_keyframe, now_us, opus_payload, parse_mark, parse_vp8, vp
 pub use peer::{
     connect_pair, parse_sdp, FeedbackCounts, MLine, MediaPeer, RecvPacket, RemoteTrack, RtxInfo, SentPacket, SignalSink,
 };
+pub use phases::{leaked, phase_arrival, switched_at, ROUNDING_US, SLACK_US};
 pub use server::{http_get, server, server_with, Got, Ws};
 
 use std::time::{Duration, Instant};
