@@ -166,6 +166,13 @@ pub async fn start(config: &Config) -> Result<Server> {
             })
         }
         None => tokio::spawn(async move {
+            use axum::serve::ListenerExt;
+            // Signaling is many small messages in bursts (a phase, then everyone's media
+            // state): with Nagle's algorithm a burst's tail waited for the client's delayed
+            // ACK, about 40 ms on Linux. The TLS listener sets the same option.
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stopped).await {
                 tracing::error!("HTTP server failed: {e}");
             }
