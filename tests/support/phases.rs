@@ -1,6 +1,8 @@
 //! Phase timing for the game tests: when the server switched phases, and which packets it
 //! forwarded while the routes denied them.
 
+use serde_json::Value;
+
 use super::{Kind, RecvPacket, TestClient};
 
 /// How long after a phase message a packet sent before it may still be in flight, and how
@@ -15,16 +17,12 @@ pub const ROUNDING_US: u64 = 2_000;
 /// clock before it applies the new routes, so routes that open at this switch opened no
 /// earlier than this. Unlike a client's arrival of the message, a stalled reader cannot move it.
 pub fn switched_at(c: &TestClient, phase: &str, round: u64, len_s: f64) -> u64 {
-    let msg = c
-        .messages()
-        .into_iter()
-        .find(|m| m["type"] == "phase" && m["phase"] == phase && m["round"] == round)
-        .unwrap_or_else(|| panic!("{} never got phase {phase} (round {round})", c.id()));
+    let (arrival, msg) = phase_message(c, phase, round);
     let ends_at = msg["ends_at"].as_u64().unwrap_or_else(|| panic!("{phase} has an end: {msg}"));
     let len_ms = (len_s * 1000.0).round() as u64;
     let at = (ends_at - len_ms) * 1000 - ROUNDING_US;
     // The phase message is sent after the switch: a check that both clocks agree.
-    assert!(at <= phase_arrival(c, phase, round), "{}: {phase} arrived before the switch", c.id());
+    assert!(at <= arrival, "{}: {phase} arrived before the switch", c.id());
     at
 }
 
@@ -44,6 +42,13 @@ pub fn leaked(rx: &TestClient, tx: &str, kind: Kind, from: u64, open_us: u64) ->
 
 /// When `c` got the `phase` message for `phase` of round `round` (unix µs).
 pub fn phase_arrival(c: &TestClient, phase: &str, round: u64) -> u64 {
-    c.arrival_of(|m| m["type"] == "phase" && m["phase"] == phase && m["round"] == round)
+    phase_message(c, phase, round).0
+}
+
+/// `c`'s `phase` message for `phase` of round `round`, with its arrival (unix µs).
+fn phase_message(c: &TestClient, phase: &str, round: u64) -> (u64, Value) {
+    c.timed_messages()
+        .into_iter()
+        .find(|(_, m)| m["type"] == "phase" && m["phase"] == phase && m["round"] == round)
         .unwrap_or_else(|| panic!("{} never got phase {phase} (round {round})", c.id()))
 }
