@@ -12,7 +12,7 @@ use axum::http::{header, Extensions, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use parlor_signaling::game::Settings;
+use parlor_signaling::Registry;
 use parlor_signaling::{ids, Access, ErrorCode, Hub, RoomOptions};
 use serde::Deserialize;
 use serde_json::json;
@@ -142,18 +142,24 @@ struct CreateRoom {
     /// Locked from the start.
     #[serde(default)]
     locked: bool,
-    /// Defaults for `start_game`.
-    settings: Option<Settings>,
+    /// The kind of room (default: the server's default kind, `mafia`).
+    kind: Option<String>,
+    /// Defaults for `start_game` (the kind's settings object).
+    settings: Option<serde_json::Value>,
 }
 
 fn bad_field(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "bad_field", message)
 }
 
-/// The rules `start_game` applies to each value on its own (counts against the number of
-/// players can only be checked at the start).
-fn check_settings(s: &Settings) -> Result<(), ApiError> {
-    parlor_signaling::game::mafia::check_settings(s).map_err(|e| bad_field(format!("settings.{e}")))
+/// The kind, and the rules its game's `start_game` applies to each value on its own (counts
+/// against the number of players can only be checked at the start).
+fn check_settings(registry: &Registry, kind: &str, settings: &serde_json::Value) -> Result<(), ApiError> {
+    registry.get(kind).map_err(|e| bad_field(e.to_string()))?;
+    registry.check_settings(kind, settings).map_err(|e| {
+        let message = e.to_string();
+        bad_field(if message.starts_with("settings") { message } else { format!("settings.{message}") })
+    })
 }
 
 fn check_pin(pin: &str) -> Result<(), ApiError> {
@@ -210,8 +216,10 @@ async fn create_room(
         check_pin(pin)?;
     }
     let settings = request.settings.unwrap_or_default();
-    check_settings(&settings)?;
+    let kind = request.kind.unwrap_or_else(|| state.hub.registry().default_kind().to_owned());
+    check_settings(state.hub.registry(), &kind, &settings)?;
     let options = RoomOptions {
+        kind: Some(kind),
         pin: request.pin,
         locked: request.locked,
         // In open mode anyone could have made the room by joining it, so its first player
@@ -303,18 +311,17 @@ mod tests {
 
     #[test]
     fn settings_rules() {
-        assert!(check_settings(&Settings::default()).is_ok());
-        assert!(check_settings(&Settings { mafia: Some(0), ..Default::default() }).is_err());
-        assert!(check_settings(&Settings { doctor: Some(17), ..Default::default() }).is_err());
-        let mut s = Settings::default();
-        s.phase_seconds.insert("lobby".into(), 5.0);
-        assert!(check_settings(&s).is_err());
-        let mut s = Settings::default();
-        s.phase_seconds.insert("night".into(), 0.0);
-        assert!(check_settings(&s).is_err());
-        let mut s = Settings::default();
-        s.phase_seconds.insert("night".into(), 30.0);
-        assert!(check_settings(&s).is_ok());
+        let r = Registry::builtin();
+        let check = |v: serde_json::Value| check_settings(&r, "mafia", &v);
+        assert!(check(json!({})).is_ok());
+        assert!(check(json!(null)).is_ok());
+        assert!(check(json!({"mafia": 0})).is_err());
+        assert!(check(json!({"doctor": 17})).is_err());
+        assert!(check(json!({"phase_seconds": {"lobby": 5.0}})).is_err());
+        assert!(check(json!({"phase_seconds": {"night": 0.0}})).is_err());
+        assert!(check(json!({"phase_seconds": {"night": 30.0}})).is_ok());
+        assert!(check(json!({"mafia": "two"})).is_err());
+        assert!(check_settings(&r, "poker", &json!({})).is_err(), "an unknown kind");
     }
 
     #[test]

@@ -567,7 +567,7 @@ mod tests {
         assert!(e.contains("media.workers"), "{e}");
         let e = load(None, &Overrides::default(), &[("ROOMS__MAX_PARTICIPANTS", "1")]).unwrap_err().to_string();
         assert!(e.contains("rooms.max_participants"), "{e}");
-        let e = load(None, &Overrides::default(), &[("SESSION__DEAD_AFTER_SECONDS", "4")]).unwrap_err().to_string();
+        let e = load(None, &Overrides::default(), &[("SESSION__DEAD_AFTER_SECONDS", "1.5")]).unwrap_err().to_string();
         assert!(e.contains("session.dead_after_seconds"), "{e}");
         let e = load(None, &Overrides::default(), &[("SESSION__PING_SECONDS", "0")]).unwrap_err().to_string();
         assert!(e.contains("session.ping_seconds"), "{e}");

@@ -1,13 +1,20 @@
 //! The one place that sees both halves: signaling's media trait, implemented on parlor-media.
 
 use parlor_media::{Kind, Matrix, Media, MediaError, MediaEvent, RoomMedia};
-use parlor_signaling::{BoxFuture, MediaBackend, MediaKind, MediaNotice, MediaPort, MediaRefusal, NoticeSink, Route};
-use std::sync::Arc;
+use parlor_signaling::{
+    BoxFuture, MediaBackend, MediaKind, MediaNotice, MediaPort, MediaRefusal, NoticeSink, RouteChange,
+};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 /// parlor-media as signaling's media backend.
 pub struct MediaGlue(pub Arc<Media>);
 
-struct Port(RoomMedia);
+struct Port {
+    media: RoomMedia,
+    /// Every (publisher, kind)'s receivers, to hand the worker a whole matrix.
+    routes: Mutex<BTreeMap<(String, Kind), Vec<String>>>,
+}
 
 fn refusal(e: MediaError) -> MediaRefusal {
     match e {
@@ -29,44 +36,52 @@ impl MediaBackend for MediaGlue {
                 MediaEvent::Failed { peer, reason } => MediaNotice::Lost { peer, reason },
             })
         });
-        Box::new(Port(self.0.open_room(room, events)))
+        Box::new(Port { media: self.0.open_room(room, events), routes: Mutex::default() })
     }
 }
 
 impl MediaPort for Port {
     fn offer(&self, peer: &str, sdp: String) -> BoxFuture<'_, Result<String, MediaRefusal>> {
         let peer = peer.to_owned();
-        Box::pin(async move { self.0.offer(&peer, sdp).await.map_err(refusal) })
+        Box::pin(async move { self.media.offer(&peer, sdp).await.map_err(refusal) })
     }
 
     fn answer(&self, peer: &str, sdp: String) -> BoxFuture<'_, Result<(), MediaRefusal>> {
         let peer = peer.to_owned();
-        Box::pin(async move { self.0.answer(&peer, sdp).await.map_err(refusal) })
+        Box::pin(async move { self.media.answer(&peer, sdp).await.map_err(refusal) })
     }
 
     fn candidate(&self, peer: &str, candidate: String) {
-        self.0.candidate(peer, candidate);
+        self.media.candidate(peer, candidate);
     }
 
     fn remove_peer(&self, peer: &str) {
-        self.0.remove_peer(peer);
+        self.media.remove_peer(peer);
     }
 
     fn hold_offers(&self, peer: &str) {
-        self.0.hold_offers(peer);
+        self.media.hold_offers(peer);
     }
 
-    fn set_routes(&self, epoch: u64, routes: Vec<Route>) -> BoxFuture<'_, ()> {
+    fn update_routes(&self, epoch: u64, changes: Vec<RouteChange>) -> BoxFuture<'_, ()> {
         let mut matrix = Matrix::new(epoch);
-        for r in &routes {
-            let kind = match r.kind {
-                MediaKind::Audio => Kind::Audio,
-                MediaKind::Video => Kind::Video,
-            };
-            matrix.allow(&r.subscriber, &r.publisher, kind);
+        {
+            let mut routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
+            for change in changes {
+                let kind = match change.kind {
+                    MediaKind::Audio => Kind::Audio,
+                    MediaKind::Video => Kind::Video,
+                };
+                routes.insert((change.publisher, kind), change.subscribers);
+            }
+            for ((publisher, kind), subscribers) in routes.iter() {
+                for subscriber in subscribers {
+                    matrix.allow(subscriber, publisher, *kind);
+                }
+            }
         }
         Box::pin(async move {
-            if let Err(e) = self.0.set_matrix(matrix).await {
+            if let Err(e) = self.media.set_matrix(matrix).await {
                 tracing::error!("media worker refused a matrix: {e}");
             }
         })

@@ -194,7 +194,10 @@ async fn serve_socket(
                 Some(Ok(Message::Pong(payload))) => {
                     if let Ok(sent) = <[u8; 8]>::try_from(payload.as_ref()) {
                         let sent = Duration::from_micros(u64::from_be_bytes(sent));
-                        stats.rtt.observe(opened.elapsed().saturating_sub(sent));
+                        let rtt = opened.elapsed().saturating_sub(sent);
+                        stats.rtt.observe(rtt);
+                        // The seat's latency, as games read it (never a figure the client sends).
+                        conn.on_pong(rtt);
                     }
                 }
                 Some(Ok(Message::Ping(_))) => {}

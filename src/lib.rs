@@ -113,7 +113,7 @@ pub async fn start(config: &Config) -> Result<Server> {
         None => Vec::new(),
     };
     let settings = HubSettings {
-        max_participants: config.rooms.max_participants,
+        capacity: [("mafia".to_owned(), config.rooms.max_participants)].into(),
         grace: Duration::from_secs_f64(config.session.grace_seconds),
         max_video_kbps: config.rooms.max_video_kbps,
         max_rooms: config.rooms.max_rooms,

@@ -179,13 +179,14 @@ fn replay(file: &std::path::Path) -> Result<()> {
     use parlor_signaling::gamelog;
     let text = std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
     let records = gamelog::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-    let replay = gamelog::replay(&records).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let registry = parlor_signaling::Registry::builtin();
+    let replay = gamelog::replay(&registry, &records).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     for event in &replay.events {
         println!("{}", serde_json::to_string(event)?);
     }
-    let result = match replay.winner {
-        Some(w) => format!("winner: {}", serde_json::to_value(w)?.as_str().unwrap_or("?")),
-        None => "no winner (the game did not end)".to_owned(),
+    let result = match &replay.game_over {
+        Some(over) => format!("{} game over: {}", replay.kind, outcome(over)),
+        None => format!("{} game: no result (the game did not end)", replay.kind),
     };
     match replay.mismatch {
         None => {
@@ -200,6 +201,25 @@ fn replay(file: &std::path::Path) -> Result<()> {
                 serde_json::to_string(&replayed)?
             )
         }
+    }
+}
+
+/// A `game_over` message in a line: its plain fields as `name: value` (a winner, a ranking),
+/// leaving out maps such as every role.
+fn outcome(over: &serde_json::Value) -> String {
+    let Some(fields) = over.as_object() else { return over.to_string() };
+    let shown: Vec<String> = fields
+        .iter()
+        .filter(|(k, v)| k.as_str() != "type" && !v.is_object())
+        .map(|(k, v)| match v {
+            serde_json::Value::String(s) => format!("{k}: {s}"),
+            other => format!("{k}: {other}"),
+        })
+        .collect();
+    if shown.is_empty() {
+        "ended".to_owned()
+    } else {
+        shown.join(", ")
     }
 }
 

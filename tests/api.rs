@@ -504,7 +504,7 @@ async fn a_game_whose_host_came_by_token_replays_from_its_log() {
     assert!(found, "one game log with the host's token moves: {logs:?}");
     let text = std::fs::read_to_string(&logs[0]).unwrap();
     let records = parlor_signaling::gamelog::parse(&text).unwrap();
-    let replay = parlor_signaling::gamelog::replay(&records).unwrap();
+    let replay = parlor_signaling::gamelog::replay(&parlor_signaling::Registry::builtin(), &records).unwrap();
     assert_eq!(replay.mismatch, None, "the replay matches the recording");
     assert!(replay.events.len() > 3);
     let _ = std::fs::remove_dir_all(&dir);

@@ -59,9 +59,9 @@ async fn a_played_game_replays_to_the_same_events_and_result() {
     assert_eq!(logs.len(), 1, "one game, one log: {logs:?}");
     let text = std::fs::read_to_string(&logs[0]).unwrap();
     let records = parlor_signaling::gamelog::parse(&text).unwrap();
-    let replay = parlor_signaling::gamelog::replay(&records).unwrap();
+    let replay = parlor_signaling::gamelog::replay(&parlor_signaling::Registry::builtin(), &records).unwrap();
     assert_eq!(replay.mismatch, None);
-    assert_eq!(replay.winner, Some(parlor_signaling::game::Winner::Town));
+    assert_eq!(replay.game_over.as_ref().map(|over| over["winner"].clone()), Some(json!("town")));
     assert!(replay.events.len() >= 20, "{} events", replay.events.len());
 
     // The command line does the same and says so.
@@ -73,7 +73,7 @@ async fn a_played_game_replays_to_the_same_events_and_result() {
     assert_eq!(stdout.lines().count(), replay.events.len() + 1);
 
     // A tampered log is caught: the mafia now votes for someone else.
-    let vote = |id: &str| format!("{{\"nominate\":\"{id}\"}}");
+    let vote = |id: &str| format!("{{\"target\":\"{id}\",\"type\":\"vote\"}}");
     let tampered = text.replacen(&vote(&ids[voters[0]]), &vote(&ids[voters[1]]), 1);
     assert!(tampered != text, "the mafia's nomination is in the log");
     let bad = dir.join("tampered.jsonl");

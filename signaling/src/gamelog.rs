@@ -1,9 +1,10 @@
 //! Replayable games: every input of one game, with its time, as JSON lines — and the replay
-//! that feeds them to a fresh engine and checks it produces the same events.
+//! that feeds them to a fresh game of the same kind and checks it produces the same events.
 //!
-//! A log is a header (room, the deal's seed, the start time, the room's participants in
-//! presence order) followed by `input` / `timeout` records, each followed by the `event`s the
-//! engine produced for it. Replaying needs nothing else: the engine is pure.
+//! A log is a header (kind, room, the game's seed, the start time, the seats at the start in
+//! presence order with their readiness and measured round trips, the host) followed by `input`
+//! and `timeout` records, each followed by the `event`s it produced. Replaying needs nothing
+//! else: games are pure, and the seats are replayed by the same [`AnyDriver`] the room uses.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -11,48 +12,89 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::game::mafia::Mafia;
-use crate::game::{Command, Event, Game, Id, Millis, Winner};
+use crate::game::{AnyDriver, AnyEvent, AnyInput, Id, Input, Millis, Registry, Roster, Rtt};
 
 /// Format version written in every header.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
+
+/// A seat at the start of a game.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeatRecord {
+    /// Participant id.
+    pub id: Id,
+    /// Ready when the game started.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ready: bool,
+    /// The measured round trip at the start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtt: Option<Rtt>,
+}
 
 /// One line of a game log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "record", rename_all = "snake_case")]
 pub enum Record {
     /// The first line.
     Header {
         /// Format version.
         version: u32,
+        /// The room's kind.
+        kind: String,
         /// Room code.
         room: String,
-        /// Seed of this game's deal.
+        /// The game's seed.
         seed: u64,
         /// When the game started (room clock, unix ms).
         started_at: Millis,
-        /// Everyone in the room at the start, in presence order (the first is the host).
-        roster: Vec<Id>,
+        /// Everyone in the room at the start, in presence order.
+        seats: Vec<SeatRecord>,
+        /// Who held the host's powers.
+        host: Option<Id>,
     },
-    /// A command handed to the engine (accepted or not).
+    /// An input handed to the room's game (accepted or not).
     Input {
         /// When.
         at: Millis,
         /// From whom.
         who: Id,
         /// What.
-        command: Command,
+        input: AnyInput,
     },
-    /// The engine's timer ran.
+    /// The game's timer ran.
     Timeout {
         /// When.
         at: Millis,
     },
-    /// An event the engine produced for the input before it.
+    /// An event produced for the record before it (a game message as JSON, not as text).
     Event {
         /// The event.
-        event: Event,
+        event: serde_json::Value,
     },
+}
+
+/// The header of a game that starts now.
+pub fn header(kind: &str, room: &str, seed: u64, now: Millis, roster: &Roster) -> Record {
+    Record::Header {
+        version: VERSION,
+        kind: kind.to_owned(),
+        room: room.to_owned(),
+        seed,
+        started_at: now,
+        seats: roster.seats().iter().map(|s| SeatRecord { id: s.id.clone(), ready: s.ready, rtt: s.rtt }).collect(),
+        host: roster.host().map(str::to_owned),
+    }
+}
+
+/// An event as the log keeps it: a message's text becomes the JSON it is, so the log reads as
+/// JSON and compares by value.
+pub fn event_json(event: &AnyEvent) -> serde_json::Value {
+    let mut value = serde_json::to_value(event).unwrap_or_default();
+    if let AnyEvent::Send { text, .. } = event {
+        if let (Some(send), Ok(message)) = (value.get_mut("send"), serde_json::from_str::<serde_json::Value>(text)) {
+            send["text"] = message;
+        }
+    }
+    value
 }
 
 /// Writes one game's log. Failures are reported to the caller, which stops logging that game
@@ -96,12 +138,14 @@ impl GameLog {
 /// What a replay found.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Replay {
-    /// Every event the engine produced, in order.
-    pub events: Vec<Event>,
-    /// The winner, if the game ended.
-    pub winner: Option<Winner>,
+    /// The room's kind.
+    pub kind: String,
+    /// Every event the game produced, in order (as the log keeps them).
+    pub events: Vec<serde_json::Value>,
+    /// The game's `game_over` message, if the game ended.
+    pub game_over: Option<serde_json::Value>,
     /// The first difference from the recording: (index of the event, recorded, replayed).
-    pub mismatch: Option<(usize, Option<Event>, Option<Event>)>,
+    pub mismatch: Option<(usize, Option<serde_json::Value>, Option<serde_json::Value>)>,
 }
 
 /// Parse a log's text (one JSON record per line; blank lines ignored).
@@ -113,32 +157,24 @@ pub fn parse(text: &str) -> Result<Vec<Record>, String> {
         .collect()
 }
 
-/// Run the records' inputs through a fresh engine and compare its events with the recorded ones.
-pub fn replay(records: &[Record]) -> Result<Replay, String> {
-    let Some(Record::Header { version, seed, started_at, roster, .. }) = records.first() else {
+/// Run the records' inputs through a fresh game of the logged kind (from `registry`) and
+/// compare its events with the recorded ones.
+pub fn replay(registry: &Registry, records: &[Record]) -> Result<Replay, String> {
+    let Some(Record::Header { version, kind, seed, seats, host, .. }) = records.first() else {
         return Err("the log does not start with a header".into());
     };
     if *version != VERSION {
         return Err(format!("log format version {version}; this parlor reads version {VERSION}"));
     }
-    let mut game = Mafia::new(*seed);
-    for id in roster {
-        game.handle(*started_at, id, Command::Joined).map_err(|e| format!("roster {id}: {e}"))?;
-    }
-    while game.poll_event().is_some() {} // the lobby before the game is not part of the log
+    let mut game: Box<dyn AnyDriver> = registry.create(kind, *seed, Roster::new()).map_err(|e| e.to_string())?;
+    seat(game.as_mut(), seats, host.as_deref())?;
     let mut produced = Vec::new();
     let mut recorded = Vec::new();
     for record in &records[1..] {
         match record {
             Record::Header { .. } => return Err("a second header".into()),
-            Record::Input { at, who, command } => {
-                let mut command = command.clone();
-                if let Command::StartGame(settings) = &mut command {
-                    settings.seed = Some(*seed);
-                }
-                // Refusals are part of the game too: they may have run a due timer.
-                let _ = game.handle(*at, who, command);
-            }
+            // Refusals are part of the game too: they may have run a due timer.
+            Record::Input { at, who, input } => drop(game.handle(*at, who, input.clone())),
             Record::Timeout { at } => game.handle_timeout(*at),
             Record::Event { event } => {
                 recorded.push(event.clone());
@@ -146,95 +182,119 @@ pub fn replay(records: &[Record]) -> Result<Replay, String> {
             }
         }
         while let Some(e) = game.poll_event() {
-            produced.push(e);
+            produced.push(event_json(&e));
         }
     }
     let mismatch = (0..produced.len().max(recorded.len()))
         .find(|i| produced.get(*i) != recorded.get(*i))
         .map(|i| (i, recorded.get(i).cloned(), produced.get(i).cloned()));
-    let winner = produced.iter().find_map(|e| match e {
-        Event::GameOver { winner, .. } => Some(*winner),
-        _ => None,
+    let game_over = produced.iter().rev().find_map(|e| {
+        let text = e.get("send")?.get("text")?;
+        (text.get("type")? == "game_over").then(|| text.clone())
     });
-    Ok(Replay { events: produced, winner, mismatch })
+    Ok(Replay { kind: kind.clone(), events: produced, game_over, mismatch })
+}
+
+/// Seat the header's room: everyone in order, the host's powers, readiness and round trips;
+/// what that produces is the room before the game, not part of the log.
+fn seat(game: &mut dyn AnyDriver, seats: &[SeatRecord], host: Option<&str>) -> Result<(), String> {
+    for s in seats {
+        let join = Input::Join { name: s.id.clone(), guest: host != Some(s.id.as_str()) };
+        game.handle(0, &s.id, join).map_err(|e| format!("seat {}: {e}", s.id))?;
+        if s.ready {
+            game.handle(0, &s.id, Input::Ready { ready: true }).map_err(|e| format!("seat {}: {e}", s.id))?;
+        }
+        if let Some(rtt) = s.rtt {
+            game.handle(0, &s.id, Input::Rtt(rtt)).map_err(|e| format!("seat {}: {e}", s.id))?;
+        }
+    }
+    if let Some(host) = host {
+        game.handle(0, host, Input::TakeHost).map_err(|e| format!("host {host}: {e}"))?;
+    }
+    while game.poll_event().is_some() {}
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::game::Settings;
 
-    /// Play a game on the engine the way the room does, recording it; then replay.
+    /// Play a game the way the room does, recording it; then replay.
     #[test]
     fn a_recorded_game_replays_identically() {
+        let registry = Registry::builtin();
+        let mut game = registry.create("mafia", 7, Roster::new()).unwrap();
         let roster: Vec<Id> = (0..5).map(|i| format!("p{i}")).collect();
-        let seed = 42;
-        let mut game = Mafia::new(7);
         for id in &roster {
-            game.handle(0, id, Command::Joined).unwrap();
+            game.handle(0, id, Input::Join { name: id.clone(), guest: false }).unwrap();
         }
         while game.poll_event().is_some() {}
-        let mut log =
-            vec![Record::Header { version: VERSION, room: "r".into(), seed, started_at: 0, roster: roster.clone() }];
-        let step =
-            |game: &mut Mafia, at: Millis, who: Option<&str>, command: Option<Command>, log: &mut Vec<Record>| {
-                match (who, command) {
-                    (Some(who), Some(mut command)) => {
-                        log.push(Record::Input { at, who: who.into(), command: command.clone() });
-                        if let Command::StartGame(s) = &mut command {
-                            s.seed = Some(seed);
-                        }
-                        let _ = game.handle(at, who, command);
-                    }
-                    _ => {
-                        log.push(Record::Timeout { at });
-                        game.handle_timeout(at);
-                    }
+        let seed = 42;
+        let mut log = vec![header("mafia", "r", seed, 10, game.roster())];
+        let mut step = |game: &mut Box<dyn AnyDriver>, at: Millis, who: Option<&str>, input: Option<AnyInput>| {
+            match (who, input) {
+                (Some(who), Some(input)) => {
+                    log.push(Record::Input { at, who: who.into(), input: input.clone() });
+                    let _ = game.handle(at, who, input);
                 }
-                while let Some(event) = game.poll_event() {
-                    log.push(Record::Event { event });
+                _ => {
+                    log.push(Record::Timeout { at });
+                    game.handle_timeout(at);
                 }
-            };
-        let mut settings = Settings::default();
-        settings.phase_seconds.insert("role_reveal".into(), 1.0);
-        step(&mut game, 10, Some("p0"), Some(Command::StartGame(settings)), &mut log);
+            }
+            while let Some(event) = game.poll_event() {
+                log.push(Record::Event { event: event_json(&event) });
+            }
+        };
+        let settings = serde_json::json!({"phase_seconds": {"role_reveal": 1.0}});
+        step(&mut game, 10, Some("p0"), Some(Input::Start { settings, seed: Some(seed) }));
+        let vote = |v: serde_json::Value| Some(Input::Game(v));
         let mut t = 10;
         // Let time run: timers take the game around until someone wins or time is up.
         for _ in 0..200 {
             t += 500;
-            if let Some(d) = game.next_deadline() {
-                if d <= t {
-                    step(&mut game, t, None, None, &mut log);
-                }
+            if game.next_deadline().is_some_and(|d| d <= t) {
+                step(&mut game, t, None, None);
             }
             // Everyone keeps calling votes and nominating p1; a refusal is fine.
             for id in &roster {
-                step(&mut game, t, Some(id), Some(Command::CallVote), &mut log);
-                step(&mut game, t, Some(id), Some(Command::Nominate(Some("p1".into()))), &mut log);
-                step(&mut game, t, Some(id), Some(Command::Judge(crate::game::Verdict::Guilty)), &mut log);
+                step(&mut game, t, Some(id), vote(serde_json::json!({"type": "call_vote"})));
+                step(&mut game, t, Some(id), vote(serde_json::json!({"type": "vote", "target": "p1"})));
+                step(&mut game, t, Some(id), vote(serde_json::json!({"type": "vote", "verdict": "guilty"})));
+                step(&mut game, t, Some(id), Some(Input::Chat { channel: "all".into(), text: "hi".into() }));
             }
         }
         let text: String = log.iter().map(|r| serde_json::to_string(r).unwrap() + "\n").collect();
         let parsed = parse(&text).unwrap();
         assert_eq!(parsed, log);
-        let replay = replay(&parsed).unwrap();
-        assert_eq!(replay.mismatch, None);
-        assert!(replay.events.len() > 20);
-        // Tampering shows: drop the deal's seed and the roles come out differently.
+        let replayed = replay(&registry, &parsed).unwrap();
+        assert_eq!(replayed.mismatch, None);
+        assert!(replayed.events.len() > 20);
+        // Tampering shows: change the seed and the roles come out differently.
         let mut tampered = parsed.clone();
-        if let Record::Header { seed, .. } = &mut tampered[0] {
-            *seed += 1;
+        if let Record::Input { input: Input::Start { seed, .. }, .. } = &mut tampered[1] {
+            *seed = Some(43);
         }
-        let other = super::replay(&tampered).unwrap();
+        let other = replay(&registry, &tampered).unwrap();
         assert!(other.mismatch.is_some(), "a different seed deals differently");
     }
 
     #[test]
     fn bad_logs_are_refused() {
+        let registry = Registry::builtin();
         assert!(parse("{not json}\n").is_err());
-        assert!(replay(&[]).is_err());
-        assert!(replay(&[Record::Timeout { at: 1 }]).is_err());
-        let wrong_version = Record::Header { version: 99, room: "r".into(), seed: 1, started_at: 0, roster: vec![] };
-        assert!(replay(&[wrong_version]).unwrap_err().contains("version"));
+        assert!(replay(&registry, &[]).is_err());
+        assert!(replay(&registry, &[Record::Timeout { at: 1 }]).is_err());
+        let header = |version, kind: &str| Record::Header {
+            version,
+            kind: kind.into(),
+            room: "r".into(),
+            seed: 1,
+            started_at: 0,
+            seats: vec![],
+            host: None,
+        };
+        assert!(replay(&registry, &[header(99, "mafia")]).unwrap_err().contains("version"));
+        assert!(replay(&registry, &[header(VERSION, "poker")]).unwrap_err().contains("poker"));
     }
 }

@@ -3,14 +3,14 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::game::{Phase, Settings};
+use crate::game::Registry;
 use crate::media::{MediaBackend, MediaNotice};
-use crate::protocol::{ErrorCode, Participant, Refusal};
-use crate::room::{Room, RoomHandle, RoomInput};
+use crate::options::{HubSettings, RoomInfo, RoomOptions};
+use crate::protocol::{ErrorCode, Refusal};
+use crate::room::{Home, Room, RoomHandle, RoomInput};
 use crate::stats::SignalingStats;
 
 /// Who may create rooms and who holds a room's host powers. The binary decides (host keys,
@@ -40,101 +40,34 @@ impl Access for OpenAccess {
     }
 }
 
-/// How a room is set up when it opens.
-#[derive(Debug, Clone, Default)]
-pub struct RoomOptions {
-    /// A PIN newcomers must give in `join` (`bad_pin` otherwise).
-    pub pin: Option<String>,
-    /// Locked from the start: only the host token and resumes get in.
-    pub locked: bool,
-    /// The host's powers come from a host token only: the first to join does not get them.
-    pub token_host: bool,
-    /// Created through the API: the room stays open while empty, until it has been idle for
-    /// the idle period or is closed through the API.
-    pub keep_when_empty: bool,
-    /// Defaults for the `start_game` settings a host leaves out.
-    pub settings: Settings,
-}
-
-/// A room as the room API shows it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct RoomInfo {
-    /// The room code.
-    pub code: String,
-    /// The game phase (`lobby` when no game runs).
-    pub phase: Phase,
-    /// The round (0 in the lobby).
-    pub round: u32,
-    /// The host's participant id, if someone holds the powers.
-    pub host: Option<String>,
-    /// Whether newcomers are refused (`room_locked`).
-    pub locked: bool,
-    /// Whether newcomers must give a PIN.
-    pub pin: bool,
-    /// Everyone in the room, in order of arrival.
-    pub participants: Vec<Participant>,
-    /// Most participants the room holds.
-    pub max_participants: usize,
-}
-
-/// The signaling side's limits and timings, server-wide.
-#[derive(Debug, Clone)]
-pub struct HubSettings {
-    /// Most participants a room holds (`room_full` beyond).
-    pub max_participants: usize,
-    /// How long a participant whose socket closed keeps their seat.
-    pub grace: Duration,
-    /// The camera bitrate clients are asked to stay under.
-    pub max_video_kbps: u32,
-    /// Most rooms at once (`too_many_rooms` beyond).
-    pub max_rooms: usize,
-    /// A room in which nobody has been connected for this long closes.
-    pub idle: Duration,
-    /// Messages per second each connection may send, sustained.
-    pub messages_per_second: f64,
-    /// Burst of messages each connection may send.
-    pub message_burst: u32,
-    /// Where each game's replayable log is written (`None`: not written).
-    pub game_log_dir: Option<std::path::PathBuf>,
-    /// STUN/TURN servers passed to clients in `welcome`.
-    pub ice_servers: Vec<crate::protocol::IceServer>,
-}
-
-impl Default for HubSettings {
-    fn default() -> Self {
-        HubSettings {
-            max_participants: 24,
-            grace: Duration::from_secs(30),
-            max_video_kbps: 600,
-            max_rooms: 1000,
-            idle: Duration::from_secs(600),
-            messages_per_second: 20.0,
-            message_burst: 60,
-            game_log_dir: None,
-            ice_servers: Vec::new(),
-        }
-    }
-}
-
-pub(crate) struct HubInner {
+struct HubInner {
     rooms: Mutex<HashMap<String, RoomHandle>>,
     media: Arc<dyn MediaBackend>,
-    pub(crate) access: Arc<dyn Access>,
+    access: Arc<dyn Access>,
     settings: HubSettings,
     counter: AtomicU64,
-    pub(crate) stats: Arc<SignalingStats>,
+    stats: Arc<SignalingStats>,
+    registry: Registry,
 }
 
-impl HubInner {
-    pub(crate) fn next_connection(&self) -> u64 {
+impl Home for HubInner {
+    fn next_connection(&self) -> u64 {
         self.counter.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    pub(crate) fn remove_room(&self, code: &str, instance: u64) {
+    fn room_closed(&self, code: &str, instance: u64) {
         let mut rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
         if rooms.get(code).is_some_and(|r| r.instance == instance) {
             rooms.remove(code);
         }
+    }
+
+    fn stats(&self) -> &SignalingStats {
+        &self.stats
+    }
+
+    fn registry(&self) -> &Registry {
+        &self.registry
     }
 }
 
@@ -150,8 +83,18 @@ impl Hub {
         Hub::with_access(media, settings, Arc::new(OpenAccess))
     }
 
-    /// A hub whose room creation and host powers `access` decides.
+    /// A hub whose room creation and host powers `access` decides, offering the built-in games.
     pub fn with_access(media: Arc<dyn MediaBackend>, settings: HubSettings, access: Arc<dyn Access>) -> Self {
+        Hub::with_games(media, settings, access, Registry::builtin())
+    }
+
+    /// A hub offering the kinds of room in `registry`.
+    pub fn with_games(
+        media: Arc<dyn MediaBackend>,
+        settings: HubSettings,
+        access: Arc<dyn Access>,
+        registry: Registry,
+    ) -> Self {
         Hub {
             inner: Arc::new(HubInner {
                 rooms: Mutex::new(HashMap::new()),
@@ -160,8 +103,14 @@ impl Hub {
                 settings,
                 counter: AtomicU64::new(0),
                 stats: Arc::new(SignalingStats::default()),
+                registry,
             }),
         }
+    }
+
+    /// The kinds of room this hub offers.
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
     }
 
     /// The signaling statistics (shared; read them for metrics).
@@ -200,9 +149,12 @@ impl Hub {
     }
 
     /// Open a room through the room API: with `code`, or a fresh unguessable code when
-    /// `None`. Refused with `bad_field` (invalid code), `name_taken` (a room with this code is
-    /// open) or `too_many_rooms`. Must be called inside a tokio runtime.
+    /// `None`. Refused with `bad_field` (invalid code, unknown kind, bad settings), `name_taken`
+    /// (a room with this code is open) or `too_many_rooms`. Must be called inside a tokio
+    /// runtime.
     pub fn create_room(&self, code: Option<String>, options: RoomOptions) -> Result<String, Refusal> {
+        let kind = options.kind.as_deref().unwrap_or(self.inner.registry.default_kind());
+        self.inner.registry.check_settings(kind, &options.settings)?;
         let mut rooms = self.inner.rooms.lock().unwrap_or_else(|e| e.into_inner());
         rooms.retain(|_, h| !h.tx.is_closed());
         let code = match code {
@@ -223,7 +175,7 @@ impl Hub {
         if rooms.len() >= self.inner.settings.max_rooms {
             return Err(Refusal::new(ErrorCode::TooManyRooms, "the server holds as many rooms as it may"));
         }
-        let handle = self.open(&code, options);
+        let handle = self.open(&code, options)?;
         rooms.insert(code.clone(), handle);
         Ok(code)
     }
@@ -262,27 +214,32 @@ impl Hub {
         }
     }
 
-    /// The room with this code, opened now if it does not exist (open mode); `None` when the
-    /// server already holds its maximum of rooms. Must be called inside a tokio runtime: a
-    /// new room is a new task.
-    pub(crate) fn room(&self, code: &str) -> Option<RoomHandle> {
+    /// The room with this code, opened now as a room of `kind` (the default kind when `None`)
+    /// if it does not exist (open mode). Refused with `too_many_rooms` when the server already
+    /// holds its maximum of rooms, `bad_field` for a kind it does not offer. Must be called
+    /// inside a tokio runtime: a new room is a new task.
+    pub(crate) fn room(&self, code: &str, kind: Option<&str>) -> Result<RoomHandle, Refusal> {
         let mut rooms = self.inner.rooms.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(handle) = rooms.get(code) {
             if !handle.tx.is_closed() {
-                return Some(handle.clone());
+                return Ok(handle.clone());
             }
         }
         rooms.retain(|_, h| !h.tx.is_closed());
         if rooms.len() >= self.inner.settings.max_rooms {
-            return None;
+            return Err(Refusal::new(
+                ErrorCode::TooManyRooms,
+                "the server holds as many rooms as it may; try again later",
+            ));
         }
-        let handle = self.open(code, RoomOptions::default());
+        let options = RoomOptions { kind: kind.map(str::to_owned), ..RoomOptions::default() };
+        let handle = self.open(code, options)?;
         rooms.insert(code.to_owned(), handle.clone());
-        Some(handle)
+        Ok(handle)
     }
 
     /// Start a room task (the caller holds the rooms lock and registers the handle).
-    fn open(&self, code: &str, options: RoomOptions) -> RoomHandle {
+    fn open(&self, code: &str, options: RoomOptions) -> Result<RoomHandle, Refusal> {
         let instance = self.inner.next_connection();
         let (tx, rx) = mpsc::unbounded_channel();
         let notify = tx.clone();
@@ -291,9 +248,13 @@ impl Hub {
         });
         // The media layer keys rooms by name: a code closed and opened again at once must not
         // share its media room with the old instance that is still winding down.
+        if let Some(kind) = &options.kind {
+            self.inner.registry.get(kind)?;
+        }
         let port = self.inner.media.open_room(&format!("{code}#{instance}"), sink);
-        let room = Room::new(code.to_owned(), instance, self.inner.settings.clone(), self.inner.clone(), port, options);
+        let home: Arc<dyn Home> = self.inner.clone();
+        let room = Room::new(code.to_owned(), instance, self.inner.settings.clone(), home, port, options)?;
         tokio::spawn(room.run(rx));
-        RoomHandle { tx, instance }
+        Ok(RoomHandle { tx, instance })
     }
 }

@@ -4,28 +4,10 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use crate::game::RouteChange;
+
 /// A boxed, sendable future.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// The kinds of media a route covers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum MediaKind {
-    /// Microphone.
-    Audio,
-    /// Camera.
-    Video,
-}
-
-/// One allowed (subscriber, publisher, kind).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Route {
-    /// Who receives.
-    pub subscriber: String,
-    /// Whose media.
-    pub publisher: String,
-    /// Which kind.
-    pub kind: MediaKind,
-}
 
 /// Why the media layer refused a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,8 +61,10 @@ pub trait MediaPort: Send + Sync {
     fn remove_peer(&self, peer: &str);
     /// The participant resumed on a new socket: send it no offers until it offers again.
     fn hold_offers(&self, peer: &str);
-    /// Replace the room's routes; resolves once the media layer applies them.
-    fn set_routes(&self, epoch: u64, routes: Vec<Route>) -> BoxFuture<'_, ()>;
+    /// Change the room's routes: each listed (publisher, kind) reaches exactly its
+    /// subscribers; what is not listed stays as it is. Resolves once the media layer applied
+    /// them (a phase is announced only then).
+    fn update_routes(&self, epoch: u64, changes: Vec<RouteChange>) -> BoxFuture<'_, ()>;
 }
 
 /// Opens rooms on the media layer.

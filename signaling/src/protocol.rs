@@ -1,14 +1,16 @@
 //! Signaling protocol v1: one serde enum per direction, parsed once at the edge.
 //!
 //! Every frame is one JSON object discriminated by `"type"` (snake_case). Unknown fields are
-//! ignored; an unknown type is `unknown_type`; a known type with a missing or invalid field is
-//! `bad_field`; text that is not a JSON object is `bad_json`.
+//! ignored; a known type with a missing or invalid field is `bad_field`; text that is not a JSON
+//! object is `bad_json`. The room-level messages are typed here; any other type is handed,
+//! as JSON, to the room's game, which parses it or refuses it (`unknown_type`, or `wrong_kind`
+//! when it belongs to another kind of room). Each game's own messages live in its module.
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
-use crate::game::{Ballot, Cause, Channel, Id, PhaseInfo, Role, Settings, Verdict, VoteKind, Winner};
+use crate::game::{ChatLine, GameError, Id};
 
 /// Largest text frame accepted; a larger one gets `too_large` and close code 1009.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
@@ -43,6 +45,10 @@ pub enum ClientMsg {
         /// The room's pin, when the host set one.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pin: Option<String>,
+        /// The kind of room to create, when this join creates it (open mode); ignored
+        /// otherwise.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        kind: Option<String>,
     },
     /// An SDP offer.
     Offer {
@@ -65,8 +71,8 @@ pub enum ClientMsg {
     Leave,
     /// A chat message.
     Chat {
-        /// `all`, `mafia` or `dead`.
-        channel: Channel,
+        /// The channel: `all`, or one of the room's game (Mafia: `mafia`, `dead`).
+        channel: String,
         /// The text (1–500 characters).
         text: String,
     },
@@ -75,27 +81,11 @@ pub enum ClientMsg {
         /// Ready or not.
         ready: bool,
     },
-    /// Host: start a game.
+    /// Host: start a game, with the room's game's settings.
     StartGame {
-        /// Optional settings.
+        /// Optional settings (the game's own object).
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        settings: Option<Settings>,
-    },
-    /// Ask to end the day and vote.
-    CallVote,
-    /// Nomination (`target`: an id, or null to abstain) or judgment (`verdict`).
-    Vote {
-        /// Nomination target; `null` abstains. Absent during judgment.
-        #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
-        target: Option<Option<Id>>,
-        /// Judgment verdict. Absent during nomination.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        verdict: Option<Verdict>,
-    },
-    /// A night action on a target.
-    NightAction {
-        /// Whom to kill, save or investigate.
-        target: Id,
+        settings: Option<serde_json::Value>,
     },
     /// Host: remove a participant.
     Kick {
@@ -107,11 +97,11 @@ pub enum ClientMsg {
         /// Locked or not.
         locked: bool,
     },
-}
-
-/// Tells a present `null` (Some(None)) from an absent field (None, via `default`).
-fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<Id>>, D::Error> {
-    Option::<Id>::deserialize(d).map(Some)
+    /// Host, in the lobby: make the room another kind.
+    SetKind {
+        /// The kind.
+        kind: String,
+    },
 }
 
 /// What one participant may receive from another, now.
@@ -123,35 +113,11 @@ pub struct Reception {
     pub video: bool,
 }
 
-/// A role as its owner learns it (the `role` message, and `welcome.role` on resume).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RoleInfo {
-    /// The role.
-    pub role: Role,
-    /// The other mafia (mafia only; empty otherwise).
-    pub teammates: Vec<Id>,
-    /// Every player's role (moderator only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub roles: Option<BTreeMap<Id, Role>>,
-}
-
 /// What one participant may receive (the `media_state` message, and `welcome.media_state`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MediaStateInfo {
     /// Participant id → audio/video.
     pub receive: BTreeMap<Id, Reception>,
-}
-
-/// A public tally (the `vote_update` message, and `welcome.vote_update` on resume).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VoteTally {
-    /// Which vote.
-    pub kind: VoteKind,
-    /// Voter → ballot.
-    pub votes: BTreeMap<Id, Ballot>,
-    /// Votes needed (`call_vote` only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub needed: Option<usize>,
 }
 
 /// A trickled ICE candidate, either direction.
@@ -182,6 +148,12 @@ pub struct Participant {
     pub playing: bool,
     /// Whether they are alive (everyone is, in the lobby).
     pub alive: bool,
+    /// Whether they are on stage (stage-based kinds; false in Mafia).
+    #[serde(default)]
+    pub on_stage: bool,
+    /// Whether they have a hand raised (stage-based kinds; false in Mafia).
+    #[serde(default)]
+    pub hand: bool,
 }
 
 /// Limits the client should respect.
@@ -222,45 +194,49 @@ pub enum LeaveReason {
     Kicked,
 }
 
+/// The `welcome` message: everything a client needs to draw the room.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Welcome {
+    /// Your participant id.
+    pub id: String,
+    /// The room code.
+    pub room: String,
+    /// The room's kind (`mafia`, …).
+    pub kind: String,
+    /// The host's participant id.
+    pub host: String,
+    /// Token to resume this seat after a dropped connection.
+    pub resume_token: String,
+    /// Everyone in the room, you included.
+    pub participants: Vec<Participant>,
+    /// The current `phase` message without its `type` (null in the lobby).
+    pub game: Option<serde_json::Value>,
+    /// Limits to respect.
+    pub limits: Limits,
+    /// On resume: what you may receive now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_state: Option<MediaStateInfo>,
+    /// Whether the host locked the room against newcomers.
+    #[serde(default)]
+    pub locked: bool,
+    /// STUN/TURN servers the client should give its peer connection (from the server's
+    /// configuration; empty when media reaches the server directly).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ice_servers: Vec<IceServer>,
+    /// What the room's game adds to catch the client up (Mafia, on resume: `role` and
+    /// `vote_update`).
+    #[serde(flatten)]
+    pub catch_up: serde_json::Map<String, serde_json::Value>,
+}
+
 /// A message to a client. (Serialized once and dropped: boxing the large `welcome` would buy
-/// nothing.)
+/// nothing.) The room's game sends messages of its own besides these (docs/PROTOCOL.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 #[allow(clippy::large_enum_variant)]
 pub enum ServerMsg {
     /// The join succeeded.
-    Welcome {
-        /// Your participant id.
-        id: String,
-        /// The room code.
-        room: String,
-        /// The host's participant id.
-        host: String,
-        /// Token to resume this seat after a dropped connection.
-        resume_token: String,
-        /// Everyone in the room, you included.
-        participants: Vec<Participant>,
-        /// The current game phase (null in the lobby).
-        game: Option<PhaseInfo>,
-        /// Limits to respect.
-        limits: Limits,
-        /// On resume: your role, if you have one.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        role: Option<RoleInfo>,
-        /// On resume: what you may receive now.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        media_state: Option<MediaStateInfo>,
-        /// On resume: the current tally, as last sent.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        vote_update: Option<VoteTally>,
-        /// Whether the host locked the room against newcomers.
-        #[serde(default)]
-        locked: bool,
-        /// STUN/TURN servers the client should give its peer connection (from the server's
-        /// configuration; empty when media reaches the server directly).
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        ice_servers: Vec<IceServer>,
-    },
+    Welcome(Welcome),
     /// The host locked or unlocked the room (to everyone, after every `lock`).
     Locked {
         /// Locked or not.
@@ -288,6 +264,11 @@ pub enum ServerMsg {
         /// The new host.
         host: String,
     },
+    /// The host made the room another kind (to everyone; the new kind's `phase` follows).
+    KindChanged {
+        /// The kind.
+        kind: String,
+    },
     /// The server's SDP offer.
     Offer {
         /// The SDP.
@@ -306,47 +287,16 @@ pub enum ServerMsg {
         t: f64,
         /// Server clock, unix ms.
         server_time: u64,
+        /// The server's own measurement of this connection's round trip (from its WebSocket
+        /// Ping frames), ms; null until measured.
+        rtt_ms: Option<u32>,
     },
-    /// The phase changed (also the `game` field of `welcome`).
-    Phase(PhaseInfo),
-    /// Your role; sent only to its owner.
-    Role(RoleInfo),
+    /// The phase changed (the room's game's `phase` message; also `welcome.game`).
+    Phase(serde_json::Map<String, serde_json::Value>),
     /// What the policy lets you receive now, for every other participant.
     MediaState(MediaStateInfo),
-    /// A public tally.
-    VoteUpdate(VoteTally),
-    /// The detective's answer; only to the detective.
-    Investigation {
-        /// Whom they investigated.
-        target: Id,
-        /// Whether that player is mafia.
-        is_mafia: bool,
-    },
-    /// A player was eliminated.
-    Eliminated {
-        /// Who.
-        id: Id,
-        /// How.
-        cause: Cause,
-    },
     /// A chat message.
-    Chat {
-        /// Sender.
-        from: Id,
-        /// Channel.
-        channel: Channel,
-        /// Text.
-        text: String,
-        /// Server time, unix ms.
-        at: u64,
-    },
-    /// The game ended.
-    GameOver {
-        /// Who won.
-        winner: Winner,
-        /// Every player's role.
-        roles: BTreeMap<Id, Role>,
-    },
+    Chat(ChatLine),
     /// Something the client sent was refused.
     Error {
         /// Machine-readable code.
@@ -421,6 +371,10 @@ pub enum ErrorCode {
     ServerFull,
     /// The server is shutting down.
     ServerShutdown,
+    /// The message belongs to another kind of room.
+    WrongKind,
+    /// The stage is full (`stage.max_on_stage`).
+    StageFull,
 }
 
 /// The error type of this crate: a refused client frame, and what to answer.
@@ -445,7 +399,38 @@ impl Refusal {
     }
 }
 
-const CLIENT_TYPES: &[&str] = &[
+impl From<GameError> for Refusal {
+    fn from(e: GameError) -> Refusal {
+        let code = match &e {
+            GameError::WrongPhase(_) => ErrorCode::WrongPhase,
+            GameError::NotAllowed(_) => ErrorCode::NotAllowed,
+            GameError::NotHost(_) => ErrorCode::NotHost,
+            GameError::BadField(_) => ErrorCode::BadField,
+            GameError::StageFull(_) => ErrorCode::StageFull,
+            GameError::UnknownType(_) => ErrorCode::UnknownType,
+            GameError::WrongKind(_) => ErrorCode::WrongKind,
+        };
+        Refusal::new(code, e.to_string())
+    }
+}
+
+/// A client frame, parsed: a room-level message, or one for the room's game (its `type` and
+/// the whole object).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Parsed {
+    /// A message of the room itself.
+    Room(ClientMsg),
+    /// Another type: the room's game parses it, or refuses it.
+    Game {
+        /// The `type`.
+        ty: String,
+        /// The whole message.
+        value: serde_json::Value,
+    },
+}
+
+/// The room-level message types ([`ClientMsg`]).
+pub const CLIENT_TYPES: &[&str] = &[
     "join",
     "offer",
     "answer",
@@ -455,16 +440,18 @@ const CLIENT_TYPES: &[&str] = &[
     "chat",
     "ready",
     "start_game",
-    "call_vote",
-    "vote",
-    "night_action",
     "kick",
     "lock",
+    "set_kind",
 ];
 
-/// Parse one client text frame into its typed message, telling apart the three ways it
-/// can be wrong.
-pub fn parse_client(text: &str) -> Result<ClientMsg, Refusal> {
+/// Longest `type` a game message may have.
+const MAX_TYPE_CHARS: usize = 32;
+
+/// Parse one client text frame, telling apart the ways it can be wrong: `too_large`,
+/// `bad_json` (not a JSON object), `unknown_type` (no usable `type`), `bad_field` (a room
+/// message with a missing or invalid field). Game messages come back whole, for the room's game.
+pub fn parse_client(text: &str) -> Result<Parsed, Refusal> {
     if text.len() > MAX_FRAME_BYTES {
         return Err(Refusal::new(ErrorCode::TooLarge, format!("frames are limited to {MAX_FRAME_BYTES} bytes")));
     }
@@ -479,20 +466,35 @@ pub fn parse_client(text: &str) -> Result<ClientMsg, Refusal> {
         None => return Err(Refusal::new(ErrorCode::UnknownType, "missing \"type\"")),
     };
     if !CLIENT_TYPES.contains(&ty) {
-        let shown: String = ty.chars().take(40).collect();
-        return Err(Refusal::new(ErrorCode::UnknownType, format!("unknown message type \"{shown}\"")));
+        let plausible = !ty.is_empty()
+            && ty.chars().count() <= MAX_TYPE_CHARS
+            && ty.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+        if !plausible {
+            let shown: String = ty.chars().take(40).collect();
+            return Err(Refusal::new(ErrorCode::UnknownType, format!("unknown message type \"{shown}\"")));
+        }
+        return Ok(Parsed::Game { ty: ty.to_owned(), value });
     }
     let ty = ty.to_owned();
-    serde_json::from_value(value).map_err(|e| Refusal::new(ErrorCode::BadField, format!("{ty}: {e}")))
+    serde_json::from_value(value).map(Parsed::Room).map_err(|e| Refusal::new(ErrorCode::BadField, format!("{ty}: {e}")))
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
+
+    fn room(text: &str) -> ClientMsg {
+        match parse_client(text).unwrap() {
+            Parsed::Room(msg) => msg,
+            other => panic!("{text} parsed as {other:?}"),
+        }
+    }
 
     fn roundtrip_client(msg: ClientMsg) {
         let text = serde_json::to_string(&msg).unwrap();
-        assert_eq!(parse_client(&text).unwrap(), msg, "{text}");
+        assert_eq!(room(&text), msg, "{text}");
     }
 
     fn roundtrip_server(msg: ServerMsg) {
@@ -509,8 +511,16 @@ mod tests {
             resume: Some("tok".into()),
             token: None,
             pin: Some("1234".into()),
+            kind: None,
         });
-        roundtrip_client(ClientMsg::Join { room: "r".into(), name: "B".into(), resume: None, token: None, pin: None });
+        roundtrip_client(ClientMsg::Join {
+            room: "r".into(),
+            name: "B".into(),
+            resume: None,
+            token: None,
+            pin: None,
+            kind: Some("stage".into()),
+        });
         roundtrip_client(ClientMsg::Offer { sdp: "v=0".into() });
         roundtrip_client(ClientMsg::Answer { sdp: "v=0".into() });
         roundtrip_client(ClientMsg::Candidate(CandidateMsg {
@@ -520,33 +530,27 @@ mod tests {
         }));
         roundtrip_client(ClientMsg::Ping { t: 1234.5 });
         roundtrip_client(ClientMsg::Leave);
-        roundtrip_client(ClientMsg::Chat { channel: Channel::Mafia, text: "psst".into() });
+        roundtrip_client(ClientMsg::Chat { channel: "mafia".into(), text: "psst".into() });
         roundtrip_client(ClientMsg::Ready { ready: true });
         roundtrip_client(ClientMsg::StartGame { settings: None });
-        let mut settings = Settings { mafia: Some(2), host_plays: Some(false), ..Default::default() };
-        settings.phase_seconds.insert("night".into(), 0.5);
+        let settings = serde_json::json!({"mafia": 2, "host_plays": false, "phase_seconds": {"night": 0.5}});
         roundtrip_client(ClientMsg::StartGame { settings: Some(settings) });
-        roundtrip_client(ClientMsg::CallVote);
-        roundtrip_client(ClientMsg::Vote { target: Some(Some("abc".into())), verdict: None });
-        roundtrip_client(ClientMsg::Vote { target: None, verdict: Some(Verdict::Guilty) });
-        roundtrip_client(ClientMsg::NightAction { target: "abc".into() });
         roundtrip_client(ClientMsg::Kick { id: "abc".into() });
         roundtrip_client(ClientMsg::Lock { locked: true });
+        roundtrip_client(ClientMsg::SetKind { kind: "draw".into() });
     }
 
     #[test]
-    fn vote_tells_abstain_from_absent() {
-        let abstain = parse_client(r#"{"type":"vote","target":null}"#).unwrap();
-        assert_eq!(abstain, ClientMsg::Vote { target: Some(None), verdict: None });
-        let verdict = parse_client(r#"{"type":"vote","verdict":"innocent"}"#).unwrap();
-        assert_eq!(verdict, ClientMsg::Vote { target: None, verdict: Some(Verdict::Innocent) });
-        let text = serde_json::to_string(&ClientMsg::Vote { target: Some(None), verdict: None }).unwrap();
-        assert_eq!(text, r#"{"type":"vote","target":null}"#);
-        assert_eq!(parse_client(r#"{"type":"vote","verdict":"maybe"}"#).unwrap_err().code, ErrorCode::BadField);
-        assert_eq!(
-            parse_client(r#"{"type":"chat","channel":"town","text":"x"}"#).unwrap_err().code,
-            ErrorCode::BadField
-        );
+    fn other_types_go_to_the_game_whole() {
+        let text = r#"{"type":"vote","target":null,"extra":1}"#;
+        match parse_client(text).unwrap() {
+            Parsed::Game { ty, value } => {
+                assert_eq!(ty, "vote");
+                assert_eq!(value, serde_json::from_str::<serde_json::Value>(text).unwrap());
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(parse_client(r#"{"type":"dance"}"#).unwrap(), Parsed::Game { .. }));
     }
 
     #[test]
@@ -558,31 +562,44 @@ mod tests {
             connected: true,
             playing: false,
             alive: true,
+            on_stage: true,
+            hand: false,
         };
-        roundtrip_server(ServerMsg::Welcome {
+        let welcome = |catch_up: serde_json::Map<String, serde_json::Value>, media_state| Welcome {
             id: "abc".into(),
             room: "demo".into(),
+            kind: "mafia".into(),
             host: "abc".into(),
             resume_token: "t".into(),
             participants: vec![p.clone()],
             game: None,
             limits: Limits { max_video_kbps: 600, max_message_bytes: 65536, max_participants: 24 },
-            role: None,
-            media_state: None,
-            vote_update: None,
+            media_state,
             locked: false,
             ice_servers: vec![IceServer {
                 urls: vec!["turns:turn.example.org:443?transport=tcp".into()],
                 username: Some("parlor".into()),
                 credential: Some("secret".into()),
             }],
-        });
+            catch_up,
+        };
+        roundtrip_server(ServerMsg::Welcome(welcome(serde_json::Map::new(), None)));
+        let receive: BTreeMap<Id, Reception> = [("b".to_string(), Reception { audio: true, video: false })].into();
+        let mut extra = serde_json::Map::new();
+        extra.insert("role".into(), serde_json::json!({"role": "citizen", "teammates": []}));
+        let resumed = ServerMsg::Welcome(welcome(extra, Some(MediaStateInfo { receive: receive.clone() })));
+        roundtrip_server(resumed.clone());
+        let v: serde_json::Value = serde_json::from_str(&resumed.to_text()).unwrap();
+        assert_eq!(v["type"], "welcome");
+        assert_eq!(v["role"]["role"], "citizen", "a game's catch-up is a top-level field: {v}");
+        assert_eq!(v["kind"], "mafia");
         roundtrip_server(ServerMsg::ParticipantJoined { participant: p.clone() });
         roundtrip_server(ServerMsg::ParticipantUpdated { participant: p });
         for reason in [LeaveReason::Left, LeaveReason::Disconnected, LeaveReason::Kicked] {
             roundtrip_server(ServerMsg::ParticipantLeft { id: "abc".into(), reason });
         }
         roundtrip_server(ServerMsg::HostChanged { host: "abc".into() });
+        roundtrip_server(ServerMsg::KindChanged { kind: "stage".into() });
         roundtrip_server(ServerMsg::Offer { sdp: "v=0".into() });
         roundtrip_server(ServerMsg::Answer { sdp: "v=0".into() });
         roundtrip_server(ServerMsg::Candidate(CandidateMsg {
@@ -590,59 +607,21 @@ mod tests {
             sdp_mid: None,
             sdp_mline_index: None,
         }));
-        roundtrip_server(ServerMsg::Pong { t: 1.0, server_time: 1_700_000_000_000 });
+        roundtrip_server(ServerMsg::Pong { t: 1.0, server_time: 1_700_000_000_000, rtt_ms: Some(12) });
+        roundtrip_server(ServerMsg::Pong { t: 1.0, server_time: 1_700_000_000_000, rtt_ms: None });
         roundtrip_server(ServerMsg::error(ErrorCode::BadSdp, "nope"));
-        roundtrip_server(ServerMsg::Phase(PhaseInfo {
-            phase: crate::game::Phase::Night,
-            round: 1,
-            ends_at: Some(1_700_000_045_000),
-            alive: vec!["a".into(), "b".into()],
-            accused: None,
-        }));
-        let roles: BTreeMap<Id, Role> = [("a".to_string(), Role::Mafia), ("b".to_string(), Role::Doctor)].into();
-        roundtrip_server(ServerMsg::Role(RoleInfo { role: Role::Mafia, teammates: vec!["c".into()], roles: None }));
-        roundtrip_server(ServerMsg::Role(RoleInfo {
-            role: Role::Moderator,
-            teammates: vec![],
-            roles: Some(roles.clone()),
-        }));
-        let receive: BTreeMap<Id, Reception> = [("b".to_string(), Reception { audio: true, video: false })].into();
-        roundtrip_server(ServerMsg::MediaState(MediaStateInfo { receive: receive.clone() }));
-        roundtrip_server(ServerMsg::Welcome {
-            id: "abc".into(),
-            room: "demo".into(),
-            host: "x".into(),
-            resume_token: "t2".into(),
-            participants: vec![],
-            game: None,
-            limits: Limits { max_video_kbps: 600, max_message_bytes: 65536, max_participants: 24 },
-            role: Some(RoleInfo { role: Role::Citizen, teammates: vec![], roles: None }),
-            media_state: Some(MediaStateInfo { receive }),
-            vote_update: Some(VoteTally { kind: VoteKind::Judgment, votes: BTreeMap::new(), needed: None }),
-            locked: true,
-            ice_servers: vec![],
-        });
+        let phase = serde_json::json!({"phase": "night", "round": 1, "ends_at": 1_700_000_045_000u64,
+            "alive": ["a", "b"], "accused": null});
+        let serde_json::Value::Object(phase) = phase else { unreachable!() };
+        roundtrip_server(ServerMsg::Phase(phase));
+        roundtrip_server(ServerMsg::MediaState(MediaStateInfo { receive }));
         roundtrip_server(ServerMsg::Locked { locked: true });
-        roundtrip_server(ServerMsg::VoteUpdate(VoteTally {
-            kind: VoteKind::CallVote,
-            votes: [("a".to_string(), Ballot::Call(true))].into(),
-            needed: Some(3),
+        roundtrip_server(ServerMsg::Chat(ChatLine {
+            from: "a".into(),
+            channel: "all".into(),
+            text: "hi".into(),
+            at: 5,
         }));
-        roundtrip_server(ServerMsg::VoteUpdate(VoteTally {
-            kind: VoteKind::Nomination,
-            votes: [("a".to_string(), Ballot::Target(Some("b".into()))), ("c".to_string(), Ballot::Target(None))]
-                .into(),
-            needed: None,
-        }));
-        roundtrip_server(ServerMsg::VoteUpdate(VoteTally {
-            kind: VoteKind::Judgment,
-            votes: [("a".to_string(), Ballot::Verdict(Verdict::Guilty))].into(),
-            needed: None,
-        }));
-        roundtrip_server(ServerMsg::Investigation { target: "b".into(), is_mafia: false });
-        roundtrip_server(ServerMsg::Eliminated { id: "b".into(), cause: Cause::Killed });
-        roundtrip_server(ServerMsg::Chat { from: "a".into(), channel: Channel::All, text: "hi".into(), at: 5 });
-        roundtrip_server(ServerMsg::GameOver { winner: Winner::Town, roles });
     }
 
     #[test]
@@ -659,6 +638,10 @@ mod tests {
         .unwrap();
         assert_eq!(v["type"], "participant_left");
         assert_eq!(v["reason"], "disconnected");
+        let v: serde_json::Value =
+            serde_json::from_str(&ServerMsg::error(ErrorCode::WrongKind, "x").to_text()).unwrap();
+        assert_eq!(v["code"], "wrong_kind");
+        assert_eq!(serde_json::to_value(ErrorCode::StageFull).unwrap(), "stage_full");
     }
 
     #[test]
@@ -669,18 +652,36 @@ mod tests {
         assert_eq!(code("\"join\""), ErrorCode::BadJson);
         assert_eq!(code("{}"), ErrorCode::UnknownType);
         assert_eq!(code(r#"{"type":5}"#), ErrorCode::UnknownType);
-        assert_eq!(code(r#"{"type":"dance"}"#), ErrorCode::UnknownType);
+        assert_eq!(code(r#"{"type":""}"#), ErrorCode::UnknownType);
+        assert_eq!(code(r#"{"type":"Not A Type!"}"#), ErrorCode::UnknownType);
+        assert_eq!(code(&format!(r#"{{"type":"{}"}}"#, "a".repeat(33))), ErrorCode::UnknownType);
         assert_eq!(code(r#"{"type":"join","room":"x"}"#), ErrorCode::BadField);
         assert_eq!(code(r#"{"type":"offer","sdp":7}"#), ErrorCode::BadField);
         assert_eq!(code(r#"{"type":"ping"}"#), ErrorCode::BadField);
+        assert_eq!(code(r#"{"type":"chat","channel":7,"text":"x"}"#), ErrorCode::BadField);
         assert_eq!(code(&"x".repeat(MAX_FRAME_BYTES + 1)), ErrorCode::TooLarge);
     }
 
     #[test]
     fn unknown_fields_are_ignored() {
-        let m = parse_client(r#"{"type":"ping","t":5,"extra":{"a":1}}"#).unwrap();
-        assert_eq!(m, ClientMsg::Ping { t: 5.0 });
-        let m = parse_client(r#"{"type":"leave","why":"bye"}"#).unwrap();
-        assert_eq!(m, ClientMsg::Leave);
+        assert_eq!(room(r#"{"type":"ping","t":5,"extra":{"a":1}}"#), ClientMsg::Ping { t: 5.0 });
+        assert_eq!(room(r#"{"type":"leave","why":"bye"}"#), ClientMsg::Leave);
+    }
+
+    #[test]
+    fn game_errors_keep_their_codes() {
+        let cases = [
+            (GameError::WrongPhase("a".into()), ErrorCode::WrongPhase),
+            (GameError::NotAllowed("a".into()), ErrorCode::NotAllowed),
+            (GameError::NotHost("a".into()), ErrorCode::NotHost),
+            (GameError::BadField("a".into()), ErrorCode::BadField),
+            (GameError::StageFull("a".into()), ErrorCode::StageFull),
+            (GameError::UnknownType("a".into()), ErrorCode::UnknownType),
+            (GameError::WrongKind("a".into()), ErrorCode::WrongKind),
+        ];
+        for (e, code) in cases {
+            let r = Refusal::from(e);
+            assert_eq!((r.code, r.message.as_str()), (code, "a"));
+        }
     }
 }

@@ -1,29 +1,19 @@
 //! One client connection: parses each frame once, enforces "join first", answers `ping`,
 //! and hands everything else to its room.
 
+use std::time::Duration;
+
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::game::Command;
+use crate::game::{AnyInput, Millis, Rtt};
 use crate::hub::Hub;
 use crate::ids;
 use crate::limit::TokenBucket;
-use crate::protocol::{self, ClientMsg, ErrorCode, Refusal, ServerMsg, CLOSE_POLICY, CLOSE_TOO_LARGE};
+use crate::outbound::Outbound;
+use crate::protocol::{self, ClientMsg, ErrorCode, Parsed, Refusal, ServerMsg, CLOSE_POLICY, CLOSE_TOO_LARGE};
 use crate::room::{unix_ms, RoomHandle, RoomInput};
-
-/// What the transport should do for this connection.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outbound {
-    /// Send this text frame.
-    Text(String),
-    /// Close the socket with this code and reason.
-    Close {
-        /// WebSocket close code.
-        code: u16,
-        /// Close reason.
-        reason: String,
-    },
-}
+use crate::rtt::RttTracker;
 
 /// The message limit: `messages_per_second`, bursts of `message_burst`.
 struct Bucket {
@@ -60,6 +50,10 @@ pub struct Connection {
     bucket: Bucket,
     /// The client's address, for per-address limits on room lookups.
     client: Option<std::net::IpAddr>,
+    /// Round trips of the transport's Ping frames.
+    rtt: RttTracker,
+    /// The figure last told to the room.
+    told_rtt: Option<Rtt>,
 }
 
 impl Connection {
@@ -70,7 +64,19 @@ impl Connection {
         let burst = f64::from(settings.message_burst);
         let bucket =
             Bucket { tokens: TokenBucket::full(settings.messages_per_second, burst, Instant::now()), refused: 0 };
-        (Connection { hub, out, seat: None, left: false, bucket, client: None }, rx)
+        (
+            Connection {
+                hub,
+                out,
+                seat: None,
+                left: false,
+                bucket,
+                client: None,
+                rtt: RttTracker::new(),
+                told_rtt: None,
+            },
+            rx,
+        )
     }
 
     /// Tell the connection its client's address (lookups of unknown room codes are limited
@@ -84,8 +90,22 @@ impl Connection {
         self.seat.as_ref().map(|s| s.id.as_str())
     }
 
+    /// The transport's WebSocket Ping came back after `rtt` (the server's own measurement:
+    /// page code cannot touch these frames).
+    pub fn on_pong(&mut self, rtt: Duration) {
+        self.rtt.observe(unix_ms(), rtt.as_secs_f64() * 1000.0);
+        self.on_pong_figure();
+    }
+
+    /// This connection's measured round trip, once there is one.
+    pub fn rtt(&self) -> Option<Rtt> {
+        self.rtt.current()
+    }
+
     /// A text frame arrived.
     pub async fn on_text(&mut self, text: &str) {
+        // Judged by when it arrived, not by when the room gets to it.
+        let at = unix_ms();
         if !self.admit() {
             return;
         }
@@ -99,9 +119,26 @@ impl Connection {
                 return;
             }
         };
-        if let Err(refusal) = self.dispatch(msg).await {
+        let result = match msg {
+            Parsed::Room(msg) => self.dispatch(msg, at).await,
+            Parsed::Game { ty, value } => self.game_message(&ty, value, at),
+        };
+        if let Err(refusal) = result {
             self.refuse(&refusal);
         }
+    }
+
+    /// A message for the room's game (the room checks it is one of its game's).
+    fn game_message(&mut self, ty: &str, value: serde_json::Value, at: Millis) -> Result<(), Refusal> {
+        let Some(seat) = &self.seat else {
+            // A type no game knows is unknown whether or not one has joined.
+            if self.hub.registry().kind_of_command(ty).is_none() {
+                return Err(self.hub.registry().refuse_type(ty, "").into());
+            }
+            return Err(Refusal::new(ErrorCode::NotJoined, "send join first"));
+        };
+        let input = RoomInput::Play { id: seat.id.clone(), input: AnyInput::Game(value), at };
+        seat.room.tx.send(input).map_err(|_| Refusal::new(ErrorCode::RoomNotFound, "the room has closed"))
     }
 
     /// Rate limiting: refuse what exceeds the bucket; disconnect a client that keeps on
@@ -145,18 +182,24 @@ impl Connection {
         }
     }
 
-    async fn dispatch(&mut self, msg: ClientMsg) -> Result<(), Refusal> {
-        if let ClientMsg::Join { room, name, resume, token, pin } = msg {
-            return self.join(room, name, resume, token, pin).await;
+    async fn dispatch(&mut self, msg: ClientMsg, at: Millis) -> Result<(), Refusal> {
+        if let ClientMsg::Join { room, name, resume, token, pin, kind } = msg {
+            self.join(room, name, resume, token, pin, kind).await?;
+            // The room learns the round trip measured before the join.
+            self.told_rtt = None;
+            self.on_pong_figure();
+            return Ok(());
         }
         let Some(seat) = &self.seat else {
             return Err(Refusal::new(ErrorCode::NotJoined, "send join first"));
         };
         let id = seat.id.clone();
+        let play = |id: String, input: AnyInput| RoomInput::Play { id, input, at };
         let input = match msg {
             ClientMsg::Join { .. } => unreachable!("handled above"),
             ClientMsg::Ping { t } => {
-                self.emit_msg(&ServerMsg::Pong { t, server_time: unix_ms() });
+                let rtt_ms = self.rtt.current().map(|r| r.ms);
+                self.emit_msg(&ServerMsg::Pong { t, server_time: unix_ms(), rtt_ms });
                 return Ok(());
             }
             ClientMsg::Offer { sdp } => RoomInput::Offer { id, sdp },
@@ -169,34 +212,33 @@ impl Connection {
             ClientMsg::Chat { channel, text } => {
                 let text =
                     ids::clean_chat(&text).map_err(|e| Refusal::new(ErrorCode::BadField, format!("text: {e}")))?;
-                RoomInput::Game { id, command: Command::Chat { channel, text } }
+                play(id, AnyInput::Chat { channel, text })
             }
-            ClientMsg::Ready { ready } => RoomInput::Game { id, command: Command::Ready(ready) },
+            ClientMsg::Ready { ready } => play(id, AnyInput::Ready { ready }),
             ClientMsg::StartGame { settings } => {
-                RoomInput::Game { id, command: Command::StartGame(settings.unwrap_or_default()) }
+                play(id, AnyInput::Start { settings: settings.unwrap_or(serde_json::Value::Null), seed: None })
             }
-            ClientMsg::CallVote => RoomInput::Game { id, command: Command::CallVote },
-            ClientMsg::Vote { target, verdict } => {
-                let command = match (target, verdict) {
-                    (Some(target), None) => Command::Nominate(target),
-                    (None, Some(verdict)) => Command::Judge(verdict),
-                    _ => {
-                        return Err(Refusal::new(
-                            ErrorCode::BadField,
-                            "vote: give either target (nomination) or verdict (judgment)",
-                        ))
-                    }
-                };
-                RoomInput::Game { id, command }
-            }
-            ClientMsg::NightAction { target } => RoomInput::Game { id, command: Command::NightAction(target) },
-            ClientMsg::Kick { id: target } => RoomInput::Game { id, command: Command::Kick(target) },
+            ClientMsg::Kick { id: target } => play(id, AnyInput::Kick { id: target }),
             ClientMsg::Lock { locked } => RoomInput::Lock { id, locked },
+            ClientMsg::SetKind { kind } => RoomInput::SetKind { id, kind },
         };
         if seat.room.tx.send(input).is_err() {
             return Err(Refusal::new(ErrorCode::RoomNotFound, "the room has closed"));
         }
         Ok(())
+    }
+
+    /// Tell the room the current round trip if it has not heard it.
+    fn on_pong_figure(&mut self) {
+        let current = self.rtt.current();
+        if current == self.told_rtt {
+            return;
+        }
+        if let (Some(seat), Some(rtt)) = (&self.seat, current) {
+            if seat.room.tx.send(RoomInput::Rtt { id: seat.id.clone(), rtt }).is_ok() {
+                self.told_rtt = current;
+            }
+        }
     }
 
     async fn join(
@@ -206,6 +248,7 @@ impl Connection {
         resume: Option<String>,
         token: Option<String>,
         pin: Option<String>,
+        kind: Option<String>,
     ) -> Result<(), Refusal> {
         if self.seat.is_some() {
             return Err(Refusal::new(ErrorCode::BadField, "already joined; this socket holds a seat"));
@@ -242,16 +285,13 @@ impl Connection {
         }
         // A room that closes between lookup and join drops our request; try a fresh one once.
         for _ in 0..2 {
-            let handle = if access.rooms_on_join() { self.hub.room(&room) } else { self.hub.existing(&room) };
-            let handle = match handle {
-                Some(h) => h,
-                None if access.rooms_on_join() => {
-                    return Err(Refusal::new(
-                        ErrorCode::TooManyRooms,
-                        "the server holds as many rooms as it may; try again later",
-                    ))
+            let handle = if access.rooms_on_join() {
+                self.hub.room(&room, kind.as_deref())?
+            } else {
+                match self.hub.existing(&room) {
+                    Some(h) => h,
+                    None => break,
                 }
-                None => break,
             };
             let (reply, rx) = oneshot::channel();
             let sent = handle.tx.send(RoomInput::Join {

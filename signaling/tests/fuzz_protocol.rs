@@ -2,7 +2,7 @@
 //! typed message or a refusal with one of the documented codes — it never panics, and a
 //! message it accepts survives a round trip.
 
-use parlor_signaling::protocol::{parse_client, ClientMsg, MAX_FRAME_BYTES};
+use parlor_signaling::protocol::{parse_client, Parsed, MAX_FRAME_BYTES};
 use parlor_signaling::ErrorCode;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -77,11 +77,18 @@ fn random_object(rng: &mut StdRng, depth: u32) -> Value {
 
 fn check(text: &str) {
     match parse_client(text) {
-        Ok(msg) => {
+        Ok(Parsed::Room(msg)) => {
             // Accepted messages are well-formed: they serialize and parse back to themselves.
             let again = serde_json::to_string(&msg).expect("serializes");
-            let back: ClientMsg = parse_client(&again).expect("re-parses");
-            assert_eq!(back, msg, "{text}");
+            let back = parse_client(&again).expect("re-parses");
+            assert_eq!(back, Parsed::Room(msg), "{text}");
+        }
+        Ok(Parsed::Game { ty, value }) => {
+            // Handed to the room's game whole: an object whose `type` is the one named, a
+            // plausible name that no room-level message has.
+            assert_eq!(value["type"], ty.as_str(), "{text}");
+            assert!(!ty.is_empty() && ty.len() <= 32 && ty.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
+            assert!(!parlor_signaling::protocol::CLIENT_TYPES.contains(&ty.as_str()));
         }
         Err(refusal) => {
             assert!(
@@ -131,7 +138,7 @@ fn random_frames_never_panic_and_get_documented_codes() {
                 String::from_utf8_lossy(&bytes).into_owned()
             }
         };
-        if parse_client(&text).is_ok() {
+        if matches!(parse_client(&text), Ok(Parsed::Room(_))) {
             accepted += 1;
         }
         check(&text);

@@ -5,12 +5,11 @@ mod support;
 
 use std::collections::BTreeMap;
 
-use parlor_signaling::game::{
-    Ballot, Cause, Channel, Command, Event, Game, GameError, Id, Phase, PhaseInfo, Role, Settings, Standing, Verdict,
-    VoteKind, Winner,
-};
 use parlor_signaling::MediaKind;
-use support::{ids, phases, role_map, settings, Table};
+use support::{
+    ids, phases, role_map, settings, Ballot, Cause, Channel, Command, Event, GameError, Id, Phase, PhaseInfo, Role,
+    Settings, Standing, Table, Verdict, VoteKind, Winner,
+};
 
 fn act(t: &mut Table, who: &str, target: &str) {
     t.ok(who, Command::NightAction(target.to_string()));

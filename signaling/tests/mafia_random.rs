@@ -16,15 +16,16 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use parlor_signaling::game::mafia::Mafia;
-use parlor_signaling::game::{
-    Ballot, Cause, Channel, Command, Event, Game, GameError, Id, Millis, Phase, Role, Settings, Verdict, VoteKind,
-    Winner,
-};
+mod support;
+
 use parlor_signaling::{MediaKind, Route};
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
+use support::{
+    Ballot, Cause, Channel, Command, Event, GameError, Id, Mafia, Millis, Phase, Role, Settings, Verdict, VoteKind,
+    Winner,
+};
 
 const GAMES: u64 = 160;
 const STEPS: usize = 260;

@@ -1,24 +1,34 @@
-//! Games: pure state machines. No tokio, no clock, no I/O — time is an input.
+//! Games: pure state machines behind one interface. No tokio, no clock, no I/O — time is an
+//! input.
 //!
 //! A game is driven the way str0m and quinn-proto are: [`Game::handle`] feeds one command from
-//! one participant at time `now`, [`Game::handle_timeout`] tells it `now` has come, and
-//! [`Game::poll_event`] drains what happened. [`Game::next_deadline`] says when to call
-//! `handle_timeout` next. [`Game::routes`] is the routing policy for the current state: which
-//! subscriber may receive which publisher's audio and video. The room owns the clock, the
-//! sockets and the media; the game owns the rules.
+//! one seat at time `now`, [`Game::handle_timeout`] tells it `now` has come, and
+//! [`Game::poll_output`] drains what happened, each output addressed ([`To`]).
+//! [`Game::next_deadline`] says when to call `handle_timeout` next. [`Game::routes`] is the
+//! routing policy for the current state, per publisher. The room owns the clock, the sockets,
+//! the media and the seats ([`Roster`]); the game owns the rules.
 //!
-//! Mafia ([`mafia::Mafia`]) is the first game. Everything Mafia-specific lives in its module;
-//! a new game is a new module implementing [`Game`].
+//! Nothing here names a game. A game brings its own command, message, phase and settings types
+//! (serde: they *are* its wire messages), is wrapped by a [`Driver`] (the seats every game
+//! shares: presence, host, ready, kick) and reaches the room in the object-safe, JSON-speaking
+//! form of [`AnyDriver`]. [`registry`] is the one file that names every game.
+//! docs/ARCHITECTURE.md walks through adding one.
 
+pub mod any;
+pub mod driver;
 pub mod mafia;
-pub mod policy;
+pub mod registry;
+pub mod roster;
+pub mod routes;
 
-use std::collections::BTreeMap;
-
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::media::Route;
-use crate::protocol::ErrorCode;
+pub use self::any::{AnyDriver, AnyEvent, AnyInput};
+pub use self::driver::{Driver, Event, Input};
+pub use self::registry::Registry;
+pub use self::roster::{Roster, Rtt, Seat};
+pub use self::routes::{MediaKind, Reach, Route, RouteChange, Routes};
 
 /// Milliseconds on the room's clock (unix ms in production; any monotonic value in tests).
 pub type Millis = u64;
@@ -26,217 +36,39 @@ pub type Millis = u64;
 /// A participant id.
 pub type Id = String;
 
-/// The phases of a Mafia game (the lobby included), in wire spelling.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// The phase every kind of room starts in and returns to: between games.
+pub const LOBBY: &str = "lobby";
+
+/// Who an output is for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Phase {
-    /// Before a game: everyone sees and hears everyone.
-    Lobby,
-    /// Roles are dealt.
-    RoleReveal,
-    /// The night roles act; the living town is in the dark.
-    Night,
-    /// The night's outcome is announced.
-    Dawn,
-    /// Free talk.
-    Day,
-    /// Votes to put someone on trial.
-    Nomination,
-    /// The accused speaks alone.
-    Defense,
-    /// Guilty or innocent.
-    Judgment,
-    /// The game ended; roles are revealed.
-    GameOver,
+pub enum To {
+    /// Everyone in the room.
+    All,
+    /// Exactly these.
+    Only(Vec<Id>),
+    /// Everyone but these.
+    AllBut(Vec<Id>),
 }
 
-impl Phase {
-    /// Every phase, in wire order.
-    pub const ALL: [Phase; 9] = [
-        Phase::Lobby,
-        Phase::RoleReveal,
-        Phase::Night,
-        Phase::Dawn,
-        Phase::Day,
-        Phase::Nomination,
-        Phase::Defense,
-        Phase::Judgment,
-        Phase::GameOver,
-    ];
+impl To {
+    /// One participant.
+    pub fn one(id: &str) -> To {
+        To::Only(vec![id.to_owned()])
+    }
 
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
+    /// Whether `id` is addressed.
+    pub fn includes(&self, id: &str) -> bool {
         match self {
-            Phase::Lobby => "lobby",
-            Phase::RoleReveal => "role_reveal",
-            Phase::Night => "night",
-            Phase::Dawn => "dawn",
-            Phase::Day => "day",
-            Phase::Nomination => "nomination",
-            Phase::Defense => "defense",
-            Phase::Judgment => "judgment",
-            Phase::GameOver => "game_over",
+            To::All => true,
+            To::Only(ids) => ids.iter().any(|i| i == id),
+            To::AllBut(ids) => !ids.iter().any(|i| i == id),
         }
     }
-
-    /// Parse a wire name.
-    pub fn parse(s: &str) -> Option<Phase> {
-        Phase::ALL.into_iter().find(|p| p.as_str() == s)
-    }
-
-    /// Whether a game is running (neither lobby nor game over).
-    pub fn in_game(self) -> bool {
-        !matches!(self, Phase::Lobby | Phase::GameOver)
-    }
 }
 
-/// A role, as told to its owner.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Kills at night, knows the other mafia.
-    Mafia,
-    /// Saves one player a night.
-    Doctor,
-    /// Learns whether one player is mafia each night.
-    Detective,
-    /// No night action.
-    Citizen,
-    /// A host who does not play: sees every role and everyone.
-    Moderator,
-}
-
-/// Chat channels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Channel {
-    /// Everyone.
-    All,
-    /// The mafia (read also by the dead and the moderator).
-    Mafia,
-    /// The dead (read also by the moderator).
-    Dead,
-}
-
-/// A judgment vote.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    /// Execute the accused.
-    Guilty,
-    /// Spare the accused.
-    Innocent,
-}
-
-/// Who won.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Winner {
-    /// Every mafioso is dead.
-    Town,
-    /// The living mafia are at least as many as the other living players.
-    Mafia,
-}
-
-/// Why a player was eliminated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Cause {
-    /// The mafia's night kill.
-    Killed,
-    /// Found guilty.
-    Executed,
-    /// Left mid-game (or their reconnection grace ran out).
-    Left,
-}
-
-/// Which vote a tally is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum VoteKind {
-    /// Asking to end the day early.
-    CallVote,
-    /// Choosing whom to put on trial.
-    Nomination,
-    /// Guilty or innocent.
-    Judgment,
-}
-
-/// One voter's current vote, as shown in a tally.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum Ballot {
-    /// `call_vote`: true. (Serialized as `true`.)
-    Call(bool),
-    /// Judgment. Listed before `Target` so `"guilty"` reads back as a verdict; participant ids
-    /// are 10 characters long, so no id is ever spelled like a verdict.
-    Verdict(Verdict),
-    /// Nomination: a target id, or `null` to abstain.
-    Target(Option<Id>),
-}
-
-/// `start_game` settings; anything absent takes its default.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Settings {
-    /// Number of mafia (default by player count).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mafia: Option<u32>,
-    /// Number of doctors (default 1 from 5 players).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub doctor: Option<u32>,
-    /// Number of detectives (default 1 from 6 players).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub detective: Option<u32>,
-    /// Whether the host plays (default true) or moderates.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub host_plays: Option<bool>,
-    /// Phase lengths in seconds, by wire phase name; fractions allowed.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub phase_seconds: BTreeMap<String, f64>,
-    /// Seed for this game's deal. Set by the room (never by a client: it is not read from
-    /// the wire) so every game can be replayed from its own log; `None` keeps drawing from
-    /// the seed the engine was created with.
-    #[serde(skip)]
-    pub seed: Option<u64>,
-}
-
-/// What a participant (or the room, for `Joined` / `Left`) asks of the game.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Command {
-    /// Someone entered the room (the room calls this; order of calls = order of presence).
-    Joined,
-    /// Like `Joined`, in a room whose powers come only from a host token: the newcomer is
-    /// never made host on arrival, even when nobody holds the powers.
-    JoinedGuest,
-    /// Someone presented a valid host token (the room checked it): the powers are theirs.
-    TakeHost,
-    /// Someone left the room for good (left, kicked, or grace expired).
-    Left,
-    /// Advisory readiness.
-    Ready(bool),
-    /// Host: start a game (from the lobby or from `game_over`).
-    StartGame(Settings),
-    /// Ask to end the day and vote.
-    CallVote,
-    /// Nomination vote: a living other player, or `None` to abstain.
-    Nominate(Option<Id>),
-    /// Judgment vote.
-    Judge(Verdict),
-    /// Night action on a target (kill / save / investigate by role).
-    NightAction(Id),
-    /// A chat message.
-    Chat {
-        /// Where.
-        channel: Channel,
-        /// What (already length-checked by the room).
-        text: String,
-    },
-    /// Host: remove someone.
-    Kick(Id),
-}
-
-/// A refused command: maps to a protocol error code.
+/// A refused command, with what to tell its sender. The room maps each to a protocol error
+/// code of the same name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GameError {
     /// Not in this phase.
@@ -251,150 +83,140 @@ pub enum GameError {
     /// A value is invalid (settings, unknown target).
     #[error("{0}")]
     BadField(String),
+    /// The stage is full.
+    #[error("{0}")]
+    StageFull(String),
+    /// No game knows this message type.
+    #[error("{0}")]
+    UnknownType(String),
+    /// The message belongs to another kind of room.
+    #[error("{0}")]
+    WrongKind(String),
 }
 
-impl GameError {
-    /// The protocol error code for this refusal.
-    pub fn code(&self) -> ErrorCode {
-        match self {
-            GameError::WrongPhase(_) => ErrorCode::WrongPhase,
-            GameError::NotAllowed(_) => ErrorCode::NotAllowed,
-            GameError::NotHost(_) => ErrorCode::NotHost,
-            GameError::BadField(_) => ErrorCode::BadField,
-        }
-    }
-}
-
-/// The public state of the current phase (the `phase` message, minus wire framing).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PhaseInfo {
-    /// The phase.
-    pub phase: Phase,
-    /// The round (0 in the lobby; 1 for the first night and the day after it, …).
-    pub round: u32,
-    /// When it ends on the room clock, if it has a timer.
-    pub ends_at: Option<Millis>,
-    /// The living players.
-    pub alive: Vec<Id>,
-    /// The accused, during defense and judgment.
-    pub accused: Option<Id>,
-}
-
-/// Who a chat message reaches.
-pub type Recipients = Vec<Id>;
-
-/// What happened, addressed: each event says who may learn it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Event {
-    /// The phase changed (to everyone). The room applies [`Game::routes`] before sending it.
-    Phase(PhaseInfo),
-    /// A role, to its owner only.
-    Role {
-        /// The owner.
-        to: Id,
-        /// Their role.
-        role: Role,
-        /// Other mafia (mafia only).
-        teammates: Vec<Id>,
-        /// Every role (the moderator only).
-        roles: Option<BTreeMap<Id, Role>>,
-    },
-    /// A public tally.
-    VoteUpdate {
-        /// Which vote.
-        kind: VoteKind,
-        /// Voter → ballot.
-        votes: BTreeMap<Id, Ballot>,
-        /// Votes needed (call_vote only).
-        needed: Option<usize>,
-    },
-    /// The detective's answer, to the detective only.
-    Investigation {
-        /// The detective.
-        to: Id,
-        /// Whom they investigated.
-        target: Id,
-        /// Whether the target is mafia.
-        is_mafia: bool,
-    },
-    /// A player died (to everyone).
-    Eliminated {
-        /// Who.
-        id: Id,
-        /// How.
-        cause: Cause,
-    },
-    /// The host's powers moved (to everyone).
-    HostChanged {
-        /// The new host.
-        host: Id,
-    },
-    /// Someone's `ready`, `playing` or `alive` changed (to everyone).
-    ParticipantChanged {
-        /// Who.
-        id: Id,
-    },
-    /// A chat message and exactly who may read it.
-    Chat {
-        /// Sender.
-        from: Id,
-        /// Channel.
-        channel: Channel,
-        /// Text.
-        text: String,
-        /// When (room clock).
-        at: Millis,
-        /// Readers (the sender included when they may read the channel).
-        to: Recipients,
-    },
-    /// The game ended (to everyone, with every role).
-    GameOver {
-        /// Who won.
-        winner: Winner,
-        /// Everyone's role.
-        roles: BTreeMap<Id, Role>,
-    },
-    /// The host kicked someone: the room closes their socket and they may not rejoin this game.
-    Kicked {
-        /// Who.
-        id: Id,
-    },
-}
-
-/// What a participant looks like to everyone (the game's part of the participant object).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a participant looks like to everyone: the game's part of the participant object.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Standing {
-    /// Advisory readiness.
-    pub ready: bool,
     /// Holds a seat in the current game.
     pub playing: bool,
     /// Alive (everyone is, in the lobby and for non-players before a game).
     pub alive: bool,
+    /// On stage (stage-based kinds).
+    pub on_stage: bool,
+    /// Has a hand raised (stage-based kinds).
+    pub hand: bool,
 }
 
-/// A game, as the room drives it.
-pub trait Game: Send {
-    /// One command from `who` at `now`. Events it causes are queued for [`Game::poll_event`].
-    fn handle(&mut self, now: Millis, who: &str, command: Command) -> Result<(), GameError>;
-    /// Time has reached `now`: run any phase timer that is due.
-    fn handle_timeout(&mut self, now: Millis);
-    /// The next queued event.
-    fn poll_event(&mut self) -> Option<Event>;
+impl Standing {
+    /// In a room with no game running: alive, nothing else.
+    pub const LOBBY: Standing = Standing { playing: false, alive: true, on_stage: false, hand: false };
+}
+
+/// The state of the current phase, as the `phase` message carries it (without its `type`).
+/// The phase's name is the game's own; every game has a [`LOBBY`].
+pub trait PhaseView: Serialize + Clone + std::fmt::Debug + Send {
+    /// The phase's wire name.
+    fn name(&self) -> &str;
+}
+
+/// A chat line, as every kind sends it (the `chat` message).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatLine {
+    /// Sender.
+    pub from: Id,
+    /// Channel.
+    pub channel: String,
+    /// Text.
+    pub text: String,
+    /// Server time, unix ms.
+    pub at: Millis,
+}
+
+/// What a game emits.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output<M, P> {
+    /// A message, to whom.
+    Send(To, M),
+    /// The phase changed (to everyone). The room applies [`Game::routes`] before sending it.
+    Phase(P),
+    /// Someone's [`Standing`] changed (the room sends `participant_updated`).
+    Standing(Id),
+}
+
+/// A kind of room's game: a pure state machine.
+pub trait Game: Send + 'static {
+    /// What a seat may send: parsed from the wire object, `type` included.
+    type Command: DeserializeOwned + Serialize + Clone + std::fmt::Debug + Send;
+    /// What the game sends: serialized as the wire object, `type` included.
+    type Message: Serialize + Clone + std::fmt::Debug + Send;
+    /// The phase message.
+    type Phase: PhaseView;
+    /// `start_game.settings`.
+    type Settings: DeserializeOwned + Serialize + Default + Clone + std::fmt::Debug + Send;
+
+    /// The message types [`Game::Command`] parses (each command's `type`).
+    const COMMANDS: &'static [&'static str];
+
+    /// Check settings on their own (before anyone is counted), as the room API does.
+    fn check_settings(settings: &Self::Settings) -> Result<(), GameError>;
+
+    /// The host starts a game (the driver checked it is the host) with `settings`. With a
+    /// `seed` (the room draws one per game and logs it) everything random in this game comes
+    /// from it, so the game replays from its log; without one the game keeps drawing from its
+    /// own stream.
+    fn start(
+        &mut self,
+        now: Millis,
+        roster: &Roster,
+        who: &str,
+        settings: Self::Settings,
+        seed: Option<u64>,
+    ) -> Result<(), GameError>;
+
+    /// One command from a seat of `roster` at `now`.
+    fn handle(&mut self, now: Millis, roster: &Roster, who: &str, command: Self::Command) -> Result<(), GameError>;
+
+    /// `who` took a seat (already in `roster`).
+    fn joined(&mut self, _now: Millis, _roster: &Roster, _who: &str) {}
+
+    /// `who` left the room for good (already gone from `roster`, whose host is already the
+    /// new one).
+    fn left(&mut self, now: Millis, roster: &Roster, who: &str);
+
+    /// Time has reached `now`: run any timer that is due.
+    fn handle_timeout(&mut self, now: Millis, roster: &Roster);
+
+    /// The next output.
+    fn poll_output(&mut self) -> Option<Output<Self::Message, Self::Phase>>;
+
     /// When [`Game::handle_timeout`] should next be called.
     fn next_deadline(&self) -> Option<Millis>;
-    /// The routing policy now: every allowed (subscriber, publisher, kind), over the room's
-    /// participants.
-    fn routes(&self) -> Vec<Route>;
+
     /// The current phase message.
-    fn phase(&self) -> PhaseInfo;
-    /// The host (holder of the room's powers), if anyone is in the room.
-    fn host(&self) -> Option<Id>;
-    /// Everyone in the room, in presence order.
-    fn participants(&self) -> Vec<Id>;
-    /// A participant's standing.
-    fn standing(&self, id: &str) -> Standing;
-    /// What `id` is entitled to know of roles right now: their own role message, if any
-    /// (used to redraw a client, e.g. on resume).
-    fn role_of(&self, id: &str) -> Option<Event>;
+    fn phase(&self, roster: &Roster) -> Self::Phase;
+
+    /// Whether a game is in progress (not in the lobby, not over): seats are fixed, `ready`
+    /// waits, a newcomer watches.
+    fn running(&self) -> bool;
+
+    /// Who receives whom, now, over the seats of `roster`.
+    fn routes(&self, roster: &Roster) -> Routes;
+
+    /// `id`'s standing.
+    fn standing(&self, roster: &Roster, id: &str) -> Standing;
+
+    /// Who reads `who`'s chat on `channel` now, or why `who` may not write it. By default a
+    /// kind has one channel, `all`, that everyone writes and reads.
+    fn chat_readers(&self, _roster: &Roster, _who: &str, channel: &str) -> Result<To, GameError> {
+        match channel {
+            "all" => Ok(To::All),
+            other => Err(GameError::BadField(format!("channel: this room has only \"all\", not {other:?}"))),
+        }
+    }
+
+    /// What `id` must be sent, in its `welcome`, to catch up: a seat that resumes
+    /// (`resumed`) or that joins now. Field name → value.
+    fn catch_up(&self, _roster: &Roster, _id: &str, _resumed: bool) -> Vec<(&'static str, serde_json::Value)> {
+        Vec::new()
+    }
 }

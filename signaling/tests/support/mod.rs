@@ -4,9 +4,164 @@
 
 use std::collections::BTreeMap;
 
-use parlor_signaling::game::mafia::Mafia;
-use parlor_signaling::game::{Command, Event, Game, GameError, Id, Millis, Phase, PhaseInfo, Role, Settings};
+use parlor_signaling::game::mafia::{self, Message};
+pub use parlor_signaling::game::mafia::{
+    Ballot, Cause, Channel, Phase, PhaseInfo, Role, Settings, Verdict, VoteKind, Winner,
+};
+use parlor_signaling::game::{Driver, Input, To};
+pub use parlor_signaling::game::{GameError, Id, Millis};
 use parlor_signaling::{MediaKind, Route};
+
+/// What a participant (or the room, for `Joined` / `Left`) asks: the seats' inputs and Mafia's
+/// commands in one list, as the engine tests are written.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Someone entered the room (order of calls = order of presence).
+    Joined,
+    /// Like `Joined`, in a room whose powers come only from a host token.
+    JoinedGuest,
+    /// Someone presented a valid host token.
+    TakeHost,
+    /// Someone left the room for good.
+    Left,
+    /// Advisory readiness.
+    Ready(bool),
+    /// Host: start a game.
+    StartGame(Settings),
+    /// Ask to end the day and vote.
+    CallVote,
+    /// Nomination vote.
+    Nominate(Option<Id>),
+    /// Judgment vote.
+    Judge(Verdict),
+    /// Night action.
+    NightAction(Id),
+    /// A chat message.
+    Chat { channel: Channel, text: String },
+    /// Host: remove someone.
+    Kick(Id),
+}
+
+/// What happened, addressed, as the engine tests read it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    Phase(PhaseInfo),
+    Role { to: Id, role: Role, teammates: Vec<Id>, roles: Option<BTreeMap<Id, Role>> },
+    VoteUpdate { kind: VoteKind, votes: BTreeMap<Id, Ballot>, needed: Option<usize> },
+    Investigation { to: Id, target: Id, is_mafia: bool },
+    Eliminated { id: Id, cause: Cause },
+    HostChanged { host: Id },
+    ParticipantChanged { id: Id },
+    Chat { from: Id, channel: Channel, text: String, at: Millis, to: Vec<Id> },
+    GameOver { winner: Winner, roles: BTreeMap<Id, Role> },
+    Kicked { id: Id },
+}
+
+/// A participant's readiness (the seats') and standing (the game's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Standing {
+    pub ready: bool,
+    pub playing: bool,
+    pub alive: bool,
+}
+
+/// Mafia with the room's seats ([`Driver`]), behind the calls the engine tests use. Every
+/// output's addressing is checked on the way: a role, an investigation or a tally sent to
+/// anyone but whom it must reach fails the test.
+pub struct Mafia {
+    driver: Driver<mafia::Mafia>,
+}
+
+impl Mafia {
+    pub fn new(seed: u64) -> Mafia {
+        Mafia { driver: Driver::new(mafia::Mafia::new(seed)) }
+    }
+
+    pub fn handle(&mut self, now: Millis, who: &str, command: Command) -> Result<(), GameError> {
+        let game = |c: mafia::Command| Input::Game(c);
+        let input = match command {
+            Command::Joined => Input::Join { name: who.to_owned(), guest: false },
+            Command::JoinedGuest => Input::Join { name: who.to_owned(), guest: true },
+            Command::TakeHost => Input::TakeHost,
+            Command::Left => Input::Leave,
+            Command::Ready(ready) => Input::Ready { ready },
+            Command::StartGame(settings) => Input::Start { settings, seed: None },
+            Command::CallVote => game(mafia::Command::CallVote),
+            Command::Nominate(target) => game(mafia::Command::Vote { target: Some(target), verdict: None }),
+            Command::Judge(verdict) => game(mafia::Command::Vote { target: None, verdict: Some(verdict) }),
+            Command::NightAction(target) => game(mafia::Command::NightAction { target }),
+            Command::Chat { channel, text } => Input::Chat { channel: channel.as_str().to_owned(), text },
+            Command::Kick(id) => Input::Kick { id },
+        };
+        self.driver.handle(now, who, input)
+    }
+
+    pub fn handle_timeout(&mut self, now: Millis) {
+        self.driver.handle_timeout(now);
+    }
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        use parlor_signaling::game::Event as E;
+        let only_one = |to: &To| match to {
+            To::Only(ids) if ids.len() == 1 => ids[0].clone(),
+            other => panic!("a private message addressed to {other:?}"),
+        };
+        Some(match self.driver.poll_event()? {
+            E::Phase(info) => Event::Phase(info),
+            E::Updated(id) => Event::ParticipantChanged { id },
+            E::HostChanged(host) => Event::HostChanged { host },
+            E::Kicked(id) => Event::Kicked { id },
+            E::Chat(to, line) => {
+                let To::Only(to) = to else { panic!("mafia chat goes to a list of readers, not {to:?}") };
+                let channel = Channel::parse(&line.channel).expect("a channel the engine knows");
+                Event::Chat { from: line.from, channel, text: line.text, at: line.at, to }
+            }
+            E::Send(to, Message::Role(info)) => {
+                Event::Role { to: only_one(&to), role: info.role, teammates: info.teammates, roles: info.roles }
+            }
+            E::Send(to, Message::Investigation { target, is_mafia }) => {
+                Event::Investigation { to: only_one(&to), target, is_mafia }
+            }
+            E::Send(To::All, Message::VoteUpdate(t)) => {
+                Event::VoteUpdate { kind: t.kind, votes: t.votes, needed: t.needed }
+            }
+            E::Send(To::All, Message::Eliminated { id, cause }) => Event::Eliminated { id, cause },
+            E::Send(To::All, Message::GameOver { winner, roles }) => Event::GameOver { winner, roles },
+            E::Send(to, message) => panic!("a public message addressed to {to:?}: {message:?}"),
+        })
+    }
+
+    pub fn next_deadline(&self) -> Option<Millis> {
+        self.driver.next_deadline()
+    }
+
+    pub fn routes(&self) -> Vec<Route> {
+        self.driver.routes().pairs()
+    }
+
+    pub fn phase(&self) -> PhaseInfo {
+        self.driver.phase()
+    }
+
+    pub fn host(&self) -> Option<Id> {
+        self.driver.roster().host().map(str::to_owned)
+    }
+
+    pub fn participants(&self) -> Vec<Id> {
+        self.driver.roster().id_list()
+    }
+
+    pub fn standing(&self, id: &str) -> Standing {
+        let ready = self.driver.roster().seat(id).is_some_and(|s| s.ready);
+        let s = self.driver.standing(id);
+        Standing { ready, playing: s.playing, alive: s.alive }
+    }
+
+    pub fn role_of(&self, id: &str) -> Option<Event> {
+        let info = self.driver.game().role_of(id)?;
+        Some(Event::Role { to: id.to_owned(), role: info.role, teammates: info.teammates, roles: info.roles })
+    }
+}
 
 /// Participant ids `p0`, `p1`, …
 pub fn ids(n: usize) -> Vec<Id> {

@@ -1,8 +1,8 @@
 //! Who may write and read each chat channel (DESIGN.md §4, "Chat").
 
 use super::table::Table;
-use super::Mafia;
-use crate::game::{Channel, GameError, Id, Phase, Role};
+use super::{Channel, Mafia, Phase, Role};
+use crate::game::{GameError, Id, Roster};
 
 impl Mafia {
     /// The table while a game runs (role_reveal..judgment): outside it only `all` is open.
@@ -44,7 +44,7 @@ impl Mafia {
     }
 
     /// Everyone in the room who may read `channel`, in presence order.
-    pub(super) fn readers(&self, channel: Channel) -> Vec<Id> {
-        self.members.iter().filter(|m| self.may_read(&m.id, channel)).map(|m| m.id.clone()).collect()
+    pub(super) fn readers(&self, roster: &Roster, channel: Channel) -> Vec<Id> {
+        roster.ids().filter(|id| self.may_read(id, channel)).cloned().collect()
     }
 }

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
-use crate::game::{GameError, Id, Millis, Phase, Role, Settings};
+use super::{Phase, Role, Settings};
+use crate::game::{GameError, Id, Millis};
 
 /// Fewest players a game needs.
 pub(super) const MIN_PLAYERS: usize = 4;

@@ -3,7 +3,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::setup::Lengths;
-use crate::game::{Id, Role, Winner};
+use super::{Role, Winner};
+use crate::game::Id;
 
 /// One player's seat.
 #[derive(Debug, Clone)]

@@ -3,7 +3,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::table::Table;
-use crate::game::{Ballot, Id, Role, Verdict};
+use super::{Ballot, Role, Verdict};
+use crate::game::Id;
 
 /// What the night roles chose tonight. Never revealed to anyone.
 #[derive(Debug, Clone, Default)]

@@ -15,8 +15,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Id, Phase, Role};
-use crate::media::{MediaKind, Route};
+use super::{Phase, Role};
+use crate::game::{Id, MediaKind, Routes};
 
 /// Everything the policy depends on.
 #[derive(Debug, Clone, Default)]
@@ -94,19 +94,20 @@ pub fn allowed(input: &PolicyInput<'_>, subscriber: &str, publisher: &str, kind:
     }
 }
 
-/// Every allowed (subscriber, publisher, kind) over the room's participants, sorted.
-pub fn routes(input: &PolicyInput<'_>) -> Vec<Route> {
-    let mut out = Vec::new();
-    for s in input.participants {
-        for p in input.participants {
-            for kind in [MediaKind::Audio, MediaKind::Video] {
+/// Who receives each publisher's audio and video, over the room's participants: the table
+/// above, asked per publisher. (Mafia rooms hold at most a few dozen, so the pairwise question
+/// is cheap here; the answer is per publisher, as the room and media layer want it.)
+pub fn routes(input: &PolicyInput<'_>) -> Routes {
+    let mut out = Routes::new();
+    for p in input.participants {
+        for kind in MediaKind::ALL {
+            for s in input.participants {
                 if allowed(input, s, p, kind) {
-                    out.push(Route { subscriber: s.clone(), publisher: p.clone(), kind });
+                    out.allow(s, p, kind);
                 }
             }
         }
     }
-    out.sort();
     out
 }
 
@@ -116,6 +117,7 @@ mod tests {
     //! derived from [`allowed`]).
 
     use super::*;
+    use crate::game::Route;
 
     /// One participant per standing. `acc` is a living citizen, the accused in defense and
     /// judgment; `dm` a dead mafioso and `dc` a dead citizen.
@@ -263,7 +265,7 @@ mod tests {
                     }
                 }
             }
-            assert_eq!(routes(&input), expected_routes(expected(phase)), "{phase:?}");
+            assert_eq!(routes(&input).pairs(), expected_routes(expected(phase)), "{phase:?}");
         }
         assert_eq!(checked, 9 * 10 * 2 * 10);
     }
@@ -281,7 +283,7 @@ mod tests {
         assert!(allowed(&defense, "dc", "acc", MediaKind::Audio));
         // During judgment the accused is one of the living: everyone hears everyone living.
         let judgment = input(&f, Phase::Judgment, Some("m1"));
-        assert_eq!(routes(&judgment), expected_routes(&DAYLIGHT));
+        assert_eq!(routes(&judgment).pairs(), expected_routes(&DAYLIGHT));
     }
 
     #[test]
