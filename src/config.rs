@@ -364,7 +364,7 @@ impl Config {
             );
         }
         for entry in &self.auth.trusted_proxies {
-            if let Err(why) = crate::auth::Network::parse(entry) {
+            if let Err(why) = crate::network::Network::parse(entry) {
                 bail!("invalid configuration\n  auth.trusted_proxies: {entry:?}: {why}");
             }
         }

@@ -9,6 +9,7 @@ mod glue;
 pub mod health;
 mod http;
 mod metrics;
+pub mod network;
 pub mod tls;
 mod web;
 
