@@ -166,6 +166,8 @@ impl<G: Game> Driver<G> {
                 if !self.roster.is_host(who) {
                     return Err(GameError::NotHost("only the host can start a game".into()));
                 }
+                // The game's own check runs for every kind here, not in each game's `start`.
+                G::check_settings(&settings)?;
                 let before = self.standings();
                 self.game.start(now, &self.roster, who, settings, seed)?;
                 self.roster.clear_ready();
