@@ -1,5 +1,5 @@
 //! A whole Mafia game through the server with six real WebRTC clients (two mafia) and short
-//! phases. Every payload carries its publisher's send time, so the contract of DESIGN.md §2
+//! phases. Every payload carries its publisher's send time, so the contract of docs/PROTOCOL.md, "Ordering",
 //! can be checked exactly: nothing a publisher sent after a subscriber was told a phase that
 //! denies it reaches that subscriber. What is allowed must arrive whole (received / sent in
 //! the window, by the publisher's own send log), every `media_state` is checked against the
@@ -83,7 +83,7 @@ async fn assert_delivered(
     got as f64 / sent as f64
 }
 
-/// DESIGN.md §4's routing table, written out again from the table (not from the server's
+/// The routing table of docs/PROTOCOL.md, written out again from the table (not from the server's
 /// code): may `rx` receive `tx`'s `kind` in the phase `phase` (a `phase` message)? `roles`
 /// holds the players; anyone else in the room is a spectator (this game has no moderator).
 fn table_allows(phase: &Value, roles: &HashMap<String, String>, rx: &str, tx: &str, kind: Kind) -> bool {

@@ -111,7 +111,7 @@ async fn welcome_roster_updates_and_departures() {
     assert!(w["limits"]["max_video_kbps"].as_u64().unwrap() > 0);
     assert_eq!(
         w["participants"][0],
-        // DESIGN.md §6 (v1.1): every kind's participant object also says `on_stage` and `hand`.
+        // docs/PROTOCOL.md, participant object: every kind's participant object also says `on_stage` and `hand`.
         json!({"id": ann_id, "name": "Ann", "ready": false, "connected": true, "playing": false, "alive": true,
             "on_stage": false, "hand": false})
     );

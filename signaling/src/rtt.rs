@@ -1,5 +1,5 @@
-//! Round-trip time per connection, from the server's own WebSocket Ping frames (DESIGN.md §6,
-//! "Measured latency"). A browser answers those in its network stack, so page code cannot
+//! Round-trip time per connection, from the server's own WebSocket Ping frames (docs/PROTOCOL.md,
+//! Transport and `pong`). A browser answers those in its network stack, so page code cannot
 //! inflate them; no latency a client reports is ever used.
 //!
 //! The robust figure is the smallest round trip of the last [`WINDOW_MS`]: a late Pong (a busy

@@ -3,7 +3,7 @@
 //! (as a client with every seat's view would) checks the engine after every step:
 //!
 //! - nothing panics, and the engine's phase, standings, roles and host agree with the model;
-//! - the routes are exactly DESIGN.md §4's table; in particular at night no living town
+//! - the routes are exactly the table of docs/PROTOCOL.md, "Routing"; in particular at night no living town
 //!   player or spectator receives any player (only the moderator reaches them), and during
 //!   a game nobody living receives the dead;
 //! - `Role` goes to its owner only, teammates only to mafia, `roles` only to the moderator;
@@ -110,7 +110,7 @@ impl Model {
         }
     }
 
-    /// DESIGN.md §4's routing table, restated.
+    /// The routing table of docs/PROTOCOL.md, restated.
     fn receives(&self, s: &str, p: &str, kind: MediaKind) -> bool {
         if s == p {
             return false;
@@ -131,7 +131,7 @@ impl Model {
         }
     }
 
-    /// DESIGN.md §4's chat rules, restated.
+    /// The chat rules of docs/PROTOCOL.md, restated.
     fn can_write(&self, id: &str, channel: Channel) -> bool {
         if !self.present.iter().any(|p| p == id) {
             return false;

@@ -3,7 +3,7 @@
 //! game's own commands — keeps the [`Roster`] and hands the game what is its business. Pure,
 //! like the game: time is an input, outputs are queued.
 //!
-//! Decisions shared by every kind (where DESIGN.md is silent):
+//! Decisions shared by every kind (where docs/PROTOCOL.md leaves the choice open):
 //! - Any input first runs a game timer that is already due at `now`, so a vote that arrives
 //!   after its phase's deadline is refused (`wrong_phase`) even if the room's timer is late.
 //!   The timer's outputs are queued before the input's.

@@ -1,10 +1,10 @@
-//! Mafia (DESIGN.md §4) as a pure state machine behind the [`Game`] interface.
+//! Mafia (docs/PROTOCOL.md, "The game") as a pure state machine behind the [`Game`] interface.
 //!
 //! The seats (presence, host, ready, kick) are the room's ([`Roster`]); this module holds the
 //! game: the deal, the phases, the night, the votes, the win check and the routing table.
 //! Roles are dealt from the seed of each game, so a game replays exactly from its log.
 //!
-//! Decisions where DESIGN.md is silent:
+//! Decisions the rules leave open:
 //! - Targets: an id that is not a player of this game (unknown, spectator, moderator) is
 //!   `bad_field`; a player who may not be targeted (dead, oneself, a fellow mafioso, the
 //!   doctor's save of last night) is `not_allowed`.

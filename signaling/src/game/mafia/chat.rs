@@ -1,4 +1,4 @@
-//! Who may write and read each chat channel (DESIGN.md §4, "Chat").
+//! Who may write and read each chat channel (docs/PROTOCOL.md, "Chat channels").
 
 use super::table::Table;
 use super::{Channel, Mafia, Phase, Role};

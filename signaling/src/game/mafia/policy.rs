@@ -1,6 +1,6 @@
 //! The routing policy: one pure function from the game's state to who receives whom.
 //!
-//! This is DESIGN.md §4's table. Rows are phases, columns are the *publisher*; a cell names
+//! This is the table of docs/PROTOCOL.md, "Routing". Rows are phases, columns are the *publisher*; a cell names
 //! who receives that publisher's audio and video:
 //!
 //! | phase | living mafia | living town | dead | moderator |

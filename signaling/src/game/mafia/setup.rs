@@ -110,7 +110,7 @@ pub(super) struct Counts {
 }
 
 impl Counts {
-    /// DESIGN.md §4's defaults for `players` players.
+    /// The default role counts (docs/PROTOCOL.md, `start_game`) for `players` players.
     pub(super) fn default_for(players: usize) -> Counts {
         let mafia = match players {
             0..=5 => 1,

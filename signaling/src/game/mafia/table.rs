@@ -138,7 +138,7 @@ impl Table {
         self.living().cloned().collect()
     }
 
-    /// DESIGN.md §4's win check.
+    /// The win check (docs/PROTOCOL.md, "How things are decided").
     pub(super) fn winner(&self) -> Option<Winner> {
         let mafia = self.living_with(Role::Mafia).count();
         let others = self.living().count() - mafia;
