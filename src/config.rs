@@ -18,6 +18,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub media: MediaSection,
     pub rooms: RoomsConfig,
+    pub stage: StageConfig,
     pub session: SessionConfig,
     pub games: GamesConfig,
     pub log: LogConfig,
@@ -119,6 +120,14 @@ pub struct RoomsConfig {
     pub max_video_kbps: u32,
     pub max_rooms: usize,
     pub idle_seconds: f64,
+}
+
+/// `[stage]`: host-led stage rooms (kind `stage`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageConfig {
+    pub capacity: usize,
+    pub max_on_stage: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -296,6 +305,15 @@ impl Config {
                 "invalid configuration\n  session.dead_after_seconds: must be longer than session.ping_seconds ({}), got {}",
                 self.session.ping_seconds,
                 self.session.dead_after_seconds
+            );
+        }
+        if self.stage.capacity < 2 || self.stage.capacity > 1000 {
+            bail!("invalid configuration\n  stage.capacity: must be between 2 and 1000, got {}", self.stage.capacity);
+        }
+        if self.stage.max_on_stage == 0 || self.stage.max_on_stage > 16 {
+            bail!(
+                "invalid configuration\n  stage.max_on_stage: must be between 1 and 16, got {}",
+                self.stage.max_on_stage
             );
         }
         if self.server.max_connections == 0 {

@@ -19,7 +19,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use parlor_media::{Counters, Media, MediaConfig};
-use parlor_signaling::{Hub, HubSettings};
+use parlor_signaling::game::stage::StageLimits;
+use parlor_signaling::{Hub, HubSettings, Registry};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::sync::{oneshot, watch};
@@ -114,7 +115,8 @@ pub async fn start(config: &Config) -> Result<Server> {
         None => Vec::new(),
     };
     let settings = HubSettings {
-        capacity: [("mafia".to_owned(), config.rooms.max_participants)].into(),
+        capacity: [("mafia".to_owned(), config.rooms.max_participants), ("stage".to_owned(), config.stage.capacity)]
+            .into(),
         grace: Duration::from_secs_f64(config.session.grace_seconds),
         max_video_kbps: config.rooms.max_video_kbps,
         max_rooms: config.rooms.max_rooms,
@@ -125,7 +127,9 @@ pub async fn start(config: &Config) -> Result<Server> {
         ice_servers: config.media.ice_servers.clone(),
     };
     let auth = Arc::new(auth::Auth::new(&config.auth));
-    let hub = Hub::with_access(Arc::new(glue::MediaGlue(media.clone())), settings, auth.clone());
+    let stage = StageLimits { max_on_stage: config.stage.max_on_stage };
+    let registry = Registry::builtin_with(stage);
+    let hub = Hub::with_games(Arc::new(glue::MediaGlue(media.clone())), settings, auth.clone(), registry);
     let tls = match config.tls.enabled() {
         true => Some(tls::Tls::load(config.tls.cert.as_ref(), config.tls.key.as_ref())?),
         false => None,

@@ -144,14 +144,20 @@ impl<G: Game> Driver<G> {
                 self.game.joined(now, &self.roster, who);
             }
             Input::Leave => {
+                // A hand-over can change standings that depend on who hosts (a stage's); the
+                // game reports what the departure itself changes.
+                let before = self.standings();
                 if let Some(host) = self.roster.leave(who) {
                     self.events.push_back(Event::HostChanged(host));
+                    self.emit_changes(before);
                 }
                 self.game.left(now, &self.roster, who);
             }
             Input::TakeHost => {
+                let before = self.standings();
                 if self.roster.take_host(who) {
                     self.events.push_back(Event::HostChanged(who.to_owned()));
+                    self.emit_changes(before);
                 }
             }
             Input::Ready { ready } => {
@@ -248,6 +254,9 @@ impl<G: Game> Driver<G> {
 
     fn emit_changes(&mut self, before: Vec<(Id, bool, Standing)>) {
         for (id, ready, standing) in before {
+            if !self.roster.contains(&id) {
+                continue; // gone: `participant_left` says so
+            }
             let now_ready = self.roster.seat(&id).is_some_and(|s| s.ready);
             if now_ready != ready || self.standing(&id) != standing {
                 self.events.push_back(Event::Updated(id));

@@ -20,6 +20,7 @@ pub mod mafia;
 pub mod registry;
 pub mod roster;
 pub mod routes;
+pub mod stage;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};

@@ -3,6 +3,7 @@
 
 use super::any::{AnyDriver, Kinded};
 use super::driver::Driver;
+use super::stage::{StageLimits, StageRoom};
 use super::{mafia, Game, GameError, Roster};
 
 /// Makes a kind's game for a room: from the room's seed and its seats.
@@ -38,9 +39,14 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Every game parlor ships. The first is the default kind.
+    /// Every game parlor ships, with the default limits. The first is the default kind.
     pub fn builtin() -> Registry {
-        Registry::new().with("mafia", 24, mafia::Mafia::new)
+        Registry::builtin_with(StageLimits::default())
+    }
+
+    /// Every game parlor ships, stage rooms with `stage` limits.
+    pub fn builtin_with(stage: StageLimits) -> Registry {
+        Registry::new().with("mafia", 24, mafia::Mafia::new).with("stage", 100, move |_| StageRoom::new(stage))
     }
 
     /// No kinds at all (add them with [`Registry::with`]).
@@ -50,7 +56,12 @@ impl Registry {
 
     /// Offer the game `G` as kind `name`, made by `new` from a seed, holding at most
     /// `capacity` participants by default.
-    pub fn with<G: Game>(mut self, name: &'static str, capacity: usize, new: fn(u64) -> G) -> Registry {
+    pub fn with<G: Game>(
+        mut self,
+        name: &'static str,
+        capacity: usize,
+        new: impl Fn(u64) -> G + Send + Sync + 'static,
+    ) -> Registry {
         let create: Factory = Box::new(move |seed, roster| {
             Box::new(Kinded { kind: name, driver: Driver::with_roster(new(seed), roster) })
         });
@@ -124,7 +135,10 @@ mod tests {
     fn the_builtin_kinds_and_their_refusals() {
         let r = Registry::builtin();
         assert_eq!(r.default_kind(), "mafia");
-        assert!(r.names().contains(&"mafia"));
+        assert_eq!(r.names(), vec!["mafia", "stage"]);
+        assert_eq!(r.get("stage").unwrap().default_capacity(), 100);
+        assert_eq!(r.kind_of_command("raise_hand"), Some("stage"));
+        assert!(matches!(r.refuse_type("view", "mafia"), GameError::WrongKind(_)));
         let err = r.get("poker").err().unwrap();
         assert!(matches!(&err, GameError::BadField(m) if m.contains("mafia")), "{err:?}");
         assert_eq!(r.kind_of_command("night_action"), Some("mafia"));
