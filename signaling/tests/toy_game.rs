@@ -124,7 +124,7 @@ mod coin {
             if roster.len() < 2 {
                 return Err(GameError::NotAllowed("coin needs 2 players".into()));
             }
-            let coin = if seed.unwrap_or(self.seed) % 2 == 0 { Side::Heads } else { Side::Tails };
+            let coin = if seed.unwrap_or(self.seed).is_multiple_of(2) { Side::Heads } else { Side::Tails };
             self.coin = Some(coin);
             self.players = roster.ids().cloned().collect();
             self.calls.clear();

@@ -11,10 +11,13 @@ use parlor_signaling::{
 use serde_json::{json, Value};
 use tokio::sync::mpsc::UnboundedReceiver;
 
+/// One route update: its epoch and what changed.
+pub type Update = (u64, Vec<RouteChange>);
+
 /// Media that records every route update and answers nothing else.
 #[derive(Default, Clone)]
 pub struct Recorder {
-    pub updates: Arc<Mutex<Vec<(u64, Vec<RouteChange>)>>>,
+    pub updates: Arc<Mutex<Vec<Update>>>,
 }
 
 impl MediaBackend for Recorder {
