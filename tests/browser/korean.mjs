@@ -102,7 +102,8 @@ await runTest('korean', async (browser) => {
     '#toggle-mic', '#lobby-wait', '#settings-details summary', '#invite h2', '#copy-link', '#lock-text', '#lock-toggle', '#notice'], 'lobby');
   check((await textOf(ana, '#lobby-title')) === ko['phase.lobby'] && (await textOf(ana, '#start-game')) === ko['lobby.start'],
     'the lobby title and the start button are the Korean table\'s');
-  check(await ana.page.getAttribute('#chat-input', 'placeholder') === ko['chat.placeholder'], 'the chat placeholder is Korean');
+  const placeholder = await ana.page.getAttribute('#chat-input', 'placeholder');
+  check(placeholder === ko['chat.placeholder_to'].replace('{channel}', ko['chat.channel.all']), `the chat placeholder is Korean: ${placeholder}`);
   check((await ana.page.inputValue('#lobby-mafia')) === '1', 'the settings chosen on the Korean home page reach the lobby');
 
   // ---- a browser that speaks Korean gets Korean by default; the others stay English
