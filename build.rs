@@ -59,7 +59,8 @@ fn main() {
         }
         let Some(ty) = content_type(file) else { continue };
         let rel = file.strip_prefix(&web).expect("below web/");
-        let url: Vec<&str> = rel.components().map(|c| c.as_os_str().to_str().expect("UTF-8 file names in web/")).collect();
+        let url: Vec<&str> =
+            rel.components().map(|c| c.as_os_str().to_str().expect("UTF-8 file names in web/")).collect();
         let url = format!("/{}", url.join("/"));
         let body = format!("include_bytes!({:?})", file.display().to_string());
         writeln!(table, "    Asset {{ path: {url:?}, content_type: {ty:?}, body: {body} }},").unwrap();
