@@ -47,16 +47,12 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
 fn main() {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let web = root.join("web");
+    // Cargo scans a directory named here for any change below it (new files too).
     println!("cargo:rerun-if-changed=web");
     let mut files = Vec::new();
     walk(&web, &mut files);
     let mut table = String::from("&[\n");
     for file in &files {
-        // Cargo watches a directory's own entries only: watch every file (and folder) too.
-        println!("cargo:rerun-if-changed={}", file.display());
-        if let Some(parent) = file.parent() {
-            println!("cargo:rerun-if-changed={}", parent.display());
-        }
         let Some(ty) = content_type(file) else { continue };
         let rel = file.strip_prefix(&web).expect("below web/");
         let url: Vec<&str> =
