@@ -2,14 +2,13 @@
 // panel and over the grid. Rules and wire: docs/PROTOCOL.md; the core hands this module every message it
 // does not know (role, vote_update, investigation, eliminated, game_over).
 
-import { $, h } from '../core/dom.js';
+import { $, formatClock, h } from '../core/dom.js';
 import { t } from '../core/i18n.js';
 import { send } from '../core/socket.js';
 import { hasTable, inGame, isHost, living, me, nameList, nameOf, phaseKey, phaseName, S } from '../core/state.js';
 import { announce, toast, ui } from '../core/ui.js';
 import { systemLine } from '../core/chat.js';
 import { badge, refreshTiles } from '../core/tiles.js';
-import { formatClock } from '../core/dom.js';
 import { startGameFromUi } from '../core/room.js';
 import en from './mafia/en.js';
 import ko from './mafia/ko.js';
