@@ -2,7 +2,8 @@
 // - the string tables: Korean has every English key (core and Mafia), with the same placeholders, in Hangul;
 // - an English page switches to Korean with the language switch; the home page and, after creating a room,
 //   the lobby are in Korean (no English left in the checked elements), and the choice survives the page change;
-// - a page whose browser speaks Korean (locale ko-KR) is Korean from the start; pages without it stay English;
+// - a page whose browser speaks Korean (locale ko-KR) is Korean from the start (its name prompt, then the lobby);
+//   pages without it stay English;
 // - four pages (no cameras) play a whole Mafia game started from the Korean page: role cards, phase banners,
 //   the night's choice, the call for a vote, the nomination, the verdict and the game-over screen are in each
 //   page's language, and every button the game needs is there and works.
@@ -107,7 +108,14 @@ await runTest('korean', async (browser) => {
   check((await ana.page.inputValue('#lobby-mafia')) === '1', 'the settings chosen on the Korean home page reach the lobby');
 
   // ---- a browser that speaks Korean gets Korean by default; the others stay English
-  const bora = await openPage(browser, '보라', roomPath(room, '보라', NOCAM), { viewport: VIEW, locale: 'ko-KR' });
+  // Bora follows the invite link: the name prompt is Korean too.
+  const bora = await openPage(browser, '보라', `/r/${room}?${NOCAM.slice(1)}`, { viewport: VIEW, locale: 'ko-KR' });
+  await waitFor('Bora\'s name prompt', () => bora.page.locator('#join-form').isVisible());
+  await waitFor('Bora\'s preview status', async () => (await textOf(bora, '#preview-status')) === ko['media.none']);
+  await expectKorean(bora, ['#join-button', 'label[for="name-input"]', '#preview-status'], 'name prompt (ko-KR browser)');
+  check((await textOf(bora, '#join-title')) === ko['join.title'].replace('{room}', room), 'the prompt names the room in Korean');
+  await bora.page.fill('#name-input', '보라');
+  await bora.page.click('#join-button');
   const cy = await openPage(browser, 'Cy', roomPath(room, 'Cy', NOCAM), { viewport: VIEW });
   const dan = await openPage(browser, 'Dan', roomPath(room, 'Dan', NOCAM), { viewport: VIEW });
   const pages = [ana, bora, cy, dan];
