@@ -66,13 +66,20 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(|| async { serve_asset("/") }))
         .route("/r/{code}", get(room_page))
-        .route("/app.js", get(|| async { serve_asset("/app.js") }))
-        .route("/style.css", get(|| async { serve_asset("/style.css") }))
         .route("/healthz", get(|| async { "ok" }))
         .route("/qr.svg", get(qr_svg))
         .route("/metrics", get(metrics_text))
         .route("/ws", get(ws_upgrade))
+        // Every other file of the web client, from the table build.rs generates.
+        .fallback(static_asset)
         .with_state(state)
+}
+
+async fn static_asset(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    if method != axum::http::Method::GET && method != axum::http::Method::HEAD {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    serve_asset(uri.path())
 }
 
 fn serve_asset(path: &str) -> Response {

@@ -50,8 +50,9 @@ export async function launch(extraArgs = []) {
  * A page of its own (own context: own storage, own camera) at `urlPath` on the server.
  * Console errors and page errors are printed with the page's name.
  */
-export async function openPage(browser, name, urlPath, { viewport = { width: 1100, height: 700 }, permissions = [], init = null } = {}) {
-  const context = await browser.newContext({ viewport, permissions });
+export async function openPage(browser, name, urlPath, { viewport = { width: 1100, height: 700 }, permissions = [], init = null, locale } = {}) {
+  // `locale` (e.g. 'ko-KR') sets navigator.language and Accept-Language; the default is the browser's own.
+  const context = await browser.newContext({ viewport, permissions, ...(locale ? { locale } : {}) });
   if (init) await context.addInitScript(init);
   const page = await context.newPage();
   page.on('console', (msg) => {

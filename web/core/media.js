@@ -1,0 +1,431 @@
+// Camera and microphone, the one RTCPeerConnection and its negotiation (the server is the impolite peer),
+// remote tracks by publisher, and inbound statistics.
+
+import { params } from './dom.js';
+import { t } from './i18n.js';
+import { clock } from './clock.js';
+import { link, send } from './socket.js';
+import { S } from './state.js';
+import { setStatus, showNotice, toast, ui } from './ui.js';
+import { attachStream, awaitFrame, frameArrived, noteFirstRemoteFrame, refreshTile, setSpeaking } from './tiles.js';
+
+/** A media path `disconnected` this long gets an ICE restart (`failed` gets one at once). */
+const ICE_DISCONNECTED_MS = 2000;
+const STATS_INTERVAL_MS = 400;
+const SPEAKING_LEVEL = 0.02;
+const SPEAKING_HOLD_MS = 700;
+
+export const M = {
+  pc: null,           // the one RTCPeerConnection
+  localStream: null,  // own camera/microphone, or null when receive-only
+  mediaPromise: null, // getUserMedia, started as soon as the room page opens
+  lastInbound: {},
+  firstRemoteFrameAt: null,
+};
+
+/** Timings of the latest (re)connection, performance.now() ms: socket open, welcome, first remote video frame. */
+export const timing = { socketOpen: null, welcome: null, offer: null, answer: null, mediaConnected: null, firstTrack: null, firstFrame: null, resumed: false };
+
+/** publisher id -> MediaStream combining that publisher's audio and video. */
+export const remoteStreams = new Map();
+/** receiver track id -> publisher id (from ontrack's stream id, the publisher's participant id). */
+const trackPublisher = new Map();
+/** publisher id -> performance.now() until which the tile counts as speaking. */
+const speakingUntil = new Map();
+let selfSpeakingUntil = 0;
+let iceTimer = null;
+
+// Negotiation state.
+let sdpChain = Promise.resolve(); // serializes every SDP/ICE operation
+let needOffer = false;            // the client has changes the server has not seen yet
+let expectedGlare = 0;            // client offers we rolled back that the server will answer with `glare`
+const pendingCandidates = [];     // remote candidates that arrived before a remote description
+
+/** The top bar's line: connection state and round trip. */
+export function refreshStatus() {
+  if (link.ended) return;
+  if (link.reconnecting) { setStatus(t('status.reconnecting')); return; }
+  if (!S.myId) { setStatus(t('status.connecting')); return; }
+  const state = M.pc ? M.pc.connectionState : 'starting';
+  const media = state === 'connected' ? t('status.live') : t(`status.${state}`);
+  const rtt = clock.rtt === null ? '' : ` · ${Math.round(clock.rtt)} ms`;
+  setStatus(`${media}${rtt}`);
+}
+
+// ---- local media
+
+function videoConstraints() {
+  const size = /^(\d{2,4})x(\d{2,4})$/.exec(params.get('video') || '');
+  const fps = Number(params.get('fps'));
+  return {
+    width: { ideal: size ? Number(size[1]) : 640 },
+    height: { ideal: size ? Number(size[2]) : 480 },
+    frameRate: { ideal: fps > 0 && fps <= 60 ? fps : 24, max: 30 },
+  };
+}
+
+/**
+ * Camera and microphone: {stream (or null), notice (a string key and its meaning, or null)}. Never throws.
+ * The notice is a key so that it follows a change of language.
+ */
+export async function acquireMedia() {
+  const mode = params.get('media');
+  if (mode === 'none') return { stream: null, notice: 'media.none' };
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) return { stream: null, notice: 'media.insecure' };
+  const wantAudio = mode !== 'video';
+  const wantVideo = mode !== 'audio';
+  const gum = (audio, video) => navigator.mediaDevices.getUserMedia({ audio, video });
+  try {
+    return { stream: await gum(wantAudio, wantVideo && videoConstraints()), notice: null };
+  } catch (err) {
+    console.warn('parlor: getUserMedia failed', err);
+    const name = err && err.name;
+    if (name === 'NotAllowedError' || name === 'SecurityError') return { stream: null, notice: 'media.not_allowed' };
+    if (name === 'OverconstrainedError' && wantVideo) {
+      try { return { stream: await gum(wantAudio, true), notice: null }; } catch { /* fall through */ }
+    }
+    if (wantAudio && wantVideo) {
+      try {
+        return { stream: await gum(true, false), notice: 'media.no_camera' };
+      } catch { /* no microphone either */ }
+      try {
+        return { stream: await gum(false, videoConstraints()), notice: 'media.no_microphone' };
+      } catch { /* nothing */ }
+    }
+    return { stream: null, notice: name === 'NotReadableError' ? 'media.busy' : 'media.not_found' };
+  }
+}
+
+let noticeKey = null;
+
+/** The notice about one's own camera and microphone, in the current language. */
+export function renderMediaNotice() {
+  showNotice(noticeKey ? t(noticeKey) : '');
+}
+
+function videoBitrateCap() {
+  const kbps = Number(S.limits.max_video_kbps);
+  return kbps > 0 ? Math.round(kbps * 1000) : null;
+}
+
+export async function setupMedia() {
+  if (link.ended || M.pc) return;
+  const { stream, notice } = await M.mediaPromise;
+  if (link.ended || M.pc) {
+    if (stream) for (const tr of stream.getTracks()) tr.stop();
+    return;
+  }
+  M.localStream = stream;
+  noticeKey = notice;
+  renderMediaNotice();
+
+  // TURN/STUN servers from the server's configuration (none on an open network).
+  const pc = new RTCPeerConnection({ iceServers: S.iceServers });
+  M.pc = pc;
+  pc.addEventListener('icecandidate', (ev) => {
+    const c = ev.candidate;
+    if (c) send({ type: 'candidate', candidate: c.candidate, sdp_mid: c.sdpMid, sdp_mline_index: c.sdpMLineIndex });
+    else send({ type: 'candidate', candidate: '', sdp_mid: null, sdp_mline_index: null });
+  });
+  pc.addEventListener('track', onTrack);
+  pc.addEventListener('negotiationneeded', () => {
+    needOffer = true;
+    enqueue(maybeOffer);
+  });
+  pc.addEventListener('connectionstatechange', () => {
+    refreshStatus();
+    if (!M.pc) return;
+    const state = M.pc.connectionState;
+    if (state === 'failed') restartMedia();
+    else if (state === 'disconnected') { clearTimeout(iceTimer); iceTimer = setTimeout(restartMedia, ICE_DISCONNECTED_MS); }
+    else if (state === 'connected') {
+      clearTimeout(iceTimer);
+      iceTimer = null;
+      if (timing.mediaConnected === null) timing.mediaConnected = performance.now();
+    }
+  });
+
+  // One transceiver per kind: send what we have, otherwise receive only.
+  const bps = videoBitrateCap();
+  for (const kind of ['audio', 'video']) {
+    const track = M.localStream ? M.localStream.getTracks().find((tr) => tr.kind === kind) : null;
+    if (!track) {
+      pc.addTransceiver(kind, { direction: 'recvonly' });
+      continue;
+    }
+    if (kind === 'video' && 'contentHint' in track) track.contentHint = 'motion';
+    const init = { direction: 'sendrecv', streams: [M.localStream] };
+    if (kind === 'video' && bps) init.sendEncodings = [{ maxBitrate: bps, maxFramerate: 24 }];
+    pc.addTransceiver(track, init);
+  }
+  await capVideoBitrate();
+
+  ui.mic.disabled = !M.localStream || M.localStream.getAudioTracks().length === 0;
+  ui.cam.disabled = !M.localStream || M.localStream.getVideoTracks().length === 0;
+  attachStream(S.myId);
+  refreshStatus();
+  // The first offer goes out from the `negotiationneeded` event the transceivers above trigger.
+}
+
+/** Cap the outgoing video to limits.max_video_kbps. Idempotent; repeated after every negotiation. */
+async function capVideoBitrate() {
+  const bps = videoBitrateCap();
+  if (!M.pc || !bps) return;
+  for (const sender of M.pc.getSenders()) {
+    if (!sender.track || sender.track.kind !== 'video') continue;
+    const p = sender.getParameters();
+    if (!p.encodings || p.encodings.length === 0) continue; // not negotiated yet
+    if (p.encodings[0].maxBitrate === bps) continue;
+    p.encodings[0].maxBitrate = bps;
+    try {
+      await sender.setParameters(p);
+    } catch (err) {
+      console.warn('parlor: could not cap the video bitrate', err);
+    }
+  }
+}
+
+/** After a resume on the same page: roll back a half-done exchange and offer again. */
+export async function resyncMedia() {
+  const pc = M.pc;
+  if (!pc || link.ended) return;
+  if (pc.signalingState === 'have-local-offer') await pc.setLocalDescription({ type: 'rollback' });
+  if (pc.signalingState !== 'stable') return; // a server offer is being answered; our offer follows it
+  if (['failed', 'disconnected'].includes(pc.connectionState)) pc.restartIce();
+  needOffer = true;
+  await maybeOffer();
+}
+
+/** The media path failed or stayed disconnected: new ICE credentials, new checks. */
+function restartMedia() {
+  clearTimeout(iceTimer);
+  iceTimer = null;
+  if (!M.pc || link.ended || M.pc.connectionState === 'connected') return;
+  console.info('parlor: restarting ICE from state', M.pc.connectionState);
+  M.pc.restartIce(); // fires negotiationneeded → an offer with new credentials once the socket is up
+}
+
+/** Close the peer connection and stop the camera (the call is over). */
+export function stopMedia() {
+  clearTimeout(iceTimer);
+  if (M.pc) M.pc.close();
+  if (M.localStream) for (const tr of M.localStream.getTracks()) tr.stop();
+}
+
+// ---- negotiation
+
+/** Run `fn` after every SDP/ICE operation queued before it. Errors are reported, never fatal. */
+export function enqueue(fn) {
+  sdpChain = sdpChain.then(fn).catch((err) => {
+    console.error('parlor: negotiation step failed', err);
+    toast(t('media.negotiation', { error: err && err.message ? err.message : err }));
+  });
+  return sdpChain;
+}
+
+/** Send an offer if the client has unsent changes and no offer/answer exchange is in progress. */
+async function maybeOffer() {
+  const pc = M.pc;
+  if (!pc || link.ended || !needOffer || pc.signalingState !== 'stable') return;
+  if (!link.ws || link.ws.readyState !== WebSocket.OPEN) return;
+  needOffer = false;
+  await pc.setLocalDescription(await pc.createOffer());
+  if (timing.offer === null) timing.offer = performance.now();
+  send({ type: 'offer', sdp: pc.localDescription.sdp });
+}
+
+export async function onRemoteOffer(sdp) {
+  const pc = M.pc;
+  if (!pc || link.ended) return;
+  if (pc.signalingState === 'have-local-offer') {
+    // Glare. The server is the impolite peer: it will reject our offer with `glare`.
+    await pc.setLocalDescription({ type: 'rollback' });
+    expectedGlare += 1;
+    needOffer = true;
+  }
+  await pc.setRemoteDescription({ type: 'offer', sdp });
+  await flushCandidates();
+  await pc.setLocalDescription(await pc.createAnswer());
+  send({ type: 'answer', sdp: pc.localDescription.sdp });
+  await capVideoBitrate();
+  await maybeOffer();
+}
+
+export async function onRemoteAnswer(sdp) {
+  const pc = M.pc;
+  if (!pc || link.ended) return;
+  if (pc.signalingState !== 'have-local-offer') {
+    console.warn('parlor: ignoring an answer in state', pc.signalingState);
+    return;
+  }
+  await pc.setRemoteDescription({ type: 'answer', sdp });
+  if (timing.answer === null) timing.answer = performance.now();
+  await flushCandidates();
+  await capVideoBitrate();
+  await maybeOffer();
+}
+
+export async function onGlare() {
+  if (expectedGlare > 0) {
+    // Already rolled back when the server's offer arrived; the re-offer follows (or went out) after our answer.
+    expectedGlare -= 1;
+    return;
+  }
+  if (M.pc && M.pc.signalingState === 'have-local-offer') {
+    await M.pc.setLocalDescription({ type: 'rollback' });
+    needOffer = true; // offered again once the server's offer has been answered
+  }
+}
+
+export async function onBadSdp() {
+  // The server rejected our offer; leave it so that the server's next offer can be answered.
+  if (M.pc && M.pc.signalingState === 'have-local-offer') await M.pc.setLocalDescription({ type: 'rollback' });
+}
+
+function candidateInit(msg) {
+  return {
+    candidate: typeof msg.candidate === 'string' ? msg.candidate : '',
+    sdpMid: typeof msg.sdp_mid === 'string' ? msg.sdp_mid : null,
+    sdpMLineIndex: Number.isInteger(msg.sdp_mline_index) ? msg.sdp_mline_index : null,
+  };
+}
+
+export async function onRemoteCandidate(msg) {
+  const init = candidateInit(msg);
+  if (!M.pc || !M.pc.remoteDescription) {
+    pendingCandidates.push(init);
+    return;
+  }
+  await addCandidate(init);
+}
+
+async function flushCandidates() {
+  while (M.pc && M.pc.remoteDescription && pendingCandidates.length > 0) {
+    await addCandidate(pendingCandidates.shift());
+  }
+}
+
+async function addCandidate(init) {
+  try {
+    await M.pc.addIceCandidate(init); // candidate "" ends the candidates
+  } catch (err) {
+    console.warn('parlor: addIceCandidate failed', init, err);
+  }
+}
+
+// ---- remote tracks and stats
+
+function onTrack(ev) {
+  const stream = ev.streams[0];
+  if (!stream) {
+    console.warn('parlor: a remote track without a stream (no msid) was ignored');
+    return;
+  }
+  const publisher = stream.id; // the server sets a=msid:<publisher id> <track id>
+  const track = ev.track;
+  trackPublisher.set(track.id, publisher);
+  let combined = remoteStreams.get(publisher);
+  if (!combined) {
+    combined = new MediaStream();
+    remoteStreams.set(publisher, combined);
+  }
+  // A receiver the server reuses for another publisher moves its track over.
+  for (const [other, s] of remoteStreams) {
+    if (other !== publisher && s.getTracks().includes(track)) {
+      s.removeTrack(track);
+      refreshTile(other);
+    }
+  }
+  for (const old of combined.getTracks()) {
+    if (old.kind === track.kind && old !== track) combined.removeTrack(old);
+  }
+  if (!combined.getTracks().includes(track)) combined.addTrack(track);
+
+  const refresh = () => refreshTile(publisher);
+  track.addEventListener('mute', refresh);
+  track.addEventListener('unmute', refresh);
+  track.addEventListener('ended', () => {
+    const s = remoteStreams.get(publisher);
+    if (s) s.removeTrack(track);
+    refresh();
+  });
+  stream.addEventListener('removetrack', (e) => {
+    if (e.track !== track) return;
+    const s = remoteStreams.get(publisher);
+    if (s) s.removeTrack(track);
+    refresh();
+  });
+  if (track.kind === 'video') awaitFrame(publisher);
+  if (timing.firstTrack === null && track.kind === 'video') timing.firstTrack = performance.now();
+  attachStream(publisher);
+}
+
+function publisherOfStat(report, midToTrack) {
+  if (report.trackIdentifier && trackPublisher.has(report.trackIdentifier)) return trackPublisher.get(report.trackIdentifier);
+  const trackId = report.mid !== undefined ? midToTrack.get(report.mid) : undefined;
+  return trackId ? trackPublisher.get(trackId) : undefined;
+}
+
+/** Inbound RTP statistics by publisher: {id: {audio: {bytesReceived, …}, video: {bytesReceived, framesDecoded, …}}}. */
+function collectInbound(stats) {
+  const midToTrack = new Map();
+  if (M.pc) for (const tr of M.pc.getTransceivers()) if (tr.mid !== null && tr.receiver.track) midToTrack.set(tr.mid, tr.receiver.track.id);
+  const out = {};
+  for (const r of stats.values()) {
+    if (r.type !== 'inbound-rtp') continue;
+    const kind = r.kind || r.mediaType;
+    const publisher = publisherOfStat(r, midToTrack);
+    if (!publisher || (kind !== 'audio' && kind !== 'video')) continue;
+    const entry = (out[publisher] ??= {});
+    const slot = (entry[kind] ??= { bytesReceived: 0, packetsReceived: 0, packetsLost: 0, streams: 0 });
+    slot.streams += 1;
+    slot.bytesReceived += r.bytesReceived || 0;
+    slot.packetsReceived += r.packetsReceived || 0;
+    slot.packetsLost += r.packetsLost || 0;
+    if (r.lastPacketReceivedTimestamp) slot.lastPacketReceivedTimestamp = Math.max(slot.lastPacketReceivedTimestamp || 0, r.lastPacketReceivedTimestamp);
+    if (kind === 'video') {
+      slot.framesDecoded = (slot.framesDecoded || 0) + (r.framesDecoded || 0);
+      slot.framesReceived = (slot.framesReceived || 0) + (r.framesReceived || 0);
+      slot.keyFramesDecoded = (slot.keyFramesDecoded || 0) + (r.keyFramesDecoded || 0);
+      if (r.frameWidth) { slot.frameWidth = r.frameWidth; slot.frameHeight = r.frameHeight; }
+    } else {
+      slot.audioLevel = Math.max(slot.audioLevel || 0, r.audioLevel || 0);
+      slot.totalAudioEnergy = (slot.totalAudioEnergy || 0) + (r.totalAudioEnergy || 0);
+    }
+  }
+  return out;
+}
+
+export async function inboundByPublisher() {
+  if (!M.pc) return {};
+  return collectInbound(await M.pc.getStats());
+}
+
+/** Periodic stats: speaking indicators, and video that may be shown again. */
+async function statsTick() {
+  if (!M.pc || link.ended || S.view !== 'room') return;
+  let stats;
+  try { stats = await M.pc.getStats(); } catch { return; }
+  const now = performance.now();
+  const by = collectInbound(stats);
+  M.lastInbound = by;
+  for (const [id, entry] of Object.entries(by)) {
+    if ((entry.audio?.audioLevel || 0) > SPEAKING_LEVEL) speakingUntil.set(id, now + SPEAKING_HOLD_MS);
+    const frames = entry.video?.framesDecoded || 0;
+    frameArrived(id, null, frames);
+    if (frames > 0) noteFirstRemoteFrame();
+  }
+  const micOn = M.localStream?.getAudioTracks().some((tr) => tr.enabled && tr.readyState === 'live');
+  for (const r of stats.values()) {
+    if (r.type === 'media-source' && r.kind === 'audio' && micOn && (r.audioLevel || 0) > SPEAKING_LEVEL) {
+      selfSpeakingUntil = now + SPEAKING_HOLD_MS;
+    }
+  }
+  setSpeaking((id) => (id === S.myId
+    ? selfSpeakingUntil > now
+    : (speakingUntil.get(id) || 0) > now && S.receive[id]?.audio !== false));
+}
+
+export function startStats() {
+  setInterval(statsTick, STATS_INTERVAL_MS);
+}

@@ -1,0 +1,30 @@
+// The games this client draws, by room kind (`welcome.kind`, `kind_changed`). A new game is its module
+// under games/ plus one line here. The first is the default kind (a room's kind before its welcome).
+//
+// A game module's default export (every member optional except `kind`):
+//   kind, nameKey                     the kind on the wire; the string key of its name (home page, lobby)
+//   strings: {en: {...}, ko: {...}}   its strings, keys prefixed with its kind (core/i18n.js)
+//   icons: {name: svg path}           icons for its veils and screens
+//   mount(), unmount()                add / take away its own elements (panel boxes, overlays)
+//   reset()                           forget the last game (a new room, a new game)
+//   onPhase(phase, previous)          every `phase` (phase.phase is the game's own string)
+//   onMessage(msg)                    every server message type the core does not know
+//   onWelcome(welcome)                what a welcome during a game adds (a resumed seat's catch-up)
+//   onError(code) → bool              an `error`; true when it changed what the game shows
+//   render()                          draw its panel and overlays (after every message that changes the room)
+//   banner() → [title, sub] | null    the phase banner (null: the core's, for the lobby)
+//   tick(msLeft)                      every 250 ms with the countdown
+//   tileState(id), veils, tileBadges(id), tileClasses(id)   what a participant's tile says
+//   chatChannels(), channelName(c), chatClosed()            who writes where (`all` is the core's)
+//   lobbyLine({settings, people, ready}), minPlayers         the host's lobby line; when to show the invite
+//   settings: {defaults, normalize, build, read, problem, summary, toWire}   its start_game settings form
+//   onLanguage()                      the language changed (redraw what render() does not)
+//   surface                           getters copied onto window.parlor for tests and debugging
+
+import mafia from './mafia.js';
+
+export const GAMES = {
+  mafia,
+};
+
+export const DEFAULT_KIND = Object.keys(GAMES)[0];
