@@ -1,11 +1,11 @@
 //! Counters kept by each worker: what was forwarded and what was dropped, and why.
 
-use crate::matrix::Kind;
+use crate::routes::Kind;
 
 /// Why a packet (or a datagram) was not forwarded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DropReason {
-    /// The matrix denies this (subscriber, publisher, kind).
+    /// The routes deny this (subscriber, publisher, kind).
     NotAllowed,
     /// Video for this subscriber waits for a keyframe.
     WaitingKeyframe,
@@ -74,7 +74,7 @@ pub struct Counters {
     pub dropped: [u64; DropReason::ALL.len()],
     /// Keyframe requests sent to publishers (after rate limiting).
     pub keyframe_requests: u64,
-    /// Matrices applied.
+    /// Route updates applied.
     pub matrix_updates: u64,
     /// Datagrams received and sent.
     pub datagrams_in: u64,
