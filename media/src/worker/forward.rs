@@ -248,3 +248,172 @@ impl Worker {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::rewrite::Rewriter;
+    use crate::worker::rig::Rig;
+
+    fn track(publisher: PeerKey, kind: Kind, mid: &str, allowed: bool) -> TrackOut {
+        let video = kind == Kind::Video;
+        TrackOut {
+            publisher,
+            publisher_mid: Mid::from(if video { "v" } else { "a" }),
+            kind,
+            mid: Mid::from(mid),
+            negotiated: true,
+            allowed,
+            rewriter: Rewriter::new(video, if video { 90_000 } else { 48_000 }),
+        }
+    }
+
+    #[test]
+    fn a_denied_or_unanswered_track_takes_nothing() {
+        let mut t = track(1, Kind::Audio, "m0", false);
+        assert_eq!(admit(&mut t, 7, 100, 960, false), Admit::Drop(DropReason::NotAllowed));
+        t.allowed = true;
+        t.negotiated = false;
+        assert_eq!(admit(&mut t, 7, 101, 1920, false), Admit::Drop(DropReason::NotNegotiated));
+        t.negotiated = true;
+        assert!(matches!(admit(&mut t, 7, 102, 2880, false), Admit::Write { resumed: false, .. }));
+    }
+
+    #[test]
+    fn video_starts_and_resumes_on_a_keyframe_with_contiguous_numbers() {
+        let mut t = track(1, Kind::Video, "m1", true);
+        assert_eq!(admit(&mut t, 9, 10, 0, false), Admit::Drop(DropReason::WaitingKeyframe));
+        let Admit::Write { seq: first, resumed: true, .. } = admit(&mut t, 9, 11, 3000, true) else {
+            panic!("a keyframe starts the video")
+        };
+        assert!(
+            matches!(admit(&mut t, 9, 12, 6000, false), Admit::Write { seq, resumed: false, .. } if seq == first + 1)
+        );
+        // Denied, then allowed again: the route change pauses the rewriter.
+        let (mut paused, mut keyframes) = (Vec::new(), Vec::new());
+        let mut tracks = [t];
+        set_allowed(&mut tracks, 1, Kind::Video, false, &mut paused, &mut keyframes);
+        assert_eq!(admit(&mut tracks[0], 9, 13, 9000, true), Admit::Drop(DropReason::NotAllowed));
+        set_allowed(&mut tracks, 1, Kind::Video, true, &mut paused, &mut keyframes);
+        assert_eq!(keyframes, vec![(1, Mid::from("v"))], "re-allowed video asks for a keyframe");
+        assert_eq!(admit(&mut tracks[0], 9, 50, 99_000, false), Admit::Drop(DropReason::WaitingKeyframe));
+        assert!(
+            matches!(admit(&mut tracks[0], 9, 51, 102_000, true), Admit::Write { seq, resumed: true, .. } if seq == first + 2)
+        );
+    }
+
+    #[test]
+    fn a_route_flip_touches_only_its_publisher_and_kind() {
+        let mut tracks =
+            [track(1, Kind::Audio, "a1", true), track(1, Kind::Video, "v1", true), track(2, Kind::Video, "v2", true)];
+        let (mut paused, mut keyframes) = (Vec::new(), Vec::new());
+        set_allowed(&mut tracks, 1, Kind::Video, false, &mut paused, &mut keyframes);
+        assert_eq!(tracks.iter().map(|t| t.allowed).collect::<Vec<_>>(), [true, false, true]);
+        assert_eq!(paused, vec![Mid::from("v1")]);
+        assert!(keyframes.is_empty());
+        // Denying what is denied pauses nothing again; allowing audio needs no keyframe.
+        paused.clear();
+        set_allowed(&mut tracks, 1, Kind::Video, false, &mut paused, &mut keyframes);
+        tracks[0].allowed = false;
+        set_allowed(&mut tracks, 1, Kind::Audio, true, &mut paused, &mut keyframes);
+        assert!(paused.is_empty() && keyframes.is_empty());
+        assert!(tracks[0].allowed);
+    }
+
+    #[test]
+    fn keyframe_requests_are_rate_limited_on_the_given_clock() {
+        let t0 = Instant::now();
+        let mut last = None;
+        assert!(keyframe_request_due(&mut last, t0));
+        assert!(!keyframe_request_due(&mut last, t0 + Duration::from_millis(199)));
+        assert!(keyframe_request_due(&mut last, t0 + KEYFRAME_REQUEST_INTERVAL));
+        assert!(!keyframe_request_due(&mut last, t0 + Duration::from_millis(300)));
+        assert_eq!(last, Some(t0 + KEYFRAME_REQUEST_INTERVAL));
+    }
+
+    /// Three members negotiated in-process (nothing sent): what a route change does to the
+    /// worker's tracks, on synthetic time.
+    fn trio() -> Rig {
+        let mut rig = Rig::on_loopback();
+        for id in ["a", "b", "c"] {
+            rig.join(id);
+        }
+        rig.settle();
+        assert_eq!(
+            rig.allowed_tracks(),
+            (0, 3 * 2 * 2),
+            "every member receives both kinds of the others, none allowed"
+        );
+        rig
+    }
+
+    #[tokio::test]
+    async fn a_route_change_applies_to_its_publisher_only_and_stale_epochs_are_ignored() {
+        let mut rig = trio();
+        assert_eq!(rig.update_routes(1, vec![Reach::new("a", Kind::Video, ["b", "c"])]), 1);
+        assert_eq!(rig.allowed("b", "a", Kind::Video), Some(true));
+        assert_eq!(rig.allowed("c", "a", Kind::Video), Some(true));
+        assert_eq!(rig.allowed("b", "a", Kind::Audio), Some(false));
+        assert_eq!(rig.allowed_tracks().0, 2);
+        // A delta: b's video reaches a, a's reach stays as it was.
+        assert_eq!(rig.update_routes(2, vec![Reach::new("b", Kind::Video, ["a"])]), 2);
+        assert_eq!(rig.allowed_tracks().0, 3);
+        assert_eq!(rig.allowed("a", "b", Kind::Video), Some(true));
+        // A stale update changes nothing and answers the epoch in force.
+        assert_eq!(rig.update_routes(1, vec![Reach::new("a", Kind::Video, Vec::<String>::new())]), 2);
+        assert_eq!(rig.allowed("b", "a", Kind::Video), Some(true));
+        // The complete set replaces the old one: c loses a's video, b keeps it.
+        assert_eq!(rig.update_routes(3, vec![Reach::new("a", Kind::Video, ["b"])]), 3);
+        assert_eq!(rig.allowed("c", "a", Kind::Video), Some(false));
+        assert_eq!(rig.allowed("b", "a", Kind::Video), Some(true));
+        assert_eq!(rig.worker.counters.matrix_updates, 3, "the stale one is not counted");
+        assert_eq!(rig.update_routes(9, vec![]), 9, "an empty update moves the epoch");
+    }
+
+    #[tokio::test]
+    async fn peers_joining_later_take_the_routes_already_set() {
+        let mut rig = trio();
+        // d is named before it joins; e is not named at all.
+        rig.update_routes(1, vec![Reach::new("a", Kind::Audio, ["d"]), Reach::new("d", Kind::Video, ["a", "b"])]);
+        rig.join("d");
+        rig.join("e");
+        rig.settle();
+        assert_eq!(rig.allowed("d", "a", Kind::Audio), Some(true));
+        assert_eq!(rig.allowed("a", "d", Kind::Video), Some(true));
+        assert_eq!(rig.allowed("b", "d", Kind::Video), Some(true));
+        assert_eq!(rig.allowed("c", "d", Kind::Video), Some(false));
+        assert_eq!(rig.allowed("e", "a", Kind::Audio), Some(false));
+        assert_eq!(rig.allowed_tracks(), (3, 5 * 4 * 2));
+        // A member that leaves and comes back (a new peer) gets its routes back too.
+        rig.leave("d");
+        rig.join("d");
+        rig.settle();
+        assert_eq!(rig.allowed("d", "a", Kind::Audio), Some(true));
+        assert_eq!(rig.allowed("a", "d", Kind::Video), Some(true));
+    }
+
+    #[tokio::test]
+    async fn resumed_video_asks_its_publisher_for_a_keyframe_at_most_once_per_interval() {
+        let mut rig = trio();
+        let requests = |rig: &Rig| rig.worker.counters.keyframe_requests;
+        // Audio needs none; video allowed to two subscribers is one request to one track.
+        rig.update_routes(1, vec![Reach::new("a", Kind::Audio, ["b", "c"])]);
+        assert_eq!(requests(&rig), 0);
+        rig.update_routes(2, vec![Reach::new("a", Kind::Video, ["b", "c"])]);
+        assert_eq!(requests(&rig), 1);
+        // Denied and allowed again within the interval: rate-limited.
+        rig.update_routes(3, vec![Reach::new("a", Kind::Video, Vec::<String>::new())]);
+        rig.advance(Duration::from_millis(100));
+        rig.update_routes(4, vec![Reach::new("a", Kind::Video, ["b"])]);
+        assert_eq!(requests(&rig), 1);
+        rig.update_routes(5, vec![Reach::new("a", Kind::Video, Vec::<String>::new())]);
+        rig.advance(KEYFRAME_REQUEST_INTERVAL);
+        rig.update_routes(6, vec![Reach::new("a", Kind::Video, ["c"])]);
+        assert_eq!(requests(&rig), 2);
+        // Another publisher's track has its own budget.
+        rig.update_routes(7, vec![Reach::new("b", Kind::Video, ["a"])]);
+        assert_eq!(requests(&rig), 3);
+    }
+}
