@@ -232,7 +232,7 @@ impl Worker {
     }
 
     /// Ask a publisher for a keyframe on one track, at most once per interval.
-    fn request_keyframe(&mut self, publisher: PeerKey, mid: Mid, kind: KeyframeRequestKind) {
+    pub(super) fn request_keyframe(&mut self, publisher: PeerKey, mid: Mid, kind: KeyframeRequestKind) {
         let now = self.now;
         let Some(p) = self.peer_mut(publisher) else { return };
         let Some(track) = p.tracks_in.iter_mut().find(|t| t.mid == mid) else { return };
@@ -397,7 +397,7 @@ mod tests {
     #[tokio::test]
     async fn resumed_video_asks_its_publisher_for_a_keyframe_at_most_once_per_interval() {
         let mut rig = trio();
-        let requests = |rig: &Rig| rig.worker.counters.keyframe_requests;
+        let requests = |rig: &Rig| rig.keyframe_requests();
         // Audio needs none; video allowed to two subscribers is one request to one track.
         rig.update_routes(1, vec![Reach::new("a", Kind::Audio, ["b", "c"])]);
         assert_eq!(requests(&rig), 0);

@@ -12,6 +12,8 @@
 mod forward;
 mod ingress;
 mod negotiation;
+#[cfg(feature = "bench")]
+pub(crate) mod replaced;
 #[cfg(any(test, feature = "bench"))]
 pub(crate) mod rig;
 

@@ -14,7 +14,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::oneshot;
 
 use super::{Command, Worker};
-use crate::routes::{Kind, Reach};
+use crate::routes::Reach;
 use crate::{EventSink, MediaEvent};
 
 /// The one room of a rig.
@@ -82,6 +82,7 @@ impl Rig {
     }
 
     /// `id` leaves.
+    #[cfg(test)]
     pub fn leave(&mut self, id: &str) {
         self.clients.remove(id);
         self.command(Command::RemovePeer { room: ROOM.into(), peer: id.into() });
@@ -118,8 +119,27 @@ impl Rig {
         self.call(|reply| Command::UpdateRoutes { room, epoch, reaches, reply })
     }
 
+    /// Peers the worker holds (a peer that failed would be gone).
+    pub fn peers(&self) -> usize {
+        self.worker.peers.len()
+    }
+
+    /// Keyframe requests the worker sent so far.
+    pub fn keyframe_requests(&self) -> u64 {
+        self.worker.counters.keyframe_requests
+    }
+
+    /// The worker, its clock set to the rig's next instant: for calls below the commands.
+    #[cfg(feature = "bench")]
+    pub fn worker_now(&mut self) -> &mut Worker {
+        self.now += Duration::from_micros(1);
+        self.worker.now = self.now;
+        &mut self.worker
+    }
+
     /// Whether `subscriber`'s track of `publisher`'s `kind` is allowed (None: no such track).
-    pub fn allowed(&self, subscriber: &str, publisher: &str, kind: Kind) -> Option<bool> {
+    #[cfg(test)]
+    pub fn allowed(&self, subscriber: &str, publisher: &str, kind: crate::routes::Kind) -> Option<bool> {
         let w = &self.worker;
         let (s, p) = (w.find(ROOM, subscriber)?, w.find(ROOM, publisher)?);
         w.peers[&s].tracks_out.iter().find(|t| t.publisher == p && t.kind == kind).map(|t| t.allowed)
