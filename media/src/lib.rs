@@ -1,15 +1,16 @@
 //! parlor's media layer: a selective forwarding unit on [str0m] in RTP mode.
 //!
 //! It knows peers, tracks and each room's routes (per publisher, who receives its audio and
-//! its video: [`Reach`]) — nothing about games. Each
-//! [`Media`] runs one or more workers; a worker is one thread with one UDP socket that owns
-//! every peer of the rooms assigned to it, so forwarding never crosses threads. The caller
+//! who its video: a [`Reach`]) — nothing about games. Each [`Media`] runs one or more
+//! workers; a worker is one thread with one UDP socket that owns every peer of the rooms
+//! assigned to it, so forwarding never crosses threads. The caller
 //! opens a room ([`Media::open_room`]) with an [`EventSink`] and then drives it through the
 //! returned [`RoomMedia`]: offers, answers, candidates, routes.
 //!
 //! What it guarantees: a packet is written to a subscriber only while the routes allow that
 //! (subscriber, publisher, kind); payload types are mapped by codec to what each subscriber
 //! negotiated; sequence numbers stay contiguous across pauses; video resumes on a keyframe.
+//! A route change costs the publishers it names, never all pairs of the room.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

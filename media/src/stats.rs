@@ -96,7 +96,7 @@ pub struct Counters {
 
 impl Counters {
     /// Count one dropped packet.
-    pub fn drop(&mut self, reason: DropReason) {
+    pub(crate) fn drop(&mut self, reason: DropReason) {
         self.dropped[reason.index()] += 1;
     }
 
@@ -106,7 +106,7 @@ impl Counters {
     }
 
     /// Count one forwarded packet.
-    pub fn forwarded(&mut self, kind: Kind, bytes: usize) {
+    pub(crate) fn forwarded(&mut self, kind: Kind, bytes: usize) {
         let i = kind as usize;
         self.forwarded_packets[i] += 1;
         self.forwarded_bytes[i] += bytes as u64;

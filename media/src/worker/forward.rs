@@ -43,8 +43,9 @@ pub(super) fn admit(track: &mut TrackOut, ssrc: u32, seq: u64, time: u32, keyfra
 }
 
 /// Set whether a subscriber's tracks of `publisher`'s `kind` are allowed. A pair that becomes
-/// denied is paused (its mid goes to `paused`, for its retransmission cache to be emptied); a
-/// video pair that becomes allowed needs a keyframe from the publisher's track (`keyframes`).
+/// denied is paused, and a video one's mid goes to `paused` for its retransmission cache to be
+/// emptied (audio is written not nackable: nothing of it is cached). A video pair that becomes
+/// allowed needs a keyframe from the publisher's track (`keyframes`).
 pub(super) fn set_allowed(
     tracks: &mut [TrackOut],
     publisher: PeerKey,
@@ -56,7 +57,9 @@ pub(super) fn set_allowed(
     for t in tracks.iter_mut().filter(|t| t.publisher == publisher && t.kind == kind) {
         if t.allowed && !allowed {
             t.rewriter.pause();
-            paused.push(t.mid);
+            if kind == Kind::Video {
+                paused.push(t.mid);
+            }
         }
         if !t.allowed && allowed && kind == Kind::Video {
             keyframes.push((t.publisher, t.publisher_mid));
@@ -313,10 +316,12 @@ mod tests {
         assert_eq!(tracks.iter().map(|t| t.allowed).collect::<Vec<_>>(), [true, false, true]);
         assert_eq!(paused, vec![Mid::from("v1")]);
         assert!(keyframes.is_empty());
-        // Denying what is denied pauses nothing again; allowing audio needs no keyframe.
+        // Denying audio pauses it but has no cache to empty.
         paused.clear();
+        set_allowed(&mut tracks, 1, Kind::Audio, false, &mut paused, &mut keyframes);
+        assert!(!tracks[0].allowed && paused.is_empty());
+        // Denying what is denied pauses nothing again; allowing audio needs no keyframe.
         set_allowed(&mut tracks, 1, Kind::Video, false, &mut paused, &mut keyframes);
-        tracks[0].allowed = false;
         set_allowed(&mut tracks, 1, Kind::Audio, true, &mut paused, &mut keyframes);
         assert!(paused.is_empty() && keyframes.is_empty());
         assert!(tracks[0].allowed);
@@ -341,6 +346,7 @@ mod tests {
             rig.join(id);
         }
         rig.settle();
+        assert_eq!(rig.peers(), 3);
         assert_eq!(
             rig.allowed_tracks(),
             (0, 3 * 2 * 2),
@@ -388,6 +394,7 @@ mod tests {
         assert_eq!(rig.allowed_tracks(), (3, 5 * 4 * 2));
         // A member that leaves and comes back (a new peer) gets its routes back too.
         rig.leave("d");
+        assert_eq!(rig.peers(), 4);
         rig.join("d");
         rig.settle();
         assert_eq!(rig.allowed("d", "a", Kind::Audio), Some(true));
