@@ -46,9 +46,11 @@ impl RouteBench {
         self.rig.keyframe_requests()
     }
 
-    /// Move the synthetic clock on (past the keyframe rate limit, say).
+    /// Move the synthetic clock on (past the keyframe rate limit, say) and run the timeouts
+    /// then due, as the worker's loop does between inputs.
     pub fn advance(&mut self, by: Duration) {
         self.rig.advance(by);
+        self.rig.timeouts();
     }
 
     /// Apply `changes` the new way (the binary translates, the worker applies the delta);

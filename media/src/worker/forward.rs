@@ -111,8 +111,12 @@ impl Worker {
             let s = group[0].0;
             // Packets written while the pair was allowed may still wait in str0m's send queue
             // (it sends on the next timeout) and would be cached in the new, empty cache when
-            // sent: send them first, into the cache that is about to be dropped.
-            self.with_peer(s, |rtc| rtc.handle_input(Input::Timeout(now)));
+            // sent: send them first, into the cache that is about to be dropped. A queued
+            // packet makes str0m's timeout due at once, so a peer whose timeout lies ahead has
+            // none, and is spared a pass over all its streams.
+            if self.peers.get(&s).is_some_and(|p| p.timeout <= now) {
+                self.with_peer(s, |rtc| rtc.handle_input(Input::Timeout(now)));
+            }
             self.with_peer(s, |rtc| {
                 for (_, mid) in group {
                     if let Some(tx) = rtc.direct_api().stream_tx_by_mid(*mid, None) {

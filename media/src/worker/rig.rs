@@ -53,6 +53,13 @@ impl Rig {
         self.now += by;
     }
 
+    /// Run the peers' due timeouts, as the worker's loop does between inputs.
+    #[cfg(feature = "bench")]
+    pub fn timeouts(&mut self) {
+        self.now += Duration::from_micros(1);
+        self.worker.timeouts(self.now);
+    }
+
     /// Hand the worker one command at the rig's time.
     pub fn command(&mut self, cmd: Command) {
         self.now += Duration::from_micros(1);
