@@ -103,8 +103,31 @@ impl Worker {
                 paused.extend(mids.drain(..).map(|mid| (s, mid)));
             }
         }
-        // A denied pair gets nothing by any path: empty the stream's retransmission cache so
-        // a NACK cannot pull out even packets sent while it was still allowed.
+        self.empty_rtx_caches(paused);
+        for (p, mid) in keyframes {
+            self.request_keyframe(p, mid, KeyframeRequestKind::Pli);
+        }
+        epoch
+    }
+
+    /// A publisher left: its tracks on the other members can never be written again, but
+    /// their retransmission caches still hold what it sent. Deny and empty them now, so no
+    /// later route change has to find them (it looks tracks up by the publisher's live peer).
+    pub(super) fn deny_departed(&mut self, publisher: PeerKey, others: &[PeerKey]) {
+        let (mut paused, mut mids, mut keyframes) = (Vec::new(), Vec::new(), Vec::new());
+        for &s in others {
+            let Some(sub) = self.peers.get_mut(&s) else { continue };
+            for kind in Kind::ALL {
+                set_allowed(&mut sub.tracks_out, publisher, kind, false, &mut mids, &mut keyframes);
+            }
+            paused.extend(mids.drain(..).map(|mid| (s, mid)));
+        }
+        self.empty_rtx_caches(paused);
+    }
+
+    /// A denied pair gets nothing by any path: empty the paused streams' retransmission
+    /// caches, so a NACK cannot pull out even packets sent while the pair was still allowed.
+    fn empty_rtx_caches(&mut self, mut paused: Vec<(PeerKey, Mid)>) {
         paused.sort_unstable_by_key(|(s, _)| *s);
         let now = self.now;
         for group in paused.chunk_by(|a, b| a.0 == b.0) {
@@ -125,10 +148,6 @@ impl Worker {
                 }
             });
         }
-        for (p, mid) in keyframes {
-            self.request_keyframe(p, mid, KeyframeRequestKind::Pli);
-        }
-        epoch
     }
 
     /// Forward one packet from publisher `from` to every subscriber its routes allow.
@@ -403,6 +422,21 @@ mod tests {
         rig.settle();
         assert_eq!(rig.allowed("d", "a", Kind::Audio), Some(true));
         assert_eq!(rig.allowed("a", "d", Kind::Video), Some(true));
+    }
+
+    #[tokio::test]
+    async fn a_departed_publishers_tracks_are_denied_until_the_offer_stops_them() {
+        let mut rig = trio();
+        rig.update_routes(1, vec![Reach::new("a", Kind::Video, ["b", "c"]), Reach::new("b", Kind::Audio, ["c"])]);
+        assert_eq!(rig.allowed_tracks(), (3, 12));
+        // d joins: everyone has an offer outstanding when a leaves, so no offer can stop a's
+        // tracks yet. They stay, denied at once; b's audio to c is untouched.
+        rig.join("d");
+        rig.leave("a");
+        assert_eq!(rig.allowed_tracks(), (1, 3 * 3 * 2));
+        rig.settle();
+        assert_eq!(rig.allowed_tracks(), (1, 3 * 2 * 2));
+        assert_eq!(rig.allowed("c", "b", Kind::Audio), Some(true));
     }
 
     #[tokio::test]

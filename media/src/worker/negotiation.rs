@@ -212,8 +212,9 @@ impl Worker {
                 (room.sink)(MediaEvent::Failed { peer: peer.id.clone(), reason });
             }
         }
-        // The others' tracks from this peer stay until the offer that stops them is made;
+        // The others' tracks from this peer stay until the offer that stops them is answered;
         // nothing can be written to them, since the publisher key is never reused.
+        self.deny_departed(key, &others);
         for other in others {
             self.maybe_offer(other);
         }
