@@ -1,19 +1,16 @@
 //! The one place that sees both halves: signaling's media trait, implemented on parlor-media.
 
-use parlor_media::{Kind, Matrix, Media, MediaError, MediaEvent, RoomMedia};
+use parlor_media::{Kind, Media, MediaError, MediaEvent, Reach, RoomMedia};
 use parlor_signaling::{
     BoxFuture, MediaBackend, MediaKind, MediaNotice, MediaPort, MediaRefusal, NoticeSink, RouteChange,
 };
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// parlor-media as signaling's media backend.
 pub struct MediaGlue(pub Arc<Media>);
 
 struct Port {
     media: RoomMedia,
-    /// Every (publisher, kind)'s receivers, to hand the worker a whole matrix.
-    routes: Mutex<BTreeMap<(String, Kind), Vec<String>>>,
 }
 
 fn refusal(e: MediaError) -> MediaRefusal {
@@ -36,7 +33,7 @@ impl MediaBackend for MediaGlue {
                 MediaEvent::Failed { peer, reason } => MediaNotice::Lost { peer, reason },
             })
         });
-        Box::new(Port { media: self.0.open_room(room, events), routes: Mutex::default() })
+        Box::new(Port { media: self.0.open_room(room, events) })
     }
 }
 
@@ -64,26 +61,22 @@ impl MediaPort for Port {
     }
 
     fn update_routes(&self, epoch: u64, changes: Vec<RouteChange>) -> BoxFuture<'_, ()> {
-        let mut matrix = Matrix::new(epoch);
-        {
-            let mut routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
-            for change in changes {
-                let kind = match change.kind {
-                    MediaKind::Audio => Kind::Audio,
-                    MediaKind::Video => Kind::Video,
-                };
-                routes.insert((change.publisher, kind), change.subscribers);
-            }
-            for ((publisher, kind), subscribers) in routes.iter() {
-                for subscriber in subscribers {
-                    matrix.allow(subscriber, publisher, *kind);
-                }
-            }
-        }
+        // Both sides speak per publisher: a change is the complete new set of one
+        // (publisher, kind), so this is a translation, and the worker touches only those.
+        let reaches = changes.into_iter().map(reach).collect();
         Box::pin(async move {
-            if let Err(e) = self.media.set_matrix(matrix).await {
-                tracing::error!("media worker refused a matrix: {e}");
+            if let Err(e) = self.media.update_routes(epoch, reaches).await {
+                tracing::error!("media worker refused a route update: {e}");
             }
         })
     }
+}
+
+/// A route change in parlor-media's words.
+fn reach(change: RouteChange) -> Reach {
+    let kind = match change.kind {
+        MediaKind::Audio => Kind::Audio,
+        MediaKind::Video => Kind::Video,
+    };
+    Reach { publisher: change.publisher, kind, subscribers: change.subscribers }
 }

@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parlor_media::{DropReason, Kind as MKind, Matrix, Media, MediaConfig, MediaError, MediaEvent, RoomMedia};
+use parlor_media::{DropReason, Kind as MKind, Media, MediaConfig, MediaError, MediaEvent, Reach, RoomMedia};
 use serde_json::{json, Value};
 use support::peer::{forged_binding_request, ice_pwd, ice_ufrag, signed_binding_request};
 use support::*;
@@ -47,7 +47,7 @@ async fn rig(members: &[(&str, ClientOptions)]) -> Rig {
 /// video packets from the other.
 async fn relayed_call(min: usize) -> Rig {
     let rig = rig_with(&[("a", ClientOptions::publisher()), ("b", ClientOptions::publisher())], Some("b")).await;
-    rig.room.set_matrix(everyone_but(1, &["a", "b"], None)).await.unwrap();
+    set_routes(&rig.room, everyone_but(1, &["a", "b"], None)).await.unwrap();
     let (a, b) = (&rig.peers["a"], &rig.peers["b"]);
     assert!(
         wait_until(LONG, || a.count("b", Kind::Video) >= min && b.count("a", Kind::Video) >= min).await,
@@ -134,18 +134,22 @@ async fn rig_with(members: &[(&str, ClientOptions)], relayed: Option<&str>) -> R
     Rig { media, room, peers, relay, lost }
 }
 
-fn everyone_but(epoch: u64, ids: &[&str], denied: Option<(&str, &str, MKind)>) -> Matrix {
-    let mut m = Matrix::new(epoch);
-    for s in ids {
-        for p in ids.iter().filter(|p| *p != s) {
-            for kind in [MKind::Audio, MKind::Video] {
-                if denied != Some((s, p, kind)) {
-                    m.allow(s, p, kind);
-                }
-            }
+/// Routes of `epoch`: everyone receives everyone else's audio and video, except `denied`
+/// (subscriber, publisher, kind). Names every (publisher, kind), so it replaces all routes.
+fn everyone_but(epoch: u64, ids: &[&str], denied: Option<(&str, &str, MKind)>) -> (u64, Vec<Reach>) {
+    let mut reaches = Vec::new();
+    for p in ids {
+        for kind in [MKind::Audio, MKind::Video] {
+            let subscribers = ids.iter().filter(|s| *s != p && denied != Some((s, p, kind)));
+            reaches.push(Reach::new(*p, kind, subscribers.copied()));
         }
     }
-    m
+    (epoch, reaches)
+}
+
+/// Apply routes made by [`everyone_but`] (or by hand); the epoch in force after.
+async fn set_routes(room: &RoomMedia, (epoch, reaches): (u64, Vec<Reach>)) -> Result<u64, MediaError> {
+    room.update_routes(epoch, reaches).await
 }
 
 /// Every client registers RTX for VP8 (as browsers do), so the server's streams toward them
@@ -163,7 +167,7 @@ async fn denied_video_gets_nothing_and_resumes_on_a_keyframe_without_gaps() {
     ])
     .await;
     let (sub, publ, other) = (&rig.peers["sub"], &rig.peers["pub"], &rig.peers["other"]);
-    rig.room.set_matrix(everyone_but(1, &ids, None)).await.unwrap();
+    set_routes(&rig.room, everyone_but(1, &ids, None)).await.unwrap();
     for (rx, tx) in [("sub", "pub"), ("other", "pub"), ("sub", "other"), ("pub", "sub")] {
         let rx = &rig.peers[rx];
         assert!(
@@ -191,7 +195,7 @@ async fn denied_video_gets_nothing_and_resumes_on_a_keyframe_without_gaps() {
     assert_eq!((resent.ssrc, resent.pt, &resent.payload), (probe.ssrc, probe.pt, &probe.payload));
 
     // Deny (sub, pub, video).
-    assert_eq!(rig.room.set_matrix(everyone_but(2, &ids, Some(("sub", "pub", MKind::Video)))).await.unwrap(), 2);
+    assert_eq!(set_routes(&rig.room, everyone_but(2, &ids, Some(("sub", "pub", MKind::Video)))).await.unwrap(), 2);
     let denied_at = now_us();
     let denied_instant = std::time::Instant::now();
     let kf_before = publ.keyframe_requests();
@@ -246,7 +250,7 @@ async fn denied_video_gets_nothing_and_resumes_on_a_keyframe_without_gaps() {
     // follows the last it had without a gap in sequence numbers.
     let (n_before, last_seq) = (during.len(), during.last().unwrap().seq);
     let allowed_at = now_us();
-    rig.room.set_matrix(everyone_but(3, &ids, None)).await.unwrap();
+    set_routes(&rig.room, everyone_but(3, &ids, None)).await.unwrap();
     assert!(wait_until(LONG, || sub.count("pub", Kind::Video) >= n_before + 10).await, "video resumes");
     assert!(publ.keyframe_requests() > kf_before, "the server requested a keyframe");
     let all = sub.received("pub", Kind::Video);
@@ -301,7 +305,7 @@ async fn an_allowed_keyframe_request_goes_upstream_rate_limited() {
     let ids = ["sub", "pub"];
     let rig = rig(&[("sub", ClientOptions::publisher()), ("pub", ClientOptions::publisher())]).await;
     let (sub, publ) = (&rig.peers["sub"], &rig.peers["pub"]);
-    rig.room.set_matrix(everyone_but(1, &ids, None)).await.unwrap();
+    set_routes(&rig.room, everyone_but(1, &ids, None)).await.unwrap();
     assert!(wait_until(LONG, || sub.count("pub", Kind::Video) >= 30).await, "pub's video reaches sub");
     let quiet = Duration::from_millis(400);
 
@@ -363,10 +367,9 @@ async fn an_allowed_keyframe_request_goes_upstream_rate_limited() {
 async fn a_stale_matrix_is_ignored_and_unlisted_peers_get_nothing() {
     let rig = rig(&[("a", ClientOptions::publisher()), ("b", ClientOptions::publisher())]).await;
     // Epoch 5 allows only b -> a video; an older epoch 4 that allows everything comes late.
-    let mut m = Matrix::new(5);
-    m.allow("a", "b", MKind::Video);
-    assert_eq!(rig.room.set_matrix(m).await.unwrap(), 5);
-    assert_eq!(rig.room.set_matrix(everyone_but(4, &["a", "b"], None)).await.unwrap(), 5);
+    let m = (5, vec![Reach::new("b", MKind::Video, ["a"])]);
+    assert_eq!(set_routes(&rig.room, m).await.unwrap(), 5);
+    assert_eq!(set_routes(&rig.room, everyone_but(4, &["a", "b"], None)).await.unwrap(), 5);
     let (a, b) = (&rig.peers["a"], &rig.peers["b"]);
     assert!(wait_until(LONG, || a.count("b", Kind::Video) >= 30).await);
     assert_eq!(a.count("b", Kind::Audio), 0, "audio not listed");

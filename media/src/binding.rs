@@ -28,7 +28,7 @@ fn is_credential(attr: &StunAttribute) -> bool {
 /// The answer to a credential-less Binding request from `source`, or `None` when `buf` is
 /// anything else (not STUN, not a Binding request, malformed, or carrying credentials: an ICE
 /// check, which belongs to a peer).
-pub fn plain_binding_reply(buf: &[u8], source: SocketAddr) -> Option<Vec<u8>> {
+pub(crate) fn plain_binding_reply(buf: &[u8], source: SocketAddr) -> Option<Vec<u8>> {
     if !looks_like_stun(buf) || buf[0..2] != BINDING_REQUEST_TYPE {
         return None;
     }

@@ -1,24 +1,28 @@
 //! parlor's media layer: a selective forwarding unit on [str0m] in RTP mode.
 //!
-//! It knows peers, tracks and a forwarding [`Matrix`] per room — nothing about games. Each
-//! [`Media`] runs one or more workers; a worker is one thread with one UDP socket that owns
-//! every peer of the rooms assigned to it, so forwarding never crosses threads. The caller
+//! It knows peers, tracks and each room's routes (per publisher, who receives its audio and
+//! who its video: a [`Reach`]) — nothing about games. Each [`Media`] runs one or more
+//! workers; a worker is one thread with one UDP socket that owns every peer of the rooms
+//! assigned to it, so forwarding never crosses threads. The caller
 //! opens a room ([`Media::open_room`]) with an [`EventSink`] and then drives it through the
-//! returned [`RoomMedia`]: offers, answers, candidates, matrices.
+//! returned [`RoomMedia`]: offers, answers, candidates, routes.
 //!
-//! What it guarantees: a packet is written to a subscriber only while the matrix allows that
+//! What it guarantees: a packet is written to a subscriber only while the routes allow that
 //! (subscriber, publisher, kind); payload types are mapped by codec to what each subscriber
 //! negotiated; sequence numbers stay contiguous across pauses; video resumes on a keyframe.
+//! A route change costs the publishers it names, never all pairs of the room.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "bench")]
+pub mod bench;
 pub mod binding;
 mod demux;
 mod error;
-mod matrix;
 mod nat;
 mod peer;
 mod rewrite;
+mod routes;
 mod stats;
 pub mod tcp;
 mod vp8;
@@ -32,10 +36,8 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use demux::{local_ufrag, looks_like_stun};
 pub use error::MediaError;
-pub use matrix::{Entry, Kind, Matrix};
-pub use rewrite::{Rewriter, Verdict};
+pub use routes::{Kind, Reach};
 pub use stats::{Counters, DropReason};
-pub use vp8::is_keyframe_start;
 
 use worker::{Command, Worker};
 
@@ -279,11 +281,13 @@ impl RoomMedia {
         let _ = self.send(Command::HoldOffers { room: self.room.clone(), peer: peer.to_owned() });
     }
 
-    /// Replace the room's forwarding matrix; returns once the worker has applied it, with
-    /// the epoch now in force (a stale matrix is ignored).
-    pub async fn set_matrix(&self, matrix: Matrix) -> Result<u64, MediaError> {
+    /// Change the room's routes: each reach replaces its (publisher, kind)'s receivers; a
+    /// (publisher, kind) not listed keeps its own, and one never listed reaches nobody. Returns
+    /// once the worker has applied it, with the epoch now in force: an update older than the
+    /// one in force is ignored.
+    pub async fn update_routes(&self, epoch: u64, reaches: Vec<Reach>) -> Result<u64, MediaError> {
         let (reply, rx) = oneshot::channel();
-        self.send(Command::SetMatrix { room: self.room.clone(), matrix, reply })?;
+        self.send(Command::UpdateRoutes { room: self.room.clone(), epoch, reaches, reply })?;
         rx.await.map_err(|_| MediaError::WorkerGone)
     }
 

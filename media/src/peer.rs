@@ -10,8 +10,8 @@ use str0m::net::Protocol;
 use str0m::{Event, Output, Rtc};
 use tokio::net::UdpSocket;
 
-use crate::matrix::Kind;
 use crate::rewrite::Rewriter;
+use crate::routes::Kind;
 use crate::stats::Counters;
 use crate::tcp::TcpSide;
 
@@ -35,7 +35,7 @@ pub(crate) struct TrackOut {
     pub mid: Mid,
     /// Whether the last answer covered this m-line (only then can it be written).
     pub negotiated: bool,
-    /// Whether the room's matrix currently allows this pair.
+    /// Whether the room's routes currently allow this pair (the packet path reads only this).
     pub allowed: bool,
     pub rewriter: Rewriter,
 }

@@ -1,11 +1,11 @@
 //! Counters kept by each worker: what was forwarded and what was dropped, and why.
 
-use crate::matrix::Kind;
+use crate::routes::Kind;
 
 /// Why a packet (or a datagram) was not forwarded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DropReason {
-    /// The matrix denies this (subscriber, publisher, kind).
+    /// The routes deny this (subscriber, publisher, kind).
     NotAllowed,
     /// Video for this subscriber waits for a keyframe.
     WaitingKeyframe,
@@ -74,7 +74,7 @@ pub struct Counters {
     pub dropped: [u64; DropReason::ALL.len()],
     /// Keyframe requests sent to publishers (after rate limiting).
     pub keyframe_requests: u64,
-    /// Matrices applied.
+    /// Route updates applied.
     pub matrix_updates: u64,
     /// Datagrams received and sent.
     pub datagrams_in: u64,
@@ -96,7 +96,7 @@ pub struct Counters {
 
 impl Counters {
     /// Count one dropped packet.
-    pub fn drop(&mut self, reason: DropReason) {
+    pub(crate) fn drop(&mut self, reason: DropReason) {
         self.dropped[reason.index()] += 1;
     }
 
@@ -106,7 +106,7 @@ impl Counters {
     }
 
     /// Count one forwarded packet.
-    pub fn forwarded(&mut self, kind: Kind, bytes: usize) {
+    pub(crate) fn forwarded(&mut self, kind: Kind, bytes: usize) {
         let i = kind as usize;
         self.forwarded_packets[i] += 1;
         self.forwarded_bytes[i] += bytes as u64;

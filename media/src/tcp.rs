@@ -16,7 +16,7 @@ use tracing::debug;
 
 /// Largest framed packet accepted. WebRTC packets stay under the path MTU; a longer frame is
 /// not ICE-TCP, and the connection is closed.
-pub const MAX_FRAME: usize = 4096;
+pub(crate) const MAX_FRAME: usize = 4096;
 /// A connection that sends nothing for this long is closed (ICE consent checks arrive every
 /// few seconds on a live one).
 const IDLE: Duration = Duration::from_secs(30);
@@ -31,7 +31,7 @@ const SEND_QUEUE: usize = 512;
 const EVENT_QUEUE: usize = 1024;
 
 /// `payload` with its RFC 4571 length prefix, or `None` when it cannot be framed (too long).
-pub fn frame(payload: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn frame(payload: &[u8]) -> Option<Vec<u8>> {
     let len = u16::try_from(payload.len()).ok()?;
     let mut out = Vec::with_capacity(payload.len() + 2);
     out.extend_from_slice(&len.to_be_bytes());
@@ -47,7 +47,7 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(writer: &mut W, payload: &[u8]) 
 }
 
 /// Read one framed packet into `buf`. `Ok(None)` at a clean end of stream (between frames);
-/// an error for a stream cut inside a frame or a frame longer than [`MAX_FRAME`].
+/// an error for a stream cut inside a frame or a frame longer than 4096 bytes (not ICE-TCP).
 pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R, buf: &mut Vec<u8>) -> std::io::Result<Option<()>> {
     let mut len = [0u8; 2];
     match reader.read_exact(&mut len[..1]).await {

@@ -1,0 +1,387 @@
+//! A media worker: one thread, one UDP socket, every peer of the rooms assigned to it.
+//!
+//! The loop waits for a datagram, a command or the earliest peer timeout, feeds it to the
+//! owning peer's str0m instance, drains that instance and forwards each RTP packet it yields
+//! straight into the allowed subscribers' instances — no channel hop, no lock on the packet path.
+//!
+//! This module holds the loop and the peer table; [`negotiation`] the SDP side, [`ingress`]
+//! what arrives from the network, [`forward`] the packet path and the routes. Time is an
+//! input: each entry point takes the `now` it runs at (the loop passes the clock), so the
+//! logic below it can be driven on synthetic time.
+
+mod forward;
+mod ingress;
+mod negotiation;
+#[cfg(feature = "bench")]
+pub(crate) mod replaced;
+#[cfg(any(test, feature = "bench"))]
+pub(crate) mod rig;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use str0m::{Event, IceConnectionState, Input, Rtc};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+use crate::binding;
+use crate::demux::Demux;
+use crate::peer::{mutate, Fault, Peer, PeerKey};
+use crate::routes::{Reach, RouteTable};
+use crate::stats::Counters;
+use crate::tcp::TcpSide;
+use crate::{EventSink, MediaError, MediaEvent};
+
+/// Keyframe requests to one publisher track are sent at most this often.
+const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(200);
+/// Largest datagram we read (anything larger is truncated garbage for WebRTC anyway).
+const MAX_DATAGRAM: usize = 2048;
+/// Retransmission cache of every video stream we send, re-created (emptied) when a pair is
+/// paused. 500 ms (Janus's default `min_nack_queue`) still answers two NACK rounds at 200 ms
+/// RTT; str0m's default 3 s, one copy per subscriber, tripled the memory per participant.
+const RTX_CACHE_PACKETS: usize = 1024;
+const RTX_CACHE_AGE: Duration = Duration::from_millis(500);
+const RTX_RATIO_CAP: f32 = 0.15;
+/// How long the loop sleeps when no peer has a timeout.
+const IDLE: Duration = Duration::from_secs(1);
+
+/// What the handle asks of a worker.
+pub(crate) enum Command {
+    OpenRoom { room: String, sink: EventSink },
+    CloseRoom { room: String },
+    Offer { room: String, peer: String, sdp: String, reply: oneshot::Sender<Result<String, MediaError>> },
+    Answer { room: String, peer: String, sdp: String, reply: oneshot::Sender<Result<(), MediaError>> },
+    Candidate { room: String, peer: String, candidate: String },
+    RemovePeer { room: String, peer: String },
+    HoldOffers { room: String, peer: String },
+    UpdateRoutes { room: String, epoch: u64, reaches: Vec<Reach>, reply: oneshot::Sender<u64> },
+    Stats { reply: oneshot::Sender<Counters> },
+    ListenTcp { listener: std::net::TcpListener, reply: oneshot::Sender<std::io::Result<SocketAddr>> },
+}
+
+struct Room {
+    sink: EventSink,
+    members: Vec<PeerKey>,
+    /// The members by peer id (one peer per id: a new connection replaces the old peer).
+    ids: HashMap<String, PeerKey>,
+    /// Who may receive whom, by id. Resolved onto each receiving track's `allowed` when the
+    /// track is made and when a route changes, so the packet path reads one flag.
+    routes: RouteTable,
+}
+
+pub(crate) struct Worker {
+    socket: Arc<UdpSocket>,
+    local: SocketAddr,
+    announce: Vec<IpAddr>,
+    max_peers: usize,
+    /// Keys are never reused, so a stale reference to a departed peer can never match a new one.
+    peers: HashMap<PeerKey, Peer>,
+    next_key: PeerKey,
+    rooms: HashMap<String, Room>,
+    demux: Demux<PeerKey>,
+    counters: Counters,
+    events: Vec<Event>,
+    /// `forward`'s copy of a room's members, reused from packet to packet.
+    members_scratch: Vec<PeerKey>,
+    /// ICE-TCP: the listener and the open connections (idle unless `ListenTcp` came).
+    tcp: TcpSide,
+    /// Answers to plain STUN binding requests (capped: they are unauthenticated).
+    plain_stun: binding::ReplyBudget,
+    /// The time of the input being handled, set by each entry point: what str0m, the
+    /// keyframe rate limit and the reply budget see as now.
+    now: Instant,
+}
+
+impl Worker {
+    pub(crate) fn new(socket: UdpSocket, announce: Vec<IpAddr>, max_peers: usize) -> std::io::Result<Self> {
+        let local = socket.local_addr()?;
+        Ok(Worker {
+            socket: Arc::new(socket),
+            local,
+            announce,
+            max_peers,
+            peers: HashMap::new(),
+            next_key: 0,
+            rooms: HashMap::new(),
+            demux: Demux::default(),
+            counters: Counters::default(),
+            events: Vec::new(),
+            members_scratch: Vec::new(),
+            tcp: TcpSide::new(),
+            plain_stun: binding::ReplyBudget::default(),
+            now: Instant::now(),
+        })
+    }
+
+    pub(crate) async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        let mut buf = vec![0u8; MAX_DATAGRAM];
+        let Some(mut tcp_events) = self.tcp.take_events() else { return };
+        loop {
+            let deadline = self.next_timeout();
+            let socket = self.socket.clone();
+            tokio::select! {
+                biased;
+                cmd = commands.recv() => match cmd {
+                    Some(cmd) => {
+                        let started = Instant::now();
+                        self.command(cmd, started);
+                        self.counters.busy_ns += started.elapsed().as_nanos() as u64;
+                    }
+                    None => break,
+                },
+                res = socket.recv_from(&mut buf) => match res {
+                    Ok((n, source)) => {
+                        let started = Instant::now();
+                        self.datagram(source, &buf[..n], started);
+                        // Drain what else is queued before paying for another select.
+                        for _ in 0..64 {
+                            match socket.try_recv_from(&mut buf) {
+                                Ok((n, source)) => self.datagram(source, &buf[..n], Instant::now()),
+                                Err(_) => break,
+                            }
+                        }
+                        // The same for ICE-TCP: a busy UDP socket would otherwise starve it
+                        // (the select is biased towards UDP).
+                        for _ in 0..64 {
+                            match tcp_events.try_recv() {
+                                Ok(event) => self.tcp_event(event, Instant::now()),
+                                Err(_) => break,
+                            }
+                        }
+                        // Under steady load the socket is always ready and would starve the
+                        // timer branch. And str0m sends what a write queued only on its next
+                        // timeout: so forwarded packets, RTCP, keyframe requests and
+                        // retransmissions due now go out after every batch, not a select later.
+                        self.timeouts(Instant::now());
+                        self.counters.busy_ns += started.elapsed().as_nanos() as u64;
+                    }
+                    Err(e) => debug!("udp recv error: {e}"),
+                },
+                Some(event) = tcp_events.recv() => {
+                    let started = Instant::now();
+                    self.tcp_event(event, started);
+                    while let Ok(event) = tcp_events.try_recv() {
+                        self.tcp_event(event, Instant::now());
+                    }
+                    self.timeouts(Instant::now());
+                    self.counters.busy_ns += started.elapsed().as_nanos() as u64;
+                }
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    let started = Instant::now();
+                    self.timeouts(Instant::now());
+                    self.counters.busy_ns += started.elapsed().as_nanos() as u64;
+                }
+            }
+        }
+        info!(port = self.local.port(), "media worker stopped");
+    }
+
+    fn next_timeout(&self) -> Instant {
+        let idle = Instant::now() + IDLE;
+        self.peers.values().map(|p| p.timeout).fold(idle, Instant::min)
+    }
+
+    /// One command from the room's handle, at `now`.
+    fn command(&mut self, cmd: Command, now: Instant) {
+        self.now = now;
+        match cmd {
+            Command::OpenRoom { room, sink } => {
+                let r = Room { sink, members: Vec::new(), ids: HashMap::new(), routes: RouteTable::default() };
+                self.rooms.insert(room, r);
+            }
+            Command::CloseRoom { room } => {
+                if let Some(r) = self.rooms.get(&room) {
+                    for key in r.members.clone() {
+                        self.remove_peer(key, None);
+                    }
+                }
+                self.rooms.remove(&room);
+            }
+            Command::Offer { room, peer, sdp, reply } => {
+                let _ = reply.send(self.offer(&room, &peer, &sdp));
+            }
+            Command::Answer { room, peer, sdp, reply } => {
+                let _ = reply.send(self.answer(&room, &peer, &sdp));
+            }
+            Command::Candidate { room, peer, candidate } => self.candidate(&room, &peer, &candidate),
+            Command::RemovePeer { room, peer } => {
+                if let Some(key) = self.find(&room, &peer) {
+                    self.remove_peer(key, None);
+                }
+            }
+            Command::HoldOffers { room, peer } => {
+                if let Some(p) = self.find(&room, &peer).and_then(|k| self.peer_mut(k)) {
+                    p.held = true;
+                }
+            }
+            Command::UpdateRoutes { room, epoch, reaches, reply } => {
+                let _ = reply.send(self.update_routes(&room, epoch, reaches));
+            }
+            Command::Stats { reply } => {
+                let mut c = self.counters.clone();
+                c.peers = self.peers.len() as u64;
+                c.rooms = self.rooms.len() as u64;
+                let _ = reply.send(c);
+            }
+            // Accept ICE-TCP on this listener; peers created from now on announce it.
+            Command::ListenTcp { listener, reply } => {
+                let _ = reply.send(self.tcp.listen(listener));
+            }
+        }
+    }
+
+    fn find(&self, room: &str, peer: &str) -> Option<PeerKey> {
+        self.rooms.get(room)?.ids.get(peer).copied()
+    }
+
+    fn peer(&self, key: PeerKey) -> Option<&Peer> {
+        self.peers.get(&key)
+    }
+
+    fn peer_mut(&mut self, key: PeerKey) -> Option<&mut Peer> {
+        self.peers.get_mut(&key)
+    }
+
+    /// Run one mutation on a peer and handle what it yields; a faulty peer is removed.
+    fn with_peer<T>(&mut self, key: PeerKey, f: impl FnOnce(&mut Rtc) -> T) -> Option<T> {
+        let mut events = std::mem::take(&mut self.events);
+        let peer = self.peers.get_mut(&key)?;
+        let result = mutate(peer, &self.socket, &self.tcp, &mut self.counters, &mut events, f);
+        let out = match result {
+            Ok(v) => {
+                if !peer.new_addresses.is_empty() {
+                    let learned: Vec<SocketAddr> = peer.new_addresses.drain(..).collect();
+                    self.learn_addresses(key, learned);
+                }
+                Some(v)
+            }
+            Err(fault) => {
+                events.clear();
+                self.events = events;
+                self.fault(key, fault);
+                return None;
+            }
+        };
+        for event in events.drain(..) {
+            self.event(key, event);
+        }
+        self.events = events;
+        if self.peer(key).is_some_and(|p| !p.rtc.is_alive()) {
+            self.remove_peer(key, Some("connection closed".into()));
+        }
+        out
+    }
+
+    /// Let the demultiplexer route datagrams from these addresses to `key`, except one that
+    /// another peer is sending to right now: a participant could otherwise spoof a check from
+    /// someone else's address with its own (valid) credentials and take their media path.
+    fn learn_addresses(&mut self, key: PeerKey, addresses: Vec<SocketAddr>) {
+        for addr in addresses {
+            let held = self
+                .demux
+                .owner(addr)
+                .filter(|owner| *owner != key)
+                .is_some_and(|owner| self.peers.get(&owner).is_some_and(|p| p.sent_to == Some(addr)));
+            if held {
+                debug!(%addr, "not re-pointing an address another peer is using");
+            } else {
+                self.demux.learn(addr, key);
+            }
+        }
+    }
+
+    fn fault(&mut self, key: PeerKey, fault: Fault) {
+        warn!(%fault, "dropping faulty peer");
+        self.counters.peer_faults += 1;
+        self.remove_peer(key, Some(fault.to_string()));
+    }
+
+    /// Every peer whose str0m timeout is due at `now`.
+    fn timeouts(&mut self, now: Instant) {
+        self.now = now;
+        let due: Vec<PeerKey> = self.peers.iter().filter(|(_, p)| p.timeout <= now).map(|(k, _)| *k).collect();
+        for key in due {
+            if let Some(Err(e)) = self.with_peer(key, |rtc| rtc.handle_input(Input::Timeout(now))) {
+                debug!("timeout input failed: {e}");
+            }
+        }
+    }
+
+    /// What a peer's str0m instance yielded.
+    fn event(&mut self, key: PeerKey, event: Event) {
+        match event {
+            Event::RtpPacket(pkt) => self.forward(key, pkt),
+            Event::KeyframeRequest(req) => self.keyframe_request_from_subscriber(key, req.mid, req.kind),
+            Event::MediaAdded(added)
+                if added.direction.is_receiving() && self.add_track_in(key, added.mid, added.kind) =>
+            {
+                self.tracks_changed(key);
+            }
+            Event::MediaChanged(changed) => {
+                let kind = self.peer(key).and_then(|p| p.rtc.media(changed.mid)).map(|m| m.kind());
+                let ours = self.peer(key).is_some_and(|p| p.tracks_out.iter().any(|t| t.mid == changed.mid));
+                if ours {
+                    return;
+                }
+                if changed.direction.is_receiving() {
+                    if kind.is_some_and(|kind| self.add_track_in(key, changed.mid, kind)) {
+                        self.tracks_changed(key);
+                    }
+                } else if let Some(p) = self.peer_mut(key) {
+                    let before = p.tracks_in.len();
+                    p.tracks_in.retain(|t| t.mid != changed.mid);
+                    if p.tracks_in.len() != before {
+                        self.tracks_changed(key);
+                    }
+                }
+            }
+            Event::Connected => {
+                if let Some(p) = self.peer_mut(key) {
+                    p.connected = true;
+                    let (id, room) = (p.id.clone(), p.room.clone());
+                    if let Some(r) = self.rooms.get(&room) {
+                        (r.sink)(MediaEvent::Connected { peer: id });
+                    }
+                }
+            }
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                self.counters.paths_lost += 1;
+                if let Some(p) = self.peer(key) {
+                    if let Some(r) = self.rooms.get(&p.room) {
+                        (r.sink)(MediaEvent::Disconnected { peer: p.id.clone() });
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::worker::rig::{client_offer, worker_with_room};
+    use crate::MediaEvent;
+
+    #[tokio::test]
+    async fn a_panicking_peer_is_dropped_and_the_room_lives_on() {
+        let (mut w, events) = worker_with_room().await;
+        w.offer("r", "a", &client_offer()).unwrap();
+        w.offer("r", "b", &client_offer()).unwrap();
+        w.offer("r", "c", &client_offer()).unwrap();
+        let a = w.find("r", "a").unwrap();
+        let result = w.with_peer(a, |_| -> () { panic!("injected fault") });
+        assert!(result.is_none());
+        assert!(w.find("r", "a").is_none(), "faulty peer removed");
+        assert!(w.find("r", "b").is_some() && w.find("r", "c").is_some(), "others kept");
+        assert_eq!(w.counters.peer_faults, 1);
+        let failed = events.lock().unwrap().iter().any(
+            |e| matches!(e, MediaEvent::Failed { peer, reason } if peer == "a" && reason.contains("injected fault")),
+        );
+        assert!(failed, "room told about the fault");
+        // The worker still serves the room.
+        w.offer("r", "d", &client_offer()).unwrap();
+    }
+}
