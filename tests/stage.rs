@@ -46,9 +46,19 @@ impl Hall {
     }
 }
 
-fn audience_publisher() -> ClientOptions {
-    ClientOptions::publisher().with_keyframe_delay(KEYFRAME_DELAY)
+/// Every client sends Opus every 40 ms and a video frame every 50 ms (half the usual packet
+/// rate): thirty peer connections share two cores with other work.
+fn paced(opts: ClientOptions) -> ClientOptions {
+    ClientOptions { audio_interval: Duration::from_millis(40), video_interval: Duration::from_millis(50), ..opts }
 }
+
+fn audience_publisher() -> ClientOptions {
+    paced(ClientOptions::publisher().with_keyframe_delay(KEYFRAME_DELAY))
+}
+
+/// How many clients join at once before their connections are awaited: a burst of thirty
+/// DTLS handshakes on a loaded machine can outlast ICE's patience.
+const JOIN_BATCH: usize = 5;
 
 async fn join_stage(url: &str, room: &str, name: &str, opts: ClientOptions) -> TestClient {
     let join = json!({"type": "join", "room": room, "name": name, "kind": "stage"});
@@ -61,18 +71,37 @@ async fn join_stage(url: &str, room: &str, name: &str, opts: ClientOptions) -> T
 /// publishing audience, then the receive-only audience (whose joins change nobody's tracks),
 /// and waits until every audience member receives the host's audio and video.
 async fn open_hall(url: &str, room: &str, publishers: usize, receivers: usize) -> Hall {
-    let host = join_stage(url, room, "Host", ClientOptions::publisher()).await;
+    let host = join_stage(url, room, "Host", paced(ClientOptions::publisher())).await;
+    host.wait_connected(LONG).await.unwrap();
     let mut hall = Hall { host, publishers: Vec::new(), receivers: Vec::new() };
-    for i in 0..publishers {
-        hall.publishers.push(join_stage(url, room, &format!("Cam{i}"), audience_publisher()).await);
-    }
-    for i in 0..receivers {
-        hall.receivers.push(join_stage(url, room, &format!("Seat{i}"), ClientOptions::receiver()).await);
+    let seats =
+        (0..publishers).map(|i| (true, format!("Cam{i}"))).chain((0..receivers).map(|i| (false, format!("Seat{i}"))));
+    let seats: Vec<(bool, String)> = seats.collect();
+    for batch in seats.chunks(JOIN_BATCH) {
+        let mut joined = Vec::new();
+        for (publishes, name) in batch {
+            let opts = if *publishes { audience_publisher() } else { paced(ClientOptions::receiver()) };
+            joined.push((*publishes, join_stage(url, room, name, opts).await));
+        }
+        for (publishes, c) in joined {
+            if let Err(e) = c.wait_connected(LONG).await {
+                panic!("{e}; negotiation {:?}; messages {:?}", c.media().signaling_log(), c.types());
+            }
+            if publishes {
+                hall.publishers.push(c);
+            } else {
+                hall.receivers.push(c);
+            }
+        }
     }
     let host = hall.host.id().to_owned();
     for c in hall.audience() {
-        c.wait_count(&host, Kind::Video, 10, LONG).await.unwrap();
-        c.wait_count(&host, Kind::Audio, 10, LONG).await.unwrap();
+        for kind in [Kind::Video, Kind::Audio] {
+            if let Err(e) = c.wait_count(&host, kind, 10, LONG).await {
+                let m = c.media();
+                panic!("{e}; state {:?}; negotiation {:?}; messages {:?}", m.state(), m.signaling_log(), c.types());
+            }
+        }
     }
     hall
 }
@@ -105,6 +134,21 @@ async fn wait_media_state(c: &TestClient, since: u64, expected: &Value, what: &s
         panic!("{}: no media_state {expected} ({what}); last {:?}", c.id(), c.last_of("media_state"));
     }
     found().unwrap()
+}
+
+/// Waits until `c`'s latest `media_state` is `expected` and `c` got a `participant_updated`
+/// or `media_state` at or after `since` (the change was announced, whether or not it changed
+/// `c`'s view).
+async fn wait_last_media_state(c: &TestClient, since: u64, expected: &Value, what: &str) {
+    let ok = || {
+        c.last_of("media_state").is_some_and(|m| m["receive"] == *expected)
+            && c.timed_messages()
+                .iter()
+                .any(|(t, m)| *t >= since && matches!(m["type"].as_str(), Some("participant_updated" | "media_state")))
+    };
+    if !wait_until(LONG, ok).await {
+        panic!("{}: latest media_state is not {expected} ({what}); last {:?}", c.id(), c.last_of("media_state"));
+    }
 }
 
 /// When `c` got (first, at or after `since`) a `participant_updated` about `id` whose
@@ -211,6 +255,30 @@ async fn wait_sent_past(tx: &TestClient, kind: Kind, at: u64) {
     assert!(ok, "{} keeps sending {kind}", tx.id());
 }
 
+/// `rx`'s first packet of `tx`'s video starts a keyframe, as the server forwards it: webrtc
+/// 0.21 can drop a new remote track's first packet(s) before its handler runs (see
+/// tests/support_smoke.rs), so the first packet received may follow the keyframe the server
+/// started with by at most three, and then that keyframe is the last `tx` sent before it.
+/// Returns how many were lost that way.
+async fn assert_starts_on_keyframe(tx: &TestClient, rx: &TestClient, what: &str) -> u32 {
+    let got = rx.received(tx.id(), Kind::Video);
+    let first = got.first().unwrap_or_else(|| panic!("{}: no video of {} ({what})", rx.id(), tx.id()));
+    if first.is_keyframe() {
+        return 0;
+    }
+    let c0 = first.mark().unwrap().counter;
+    let sent = tx.sent_covering(Kind::Video, &got[..1]).await;
+    let key = sent.iter().filter(|s| s.keyframe && s.counter <= c0).map(|s| s.counter).max();
+    let missed = key.map(|k| c0 - k);
+    assert!(
+        missed.is_some_and(|m| m <= 3),
+        "{}'s first packet of {} ({what}) is interframe #{c0}, {missed:?} after the last keyframe sent before it",
+        rx.id(),
+        tx.id()
+    );
+    missed.unwrap()
+}
+
 fn min(v: &[f64]) -> f64 {
     v.iter().cloned().fold(f64::INFINITY, f64::min) * 100.0
 }
@@ -239,14 +307,15 @@ async fn thirty_in_a_stage_room_hear_the_host_and_the_host_sees_one_page() {
     }
 
     // A page of two cameras: the host gets those, video only, each starting on a keyframe.
+    let mut lost_first = Vec::new();
     let page1 = [cam[0].as_str(), cam[1].as_str()];
     let sent_view1 = now_us();
     host.send_json(&json!({"type": "view", "ids": page1})).unwrap();
     wait_media_state(host, sent_view1, &table_view(&ids, &h, &[], &page1, &h), "page 1").await;
     for id in page1 {
         host.wait_count(id, Kind::Video, 15, LONG).await.unwrap();
-        let first = &host.received(id, Kind::Video)[0];
-        assert!(first.is_keyframe(), "the host's first packet of {id} starts a keyframe");
+        let c = cams.iter().find(|c| c.id() == id).unwrap();
+        lost_first.push(assert_starts_on_keyframe(c, host, "new on the page").await);
     }
 
     // The next page: cam0 leaves it, cam2 joins it, cam1 stays.
@@ -255,8 +324,8 @@ async fn thirty_in_a_stage_room_hear_the_host_and_the_host_sees_one_page() {
     host.send_json(&json!({"type": "view", "ids": page2})).unwrap();
     let switch = wait_media_state(host, sent_view2, &table_view(&ids, &h, &[], &page2, &h), "page 2").await;
     host.wait_count(&cam[2], Kind::Video, 15, LONG).await.unwrap();
-    // Let the page run for two seconds past the switch, with every reader caught up past it.
-    let end = switch + 2_000_000;
+    // Let the page run for three seconds past the switch, with every reader caught up past it.
+    let end = switch + 3_000_000;
     wait_sent_past(cams[0], Kind::Video, end).await;
     wait_read_past(host, &cam[1], Kind::Video, end, "page 2 runs").await;
     wait_read_past(host, &cam[2], Kind::Video, end, "page 2 runs").await;
@@ -268,13 +337,12 @@ async fn thirty_in_a_stage_room_hear_the_host_and_the_host_sees_one_page() {
         cam[0],
         leaked[0].mark().unwrap().sent_us - switch
     );
-    let cam2 = host.received(&cam[2], Kind::Video);
-    assert!(cam2[0].is_keyframe(), "the host's first packet of {} (new on the page) starts a keyframe", cam[2]);
-    let cam2_from = cam2[0].mark().unwrap().sent_us;
+    lost_first.push(assert_starts_on_keyframe(cams[2], host, "new on the page").await);
+    let cam2_from = host.received(&cam[2], Kind::Video)[0].mark().unwrap().sent_us;
     // Delivery while on the page, and byte for byte.
     let mut host_share = Vec::new();
     host_share.push(assert_delivered(cams[1], host, Kind::Video, (sent_view1 + 1_000_000, end), 30).await);
-    host_share.push(assert_delivered(cams[2], host, Kind::Video, (cam2_from, end), 30).await);
+    host_share.push(assert_delivered(cams[2], host, Kind::Video, (cam2_from, end), 20).await);
     for c in &cams {
         assert_exact(c, host, Kind::Video).await;
         // No audience microphone reaches the host, and cam3 was never on a page.
@@ -292,11 +360,7 @@ async fn thirty_in_a_stage_room_hear_the_host_and_the_host_sees_one_page() {
             assert!(assert_exact(host, rx, kind).await > 0);
             share.push(assert_delivered(host, rx, kind, (t0, t1), 20).await);
         }
-        assert!(
-            rx.received(&h, Kind::Video)[0].is_keyframe(),
-            "{}'s first packet of the host starts a keyframe",
-            rx.id()
-        );
+        lost_first.push(assert_starts_on_keyframe(host, rx, "joining").await);
         for tx in cams.iter().filter(|c| c.id() != rx.id()) {
             for kind in [Kind::Audio, Kind::Video] {
                 assert_eq!(rx.count(tx.id(), kind), 0, "audience {} got {kind} from audience {}", rx.id(), tx.id());
@@ -306,6 +370,11 @@ async fn thirty_in_a_stage_room_hear_the_host_and_the_host_sees_one_page() {
     }
     let dropped = server.media_counters().await.dropped(DropReason::NotAllowed);
     assert!(dropped > 0, "the audience cameras were dropped by the routes");
+    let lost: u32 = lost_first.iter().sum();
+    println!(
+        "stage of 30: first video packets of a new track lost by the client: {lost} over {} tracks",
+        lost_first.len()
+    );
     println!(
         "stage of 30: setup {:.1} s; host -> audience delivery min {:.1}% (n={}); page -> host min {:.1}% (n={}); NotAllowed drops {dropped}",
         setup.as_secs_f64(),
@@ -351,8 +420,9 @@ async fn a_raised_hand_comes_on_stage_and_goes_back() {
         host.send_json(&json!({"type": "stage", "id": g.id(), "on": true})).unwrap();
         for c in hall.everyone() {
             let up = wait_update(c, since, g.id(), "on stage", |p| p["on_stage"] == true && p["hand"] == false).await;
+            // (The guest's own view does not change: no media_state for it.)
             let expected = table_view(&ids, &h, &stage, &[&g1_id], c.id());
-            wait_media_state(c, up, &expected, "stage").await;
+            wait_last_media_state(c, up, &expected, "stage").await;
         }
         for rx in hall.everyone().filter(|c| c.id() != g.id()) {
             let up = wait_update(rx, since, g.id(), "on stage", |p| p["on_stage"] == true).await;
@@ -363,8 +433,7 @@ async fn a_raised_hand_comes_on_stage_and_goes_back() {
             .await;
             assert!(ok, "{} receives {} on stage: {:?}", rx.id(), g.id(), rx.media().counts());
             if !(rx.id() == h && g.id() == g1_id) {
-                let video = rx.received(g.id(), Kind::Video);
-                assert!(video[0].is_keyframe(), "{}'s first packet of {} starts a keyframe", rx.id(), g.id());
+                assert_starts_on_keyframe(g, rx, "on stage").await;
             }
             for kind in [Kind::Audio, Kind::Video] {
                 assert_exact(g, rx, kind).await;
@@ -388,7 +457,7 @@ async fn a_raised_hand_comes_on_stage_and_goes_back() {
         }
     }
     for c in hall.everyone() {
-        wait_media_state(c, 0, &table_view(&ids, &h, &[], &[&g1_id], c.id()), "everyone back").await;
+        wait_last_media_state(c, 0, &table_view(&ids, &h, &[], &[&g1_id], c.id()), "everyone back").await;
     }
     let end = back.values().max().copied().unwrap() + 2_000_000;
     wait_sent_past(g1, Kind::Audio, end).await;
@@ -396,7 +465,8 @@ async fn a_raised_hand_comes_on_stage_and_goes_back() {
     let mut g1_share = 0.0;
     for rx in hall.everyone() {
         // Every reader has caught up two seconds past the last switch.
-        wait_read_past(rx, &h, Kind::Video, end, "the host keeps sending").await;
+        let (tx, what) = if rx.id() == h { (&g1_id, "g1 stays on the page") } else { (&h, "the host keeps sending") };
+        wait_read_past(rx, tx, Kind::Video, end, what).await;
         for g in [g1, g2].into_iter().filter(|g| g.id() != rx.id()) {
             let from = back[&(rx.id().to_owned(), g.id().to_owned())];
             for kind in [Kind::Audio, Kind::Video] {
