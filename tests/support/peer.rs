@@ -1674,6 +1674,42 @@ impl MediaPeer {
         Ok(tracks.len())
     }
 
+    /// Sends `packets` as one RTCP compound through the receiver of the first remote track
+    /// (webrtc sends them as they are, whatever SSRCs they name): feedback about streams this
+    /// peer never received, as an adversary would send. Fails before any track has arrived.
+    pub async fn send_rtcp_any(&self, packets: Vec<Box<dyn rtc::rtcp::Packet>>) -> anyhow::Result<()> {
+        let track = lock(&self.shared.remote_tracks).first().map(|(_, t)| Arc::clone(t));
+        let track = track.ok_or_else(|| anyhow!("no remote track to send RTCP through"))?;
+        track.write_rtcp(packets).await.context("write RTCP")
+    }
+
+    /// A PLI naming `media_ssrc`, whether or not we receive it ([`Self::send_rtcp_any`]).
+    pub async fn send_pli_for_ssrc(&self, media_ssrc: u32) -> anyhow::Result<()> {
+        let sender_ssrc = self.shared.rtcp_sender_ssrc;
+        self.send_rtcp_any(vec![Box::new(PictureLossIndication { sender_ssrc, media_ssrc })]).await
+    }
+
+    /// A FIR (RFC 5104) for `ssrc` with command sequence number `seq` ([`Self::send_rtcp_any`]).
+    pub async fn send_fir_for_ssrc(&self, ssrc: u32, seq: u8) -> anyhow::Result<()> {
+        use rtc::rtcp::payload_feedbacks::full_intra_request::FirEntry;
+        let fir = FullIntraRequest {
+            sender_ssrc: self.shared.rtcp_sender_ssrc,
+            media_ssrc: ssrc,
+            fir: vec![FirEntry { ssrc, sequence_number: seq }],
+        };
+        self.send_rtcp_any(vec![Box::new(fir)]).await
+    }
+
+    /// A NACK for `seqs` of `media_ssrc`, whether or not we receive it ([`Self::send_rtcp_any`]).
+    pub async fn send_nack_for_ssrc(&self, media_ssrc: u32, seqs: &[u16]) -> anyhow::Result<()> {
+        let nack = TransportLayerNack {
+            sender_ssrc: self.shared.rtcp_sender_ssrc,
+            media_ssrc,
+            nacks: nack_pairs_from_sequence_numbers(seqs),
+        };
+        self.send_rtcp_any(vec![Box::new(nack)]).await
+    }
+
     /// Stops publishing and closes the peer connection.
     pub async fn close(&self) {
         if self.shared.closed.swap(true, Ordering::SeqCst) {
