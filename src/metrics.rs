@@ -54,7 +54,12 @@ pub async fn render(hub: &Hub, media: &Media) -> String {
         "Keyframe requests sent to publishers.",
         total.keyframe_requests,
     );
-    counter(&mut out, "parlor_matrix_updates_total", "Forwarding matrices applied.", total.matrix_updates);
+    counter(
+        &mut out,
+        "parlor_matrix_updates_total",
+        "Route updates applied by the media workers (the name is kept from when they were whole matrices).",
+        total.matrix_updates,
+    );
     counter(
         &mut out,
         "parlor_datagrams_received_total",
