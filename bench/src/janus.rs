@@ -21,8 +21,8 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::fleet::{Ctrl, PartCtx};
 use crate::media::{Cmd, PeerSpec, SigOut};
+use crate::participant::{Ctrl, PartCtx};
 use crate::payload::now_us;
 
 /// Where Janus's WebSocket transport listens (janus.transport.websockets.jcfg).

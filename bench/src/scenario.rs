@@ -10,9 +10,10 @@ use std::time::Duration;
 use anyhow::{anyhow, bail};
 use serde_json::{json, Value};
 
-use crate::fleet::{Backend, Ctrl, Fleet, Probe, Window};
+use crate::fleet::{Backend, Fleet, Probe, Window};
 use crate::janus::JanusProc;
 use crate::media::{Publish, RecvRecord};
+use crate::participant::Ctrl;
 use crate::payload::{now_us, Kind};
 use crate::report::{self, table, Figures};
 use crate::server::ServerProc;
