@@ -90,8 +90,8 @@ struct Cli {
     /// Address the generator's sockets bind to.
     #[arg(long, default_value = "127.0.0.1")]
     bind: IpAddr,
-    /// Janus configuration folder (with netns.sh).
-    #[arg(long, default_value = "/work/shared/janus")]
+    /// Janus configuration folder, with netns.sh (default: the bench crate's janus/).
+    #[arg(long, default_value = parlor_bench::janus::CONFIG_DIR)]
     janus_dir: PathBuf,
 }
 

@@ -76,7 +76,7 @@ impl Default for Opts {
             start_rooms: 2,
             step_rooms: 2,
             max_rooms: 64,
-            janus_dir: PathBuf::from("/work/shared/janus"),
+            janus_dir: PathBuf::from(crate::janus::CONFIG_DIR),
             verbose: true,
         }
     }
