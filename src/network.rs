@@ -57,7 +57,6 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -760,7 +760,7 @@ async fn join_audience(fleet: &mut Fleet, players: usize, audience: usize, opts:
         idxs.push(fleet.join("phase-flip", &format!("phase-flip-a{i}"), None)?);
     }
     opts.say(format!("{audience} spectators joining the game"));
-    let want = (2 * players) as u32;
+    let want: u32 = fleet.members[..players].iter().map(|m| m.kinds().len() as u32).sum();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
     loop {
         let missing: Vec<u32> = idxs
