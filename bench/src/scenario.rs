@@ -728,7 +728,7 @@ pub async fn phase_flip(opts: &Opts) -> anyhow::Result<Value> {
                 players + audience,
                 in_window.count,
                 in_window.mean_us().map_or("n/a".into(), |m| format!("{m:.0} µs")),
-                in_window.max_bound_us().map_or("n/a".into(), |m| format!("≤ {m:.0} µs (histogram bucket)")),
+                in_window.max_bound_us().map_or("above the last histogram bucket".into(), |m| format!("≤ {m:.0} µs (histogram bucket)")),
                 after.count,
                 after.mean_us().map_or("n/a".into(), |m| format!("{m:.0} µs")),
                 after.max * 1e6,
@@ -811,6 +811,7 @@ impl SwitchStats {
                 let (le, rest) = l.strip_prefix(&prefix)?.split_once("\"}")?;
                 Some((le.parse().ok()?, rest.trim().parse().ok()?))
             })
+            .filter(|(le, _): &(f64, u64)| le.is_finite())
             .collect();
         buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
         Some(SwitchStats {
@@ -1257,6 +1258,9 @@ mod tests {
         // Both new switches fell in the buckets up to 0.1 ms.
         assert_eq!(w.max_bound_us(), Some(100.0));
         assert_eq!(before.max_bound_us(), Some(500.0));
+        assert_eq!(before.buckets.len(), 4, "+Inf is not a bound");
+        let slow = SwitchStats::parse(&body(2, 3.0, 2.0, &[("0.5", 0), ("1", 1)])).unwrap();
+        assert_eq!(slow.max_bound_us(), None, "one switch beyond the last finite bound");
         assert_eq!(SwitchStats::default().mean_us(), None);
         assert!(SwitchStats::parse("parlor_forwarded_packets_total 3\n").is_none(), "no such series");
     }
