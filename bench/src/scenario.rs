@@ -1002,7 +1002,7 @@ fn analyse_phase_flip(
                     allowed_received += (hi - lo) as u64;
                 }
             }
-            if !player {
+            if !player || !p.kinds().contains(&Kind::Video) {
                 continue;
             }
             // Unmute → first keyframe: each time video from p becomes allowed again for s.
