@@ -547,9 +547,7 @@ fn references(krate: &Crate) -> Vec<Reference> {
             if is_use {
                 let mut paths = Vec::new();
                 let end = use_tree(&f.tokens, i + 1, &[], &mut paths);
-                for k in i..end.min(f.tokens.len()) {
-                    mask[k] = true;
-                }
+                mask[i..end.min(f.tokens.len())].fill(true);
                 list.extend(paths.into_iter().map(|p| (f.owner[i], p)));
                 i = end.max(i + 1);
             } else {
