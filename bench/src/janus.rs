@@ -1,5 +1,5 @@
 //! Janus VideoRoom, driven by the same synthetic participants: the Janus process (started from
-//! the shared configuration) and a participant's signaling over Janus's WebSocket transport
+//! the configuration in `bench/janus/`) and a participant's signaling over Janus's WebSocket transport
 //! (protocol `janus-protocol`): create a session, attach `janus.plugin.videoroom`, `join` as a
 //! publisher and `configure` with our offer; later attach again, `join` as a subscriber to
 //! every other feed (one multistream subscription) and `start` with our answer to Janus's offer.
@@ -21,10 +21,13 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::fleet::{Ctrl, PartCtx};
 use crate::media::{Cmd, PeerSpec, SigOut};
+use crate::participant::{Ctrl, PartCtx};
 use crate::payload::now_us;
 
+/// The Janus configuration this project keeps (`bench/janus/`: the `.jcfg` files and `netns.sh`),
+/// found from the bench crate's own folder so it works from any checkout.
+pub const CONFIG_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/janus");
 /// Where Janus's WebSocket transport listens (janus.transport.websockets.jcfg).
 pub const WS_URL: &str = "ws://127.0.0.1:8188";
 /// The VideoRoom room of janus.plugin.videoroom.jcfg.
@@ -353,5 +356,38 @@ fn on_async(ctx: &PartCtx, m: &Value, pub_handle: u64, sub_handle: u64) {
         "hangup" => ctx.info.error(format!("janus hung up handle {sender}: {}", m["reason"])),
         "detached" => ctx.info.error(format!("janus detached handle {sender}")),
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    #[test]
+    fn the_configuration_lives_in_the_project_and_names_no_absolute_path() {
+        let dir = Path::new(super::CONFIG_DIR);
+        assert!(dir.join("janus.jcfg").is_file() && dir.join("netns.sh").is_file(), "{}", dir.display());
+        let mut files = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().and_then(|e| e.to_str()) != Some("jcfg") {
+                continue;
+            }
+            files += 1;
+            for (n, line) in std::fs::read_to_string(&path).unwrap().lines().enumerate() {
+                let Some((key, value)) = line.split_once('=') else { continue };
+                // `base_path` is the HTTP API's URL path, not a file.
+                if key.trim() == "base_path" {
+                    continue;
+                }
+                assert!(
+                    !value.trim().trim_matches('"').starts_with('/'),
+                    "{}:{}: an absolute path: {line}",
+                    path.display(),
+                    n + 1
+                );
+            }
+        }
+        assert!(files >= 4, "the jcfg files are there");
     }
 }

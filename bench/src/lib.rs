@@ -16,6 +16,7 @@ pub mod janus;
 pub mod media;
 pub mod netns;
 pub mod parlor;
+pub mod participant;
 pub mod payload;
 pub mod report;
 pub mod scenario;

@@ -60,6 +60,10 @@ struct Cli {
     /// Players per room (mafia-12, rooms, phase-flip) or participants (stage-100).
     #[arg(long)]
     players: Option<usize>,
+    /// `phase-flip`: receive-only participants who join after the game started (Mafia makes them
+    /// spectators: they receive every living player by day, nobody by night).
+    #[arg(long, default_value_t = 0)]
+    audience: usize,
     /// Video bitrate in kbit/s (default by scenario).
     #[arg(long)]
     video_kbps: Option<u32>,
@@ -90,8 +94,8 @@ struct Cli {
     /// Address the generator's sockets bind to.
     #[arg(long, default_value = "127.0.0.1")]
     bind: IpAddr,
-    /// Janus configuration folder (with netns.sh).
-    #[arg(long, default_value = "/work/shared/janus")]
+    /// Janus configuration folder, with netns.sh (default: the bench crate's janus/).
+    #[arg(long, default_value = parlor_bench::janus::CONFIG_DIR)]
     janus_dir: PathBuf,
 }
 
@@ -114,6 +118,7 @@ fn main() -> Result<()> {
         tag: cli.tag.clone(),
         bind: cli.bind,
         players: cli.players,
+        audience: cli.audience,
         video_kbps: cli.video_kbps,
         start_rooms: cli.start_rooms,
         step_rooms: cli.step_rooms,

@@ -1,5 +1,5 @@
 //! The network namespace Janus needs (it skips loopback interfaces when gathering candidates):
-//! `parlor-net`, with a veth carrying 127.1.0.1, made by the shared `netns.sh`. The comparison
+//! `parlor-net`, with a veth carrying 127.1.0.1, made by `bench/janus/netns.sh`. The comparison
 //! re-runs this very command inside it.
 
 use std::os::unix::fs::MetadataExt;

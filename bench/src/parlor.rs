@@ -11,8 +11,8 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc::{self, UnboundedReceiver};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::fleet::{Ctrl, PartCtx};
 use crate::media::{Cmd, PeerSpec, SigOut};
+use crate::participant::{Ctrl, PartCtx};
 use crate::payload::now_us;
 
 /// How long `join` may take to be welcomed.

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use crate::fleet::{Fleet, Window};
+use crate::fleet::{Fleet, Member, Window};
 use crate::hist::quantile_of;
 use crate::payload::{now_us, Kind};
 use crate::sys;
@@ -252,9 +252,15 @@ impl Figures {
 
 /// Join times (WebSocket connect → first media packet) over the fleet, ms: p50, p95, max.
 pub fn join_times(fleet: &Fleet) -> Option<(f64, f64, f64)> {
+    join_times_of(fleet, |_| true)
+}
+
+/// [`join_times`] of the members `which` selects.
+pub fn join_times_of(fleet: &Fleet, which: impl Fn(&Member) -> bool) -> Option<(f64, f64, f64)> {
     let mut v: Vec<f64> = fleet
         .members
         .iter()
+        .filter(|m| which(m))
         .filter_map(|m| {
             let first = fleet.shared().parts[m.idx as usize].first_rx_us.load(std::sync::atomic::Ordering::Relaxed);
             let start = m.info.connect_us.load(std::sync::atomic::Ordering::Relaxed);

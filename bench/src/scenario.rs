@@ -10,9 +10,10 @@ use std::time::Duration;
 use anyhow::{anyhow, bail};
 use serde_json::{json, Value};
 
-use crate::fleet::{Backend, Ctrl, Fleet, Probe, Window};
+use crate::fleet::{Backend, Fleet, Probe, Window};
 use crate::janus::JanusProc;
 use crate::media::{Publish, RecvRecord};
+use crate::participant::Ctrl;
 use crate::payload::{now_us, Kind};
 use crate::report::{self, table, Figures};
 use crate::server::ServerProc;
@@ -43,6 +44,8 @@ pub struct Opts {
     pub bind: IpAddr,
     /// Players per room (`mafia-12`, `rooms`, `phase-flip`).
     pub players: Option<usize>,
+    /// `phase-flip`: receive-only participants who join once the game has started (spectators).
+    pub audience: usize,
     /// Video bitrate, kbit/s.
     pub video_kbps: Option<u32>,
     /// `rooms`: rooms at the first step.
@@ -71,11 +74,12 @@ impl Default for Opts {
             tag: None,
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             players: None,
+            audience: 0,
             video_kbps: None,
             start_rooms: 2,
             step_rooms: 2,
             max_rooms: 64,
-            janus_dir: PathBuf::from("/work/shared/janus"),
+            janus_dir: PathBuf::from(crate::janus::CONFIG_DIR),
             verbose: true,
         }
     }
@@ -671,66 +675,181 @@ pub(crate) fn flip_settings() -> Value {
 }
 
 /// `phase-flip`: 12 players in a Mafia game whose policy switches between day and night every
-/// ~2 s for 60 s.
+/// ~2 s for 60 s; with `--audience N`, N receive-only participants join once the game has
+/// started (spectators), so every switch changes each publisher's reach to ~N + 12 subscribers.
 pub async fn phase_flip(opts: &Opts) -> anyhow::Result<Value> {
     let players = opts.players.unwrap_or(12);
+    let audience = opts.audience;
     let publish = av(opts.video_kbps.unwrap_or(600));
     let window = opts.window(60.0);
-    let target = Target::parlor(opts, "phase-flip", players).await?;
+    let target = Target::parlor(opts, "phase-flip", players + audience).await?;
     let label = target.label.clone();
-    let mut fleet = Fleet::new(opts.threads, players, target.bind, target.backend.clone())?;
+    let mut fleet = Fleet::new(opts.threads, players + audience, target.bind, target.backend.clone())?;
     let settings = flip_settings();
+    let metrics = target.probe.metrics;
     let run = async {
         let idxs = add_room(&mut fleet, "phase-flip", players, 0, &publish).await?;
         fleet.wait_flowing(&idxs, Duration::from_secs(60)).await?;
         tokio::time::sleep(Duration::from_secs_f64(opts.warmup)).await;
         fleet.shared().set_record(true);
         opts.say(format!(
-            "everyone receives everything; host starts the game, playing for {:.0} s",
+            "everyone receives everything; host starts the game{}, playing for {:.0} s",
+            if audience > 0 { format!(", then {audience} spectators join") } else { String::new() },
             window.as_secs_f64()
         ));
         fleet.members[0].ctrl(Ctrl::Send(json!({"type": "start_game", "settings": settings})));
+        if audience > 0 {
+            join_audience(&mut fleet, players, audience, opts).await?;
+        }
+        let before = scrape_switches(metrics).await;
         let w = fleet.measure(window, &target.probe).await;
+        let after = scrape_switches(metrics).await;
         fleet.shared().set_record(false);
-        Ok::<_, anyhow::Error>(w)
+        Ok::<_, anyhow::Error>((w, before, after))
     }
     .await;
-    let apply = match target.probe.metrics {
-        Some(addr) => tokio::task::spawn_blocking(move || switch_apply(addr)).await.ok().flatten(),
-        None => None,
-    };
-    let outcome = match run {
-        Ok(w) => analyse_phase_flip(&w, &fleet, &target, &publish, window, opts),
-        Err(e) => Err(e),
+    let outcome = match &run {
+        Ok((w, _, _)) => analyse_phase_flip(w, &fleet, &target, &publish, window, opts),
+        Err(e) => Err(anyhow!("{e:#}")),
     };
     fleet.leave_all().await;
     fleet.shutdown();
     target.stop();
     let o = outcome?;
+    let (_, before, after) = run?;
     let mut v = publish_result(opts, &result_name("phase-flip", opts), "phase-flip", &label, &o)?;
     v["phase_flip"] = o.extra["phase_flip"].clone();
-    match apply {
-        Some((count, mean_s, max_s)) => {
+    match (before, after) {
+        (Some(before), Some(after)) => {
+            let in_window = after.since(&before);
             println!(
-                "phase switch, timer firing -> routes applied, server /metrics: {count} switches, mean {:.0} µs, max {:.0} µs",
-                mean_s * 1e6,
-                max_s * 1e6
+                "phase switch, timer firing -> routes applied, server /metrics, {} seats: in the window {} switches, mean {}, max {}; \
+                 since the server started {} switches, mean {}, max {:.0} µs",
+                players + audience,
+                in_window.count,
+                in_window.mean_us().map_or("n/a".into(), |m| format!("{m:.0} µs")),
+                in_window.max_bound_us().map_or("above the last histogram bucket".into(), |m| format!("≤ {m:.0} µs (histogram bucket)")),
+                after.count,
+                after.mean_us().map_or("n/a".into(), |m| format!("{m:.0} µs")),
+                after.max * 1e6,
             );
-            v["phase_flip"]["switch_apply"] = json!({"count": count, "mean_us": mean_s * 1e6, "max_us": max_s * 1e6});
+            v["phase_flip"]["switch_apply"] = json!({
+                "seats": players + audience,
+                "window": {"count": in_window.count, "mean_us": in_window.mean_us(), "max_bucket_us": in_window.max_bound_us()},
+                "since_start": {"count": after.count, "mean_us": after.mean_us(), "max_us": after.max * 1e6},
+            });
         }
-        None => println!("phase switch apply time: the server exposes no /metrics"),
+        _ => println!("phase switch apply time: the server exposes no parlor_phase_switch_apply_seconds"),
     }
     Ok(v)
 }
 
-/// (count, mean s, max s) of the server's timer-driven phase-switch apply times, from `/metrics`.
-fn switch_apply(addr: std::net::SocketAddr) -> Option<(u64, f64, f64)> {
-    let body = crate::fleet::scrape_metrics(addr)?;
-    let timer = |name: &str| crate::fleet::metric_sum(&body, &format!("{name}{{cause=\"timer\"}}"));
-    let count = timer("parlor_phase_switch_apply_seconds_count")?;
-    let sum = timer("parlor_phase_switch_apply_seconds_sum")?;
-    let max = timer("parlor_phase_switch_apply_max_seconds")?;
-    (count > 0.0).then(|| (count as u64, sum / count, max))
+/// Join `audience` receive-only participants to the running game (once the host has seen its
+/// first phase), and wait until each has connected and received every player's audio and video
+/// (spectators receive everyone by day).
+async fn join_audience(fleet: &mut Fleet, players: usize, audience: usize, opts: &Opts) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !fleet.members[0].info.game_messages().iter().any(|(_, m)| m["type"] == "phase") {
+        if tokio::time::Instant::now() >= deadline {
+            bail!("the game did not start within 20 s: {:?}", fleet.members[0].info.errors());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut idxs = Vec::new();
+    for i in 0..audience {
+        idxs.push(fleet.join("phase-flip", &format!("phase-flip-a{i}"), None)?);
+    }
+    opts.say(format!("{audience} spectators joining the game"));
+    let want: u32 = fleet.members[..players].iter().map(|m| m.kinds().len() as u32).sum();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let missing: Vec<u32> = idxs
+            .iter()
+            .copied()
+            .filter(|&i| fleet.shared().parts[i as usize].streams_seen.load(Ordering::Relaxed) < want)
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let detail: Vec<String> = missing
+                .iter()
+                .take(5)
+                .map(|&i| {
+                    let got = fleet.shared().parts[i as usize].streams_seen.load(Ordering::Relaxed);
+                    format!("#{i}: {got}/{want} streams {:?}", fleet.members[i as usize].info.errors())
+                })
+                .collect();
+            bail!("{} of {audience} spectators did not receive every player: {}", missing.len(), detail.join(", "));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    opts.say("every spectator receives every player");
+    Ok(())
+}
+
+/// The server's timer-driven phase-switch apply times (`parlor_phase_switch_apply_seconds`,
+/// cause "timer"), read at one instant.
+#[derive(Debug, Clone, Default)]
+struct SwitchStats {
+    count: u64,
+    sum: f64,
+    /// The largest since the server started, s.
+    max: f64,
+    /// (upper bound s, cumulative count), ascending, without +Inf.
+    buckets: Vec<(f64, u64)>,
+}
+
+impl SwitchStats {
+    fn parse(body: &str) -> Option<SwitchStats> {
+        const NAME: &str = "parlor_phase_switch_apply_seconds";
+        let timer = |name: &str| crate::fleet::metric_sum(body, &format!("{name}{{cause=\"timer\"}}"));
+        let prefix = format!("{NAME}_bucket{{cause=\"timer\",le=\"");
+        let mut buckets: Vec<(f64, u64)> = body
+            .lines()
+            .filter_map(|l| {
+                let (le, rest) = l.strip_prefix(&prefix)?.split_once("\"}")?;
+                Some((le.parse().ok()?, rest.trim().parse().ok()?))
+            })
+            .filter(|(le, _): &(f64, u64)| le.is_finite())
+            .collect();
+        buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+        Some(SwitchStats {
+            count: timer(&format!("{NAME}_count"))? as u64,
+            sum: timer(&format!("{NAME}_sum"))?,
+            max: timer("parlor_phase_switch_apply_max_seconds").unwrap_or(0.0),
+            buckets,
+        })
+    }
+
+    /// What was added since `before` (the lifetime maximum stays as it is).
+    fn since(&self, before: &SwitchStats) -> SwitchStats {
+        let old = |le: f64| before.buckets.iter().find(|b| b.0 == le).map_or(0, |b| b.1);
+        SwitchStats {
+            count: self.count.saturating_sub(before.count),
+            sum: (self.sum - before.sum).max(0.0),
+            max: self.max,
+            buckets: self.buckets.iter().map(|&(le, n)| (le, n.saturating_sub(old(le)))).collect(),
+        }
+    }
+
+    fn mean_us(&self) -> Option<f64> {
+        (self.count > 0).then(|| self.sum / self.count as f64 * 1e6)
+    }
+
+    /// The smallest bucket bound holding every observation, µs (None above the last bound).
+    fn max_bound_us(&self) -> Option<f64> {
+        if self.count == 0 {
+            return None;
+        }
+        self.buckets.iter().find(|b| b.1 >= self.count).map(|b| b.0 * 1e6)
+    }
+}
+
+async fn scrape_switches(addr: Option<std::net::SocketAddr>) -> Option<SwitchStats> {
+    let addr = addr?;
+    let body = tokio::task::spawn_blocking(move || crate::fleet::scrape_metrics(addr)).await.ok().flatten()?;
+    SwitchStats::parse(&body)
 }
 
 fn analyse_phase_flip(
@@ -776,7 +895,11 @@ fn analyse_phase_flip(
         fleet.members.iter().filter_map(|m| m.info.id().map(|id| (id, m.idx))).collect();
     let timelines: HashMap<u32, Vec<Point>> =
         fleet.members.iter().map(|m| (m.idx, timeline(&m.info.game_messages(), &id_to_idx))).collect();
-    let phases_seen = timelines.values().map(|t| t.len()).min().unwrap_or(0);
+    // Players publish and were there from the start; the audience (receive-only, joined during
+    // the game) is checked for leaks only: its loss while joining is not the switch's.
+    let is_player = |m: &&crate::fleet::Member| m.publish.is_some();
+    let audience = fleet.members.iter().filter(|m| !is_player(m)).count();
+    let phases_seen = fleet.members.iter().filter(is_player).map(|m| timelines[&m.idx].len()).min().unwrap_or(0);
     if phases_seen < 3 {
         bail!(
             "the game did not run: a participant saw only {phases_seen} phase(s); errors: {:?}",
@@ -804,6 +927,7 @@ fn analyse_phase_flip(
 
     let mut leaked: BTreeMap<String, u64> = BTreeMap::new();
     let mut leaked_total = 0u64;
+    let (mut audience_leaked, mut audience_checked) = (0u64, 0u64);
     let mut leak_examples: Vec<Value> = Vec::new();
     let mut reallow_band = 0u64;
     let mut checked = 0u64;
@@ -816,14 +940,19 @@ fn analyse_phase_flip(
 
     for s in &fleet.members {
         let tl = &timelines[&s.idx];
-        for p in fleet.members.iter().filter(|p| p.idx != s.idx) {
+        let player = is_player(&s);
+        for p in fleet.members.iter().filter(|p| p.idx != s.idx).filter(is_player) {
             for kind in Kind::ALL {
                 let recs = by_stream.get(&(s.idx, p.idx, kind)).map(Vec::as_slice).unwrap_or(&[]);
                 // Leaks: sent after s learned a phase that denies it, and early enough that the
                 // server had not yet moved on to the next phase.
                 for r in recs {
                     let Some(k) = tl.iter().rposition(|pt| pt.from <= r.sent_us) else { continue };
-                    checked += 1;
+                    if player {
+                        checked += 1;
+                    } else {
+                        audience_checked += 1;
+                    }
                     let pt = &tl[k];
                     if allows(pt, p.idx, kind) {
                         continue;
@@ -831,19 +960,26 @@ fn analyse_phase_flip(
                     let next_from = tl.get(k + 1).map_or(u64::MAX, |n| n.from);
                     let deny_end = pt.ends_at.map_or(next_from, |e| e.saturating_sub(REALLOW_GUARD_US)).min(next_from);
                     if r.sent_us < deny_end {
-                        leaked_total += 1;
-                        *leaked.entry(pt.phase.clone()).or_default() += 1;
+                        if player {
+                            leaked_total += 1;
+                            *leaked.entry(pt.phase.clone()).or_default() += 1;
+                        } else {
+                            audience_leaked += 1;
+                        }
                         if leak_examples.len() < 20 {
                             leak_examples.push(json!({
-                                "subscriber": s.idx, "publisher": p.idx, "kind": kind.as_str(), "phase": pt.phase,
+                                "subscriber": s.idx, "audience": !player, "publisher": p.idx, "kind": kind.as_str(), "phase": pt.phase,
                                 "sent_after_phase_ms": (r.sent_us as f64 - pt.from as f64) / 1000.0,
                                 "sent_before_phase_end_ms": (deny_end as f64 - r.sent_us as f64) / 1000.0,
                                 "latency_ms": (r.recv_us as f64 - r.sent_us as f64) / 1000.0,
                             }));
                         }
-                    } else {
+                    } else if player {
                         reallow_band += 1;
                     }
+                }
+                if !player {
+                    continue;
                 }
                 // Loss while allowed, away from the switches (video from the first keyframe on).
                 for (k, pt) in tl.iter().enumerate() {
@@ -865,6 +1001,9 @@ fn analyse_phase_flip(
                     let hi = recs.partition_point(|r| r.sent_us < to);
                     allowed_received += (hi - lo) as u64;
                 }
+            }
+            if !player || !p.kinds().contains(&Kind::Video) {
+                continue;
             }
             // Unmute → first keyframe: each time video from p becomes allowed again for s.
             let vrecs = by_stream.get(&(s.idx, p.idx, Kind::Video)).map(Vec::as_slice).unwrap_or(&[]);
@@ -902,6 +1041,8 @@ fn analyse_phase_flip(
     let p50 = crate::hist::quantile_of(&mut u, 0.5);
     let p95 = crate::hist::quantile_of(&mut u, 0.95);
     let max = crate::hist::quantile_of(&mut u, 1.0);
+    let audience_received: u64 =
+        w.streams.values().filter(|st| fleet.members[st.owner as usize].publish.is_none()).map(|st| st.window).sum();
     let mut figures = Figures::compute(w, fleet, None, target.idle_anon_kib);
     if allowed_expected > 0 {
         figures.expected = allowed_expected;
@@ -925,16 +1066,27 @@ fn analyse_phase_flip(
             "unmute_samples": unmute_ms.len(),
             "keyframe_arrived_before_phase_message": keyframe_before_phase,
             "reallows_without_keyframe": unmute_missing,
-            "loss_counted": "packets sent while allowed, 100 ms away from each switch; video from the first keyframe after a re-allow",
+            "loss_counted": "packets sent while allowed, 100 ms away from each switch; video from the first keyframe after a re-allow; players only",
+            "audience": audience,
+            "audience_packets_checked": audience_checked,
+            "audience_leaked_packets": audience_leaked,
+            "audience_packets_received_in_window": audience_received,
         },
         "details": counters_json(w, fleet),
     });
-    let (mut inputs, mut inputs_text) = room_inputs(1, fleet.members.len(), 0, publish, window, opts);
+    let players = fleet.members.len() - audience;
+    let (mut inputs, mut inputs_text) = room_inputs(1, players, audience, publish, window, opts);
     inputs["game_settings"] = flip_settings();
     inputs_text.push_str(
         "; start_game {mafia: 2, night 2 s, day 2 s, role_reveal 0.2 s, dawn/nomination 0.05 s}, nobody acts",
     );
-    figures.join_ms = report::join_times(fleet);
+    if audience > 0 {
+        inputs_text.push_str(&format!(
+            "; the {audience} receive-only participants join after the game started (spectators: every living player by day, nobody by night), \
+             and the window starts once each receives every player"
+        ));
+    }
+    figures.join_ms = report::join_times_of(fleet, |m| m.publish.is_some());
     let o = Outcome { figures, inputs, inputs_text, extra };
     // The scenario's own rows go under the common ones.
     println!("\nphase-flip: {rounds} nights in {:.0} s; leaked {leaked_total} of {checked} packets checked ({reallow_band} in the {:.0} ms re-allow band); \
@@ -942,6 +1094,12 @@ fn analyse_phase_flip(
         window.as_secs_f64(), REALLOW_GUARD_US as f64 / 1000.0,
         p50.map_or("n/a".into(), |v| format!("{v:.1}")), p95.map_or("n/a".into(), |v| format!("{v:.1}")),
         max.map_or("n/a".into(), |v| format!("{v:.1}")), unmute_ms.len(), unmute_missing, keyframe_before_phase);
+    if audience > 0 {
+        println!(
+            "audience: {audience} spectators received {audience_received} packets sent in the window; \
+             leaked to them {audience_leaked} of {audience_checked} packets checked"
+        );
+    }
     Ok(o)
 }
 
@@ -1062,5 +1220,48 @@ pub fn check_name(name: &str) -> anyhow::Result<()> {
     match name {
         "mafia-12" | "rooms" | "stage-100" | "phase-flip" | "smoke" | "compare" => Ok(()),
         other => Err(anyhow!("unknown scenario {other}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SwitchStats;
+
+    /// Two readings of `/metrics` as the server writes them (src/metrics.rs), 3 then 5 switches.
+    fn body(count: u64, sum: f64, max: f64, buckets: &[(&str, u64)]) -> String {
+        let mut s = String::from("# TYPE parlor_phase_switch_apply_seconds histogram\n");
+        for (le, n) in buckets {
+            s.push_str(&format!("parlor_phase_switch_apply_seconds_bucket{{cause=\"timer\",le=\"{le}\"}} {n}\n"));
+            s.push_str(&format!("parlor_phase_switch_apply_seconds_bucket{{cause=\"input\",le=\"{le}\"}} 7\n"));
+        }
+        s.push_str(&format!("parlor_phase_switch_apply_seconds_bucket{{cause=\"timer\",le=\"+Inf\"}} {count}\n"));
+        s.push_str(&format!("parlor_phase_switch_apply_seconds_sum{{cause=\"timer\"}} {sum}\n"));
+        s.push_str(&format!("parlor_phase_switch_apply_seconds_count{{cause=\"timer\"}} {count}\n"));
+        s.push_str("parlor_phase_switch_apply_seconds_count{cause=\"input\"} 7\n");
+        s.push_str(&format!("parlor_phase_switch_apply_max_seconds{{cause=\"timer\"}} {max}\n"));
+        s
+    }
+
+    #[test]
+    fn switch_times_over_a_window_come_from_two_readings() {
+        let before =
+            SwitchStats::parse(&body(3, 0.0009, 0.0005, &[("0.0001", 1), ("0.00025", 2), ("0.0005", 3), ("0.001", 3)]))
+                .unwrap();
+        let after =
+            SwitchStats::parse(&body(5, 0.0011, 0.0005, &[("0.0001", 3), ("0.00025", 4), ("0.0005", 5), ("0.001", 5)]))
+                .unwrap();
+        assert_eq!((before.count, after.count), (3, 5));
+        assert!((after.mean_us().unwrap() - 220.0).abs() < 1e-6, "the input cause is not mixed in");
+        let w = after.since(&before);
+        assert_eq!(w.count, 2);
+        assert!((w.mean_us().unwrap() - 100.0).abs() < 1e-6);
+        // Both new switches fell in the buckets up to 0.1 ms.
+        assert_eq!(w.max_bound_us(), Some(100.0));
+        assert_eq!(before.max_bound_us(), Some(500.0));
+        assert_eq!(before.buckets.len(), 4, "+Inf is not a bound");
+        let slow = SwitchStats::parse(&body(2, 3.0, 2.0, &[("0.5", 0), ("1", 1)])).unwrap();
+        assert_eq!(slow.max_bound_us(), None, "one switch beyond the last finite bound");
+        assert_eq!(SwitchStats::default().mean_us(), None);
+        assert!(SwitchStats::parse("parlor_forwarded_packets_total 3\n").is_none(), "no such series");
     }
 }

@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::fleet::{Ctrl, Fleet};
+use crate::fleet::Fleet;
+use crate::participant::Ctrl;
 use crate::report::{self, table, Figures};
 use crate::scenario::{add_room, av, flip_settings, save, Opts, Target};
 use crate::sys;
