@@ -91,6 +91,11 @@ fn cache_subdir(cache_dir: &Path, directory: &str) -> PathBuf {
     cache_dir.join(name)
 }
 
+/// Where the certificate chain for `config` is cached.
+pub fn cached_chain(config: &AcmeConfig) -> PathBuf {
+    cache_subdir(Path::new(&config.cache_dir), &config.directory).join("cert.pem")
+}
+
 /// Write `bytes` to `path` readable by the owner only, replacing it whole (a crash leaves the
 /// old file or the new, never half of one).
 fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -126,8 +131,10 @@ fn alpn_certificate(tls: &Tls, domain: &str, digest: &[u8]) -> Result<CertifiedK
     let key = rcgen::KeyPair::generate()?;
     let cert = params.self_signed(&key)?;
     let key = PrivateKeyDer::Pkcs8(key.serialize_der().into());
-    CertifiedKey::from_der(vec![cert.der().clone()], key, tls.provider())
-        .map_err(|e| anyhow!("TLS-ALPN-01 certificate: {e}"))
+    // Not `from_der`: its check that key and certificate match parses the certificate with
+    // webpki, which refuses the critical acmeIdentifier extension.
+    let signer = tls.provider().key_provider.load_private_key(key).map_err(|e| anyhow!("TLS-ALPN-01 key: {e}"))?;
+    Ok(CertifiedKey::new(vec![cert.der().clone()], signer))
 }
 
 /// Whether the CA says our account is unknown (it was deactivated, or a test CA restarted).
