@@ -16,8 +16,8 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{anyhow, bail, Context, Result};
 use instant_acme::{
-    Account, AccountBuilder, AccountCredentials, AuthorizationStatus, ChallengeType, Identifier, NewAccount,
-    NewOrder, OrderStatus, RetryPolicy,
+    Account, AccountBuilder, AccountCredentials, AuthorizationStatus, ChallengeType, Identifier, NewAccount, NewOrder,
+    OrderStatus, RetryPolicy,
 };
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -87,7 +87,7 @@ pub struct Manager {
 /// certificate is no use with the production CA).
 fn cache_subdir(cache_dir: &Path, directory: &str) -> PathBuf {
     let bare = directory.trim_start_matches("https://").trim_start_matches("http://");
-    let name: String = bare.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '_' }).collect();
+    let name: String = bare.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' }).collect();
     cache_dir.join(name)
 }
 
@@ -147,8 +147,9 @@ impl Manager {
         if self.config.ca_root.is_empty() {
             Account::builder().map_err(|e| anyhow!("no TLS roots to trust the ACME directory with: {e}"))
         } else {
-            Account::builder_with_root(&self.config.ca_root)
-                .map_err(|e| anyhow!("tls.acme.ca_root: cannot use {} as a PEM root certificate: {e}", self.config.ca_root))
+            Account::builder_with_root(&self.config.ca_root).map_err(|e| {
+                anyhow!("tls.acme.ca_root: cannot use {} as a PEM root certificate: {e}", self.config.ca_root)
+            })
         }
     }
 

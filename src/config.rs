@@ -403,7 +403,9 @@ impl Config {
                 );
             }
             if acme.cache_dir.is_empty() {
-                bail!("invalid configuration\n  tls.acme.cache_dir: name a directory for the account key and certificate");
+                bail!(
+                    "invalid configuration\n  tls.acme.cache_dir: name a directory for the account key and certificate"
+                );
             }
             if !acme.contact.is_empty() && (!acme.contact.contains('@') || acme.contact.contains(char::is_whitespace)) {
                 bail!("invalid configuration\n  tls.acme.contact: \"{}\" is not an email address", acme.contact);
@@ -723,7 +725,9 @@ mod tests {
         };
         let e = with(("TLS__ACME__DOMAINS", r#"["*.example.org"]"#)).unwrap_err();
         assert!(e.contains("tls.acme.domains") && e.contains("*.example.org"), "{e}");
-        let e = with(("TLS__CERT", "/x.pem")).unwrap_err();
+        let mut vars = on.to_vec();
+        vars.extend([("TLS__CERT", "/x.pem"), ("TLS__KEY", "/x.key")]);
+        let e = load(None, &Overrides::default(), &vars).unwrap_err().to_string();
         assert!(e.contains("not both"), "{e}");
         let e = with(("TLS__ACME__DIRECTORY", "letsencrypt")).unwrap_err();
         assert!(e.contains("tls.acme.directory"), "{e}");

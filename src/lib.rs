@@ -1,8 +1,8 @@
 //! The parlor server: configuration, HTTP and signaling, and the wiring between signaling
 //! and the media layer. `main.rs` is the command line around [`start`].
 
-mod api;
 pub mod acme;
+mod api;
 pub mod auth;
 pub mod check;
 pub mod config;
@@ -145,7 +145,9 @@ pub async fn start(config: &Config) -> Result<Server> {
             let manager = acme::prepare(&config.tls.acme, tls.clone(), challenges.clone()).await?;
             (Some(tls), Some(manager))
         }
-        None if config.tls.enabled() => (Some(tls::Tls::load(config.tls.cert.as_ref(), config.tls.key.as_ref())?), None),
+        None if config.tls.enabled() => {
+            (Some(tls::Tls::load(config.tls.cert.as_ref(), config.tls.key.as_ref())?), None)
+        }
         None => (None, None),
     };
     let listener = tokio::net::TcpListener::bind(config.server.listen)

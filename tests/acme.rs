@@ -379,7 +379,8 @@ impl Case {
 
     /// parlor's configuration: HTTPS on the port pebble validates TLS-ALPN-01 on.
     fn config(&self, directory: &str, challenge: AcmeChallenge) -> Config {
-        let overrides = Overrides { listen: Some(SocketAddr::from((Ipv4Addr::LOCALHOST, self.https_port))), udp_port: Some(0) };
+        let overrides =
+            Overrides { listen: Some(SocketAddr::from((Ipv4Addr::LOCALHOST, self.https_port))), udp_port: Some(0) };
         let env = figment::providers::Env::prefixed("PARLOR_TEST_UNSET_PREFIX_");
         let mut c = Config::load(None, &overrides, env).expect("default config");
         c.games.log_dir = String::new();
@@ -502,11 +503,10 @@ fn renewal_swaps_the_certificate_under_an_open_connection() {
                 }
             }
         });
-        let second = poll(Duration::from_secs(30), || async {
-            served(&root, port).await.filter(|c| c.serial != first.serial)
-        })
-        .await
-        .expect("renewed within 30 s");
+        let second =
+            poll(Duration::from_secs(30), || async { served(&root, port).await.filter(|c| c.serial != first.serial) })
+                .await
+                .expect("renewed within 30 s");
         assert!(SystemTime::now() >= first.renew_at(), "renewed before two thirds of the lifetime");
         assert_eq!(second.names, vec![DOMAIN.to_string()]);
         assert!(second.not_after > first.not_after);
