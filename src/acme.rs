@@ -87,7 +87,8 @@ pub struct Manager {
 /// certificate is no use with the production CA).
 fn cache_subdir(cache_dir: &Path, directory: &str) -> PathBuf {
     let bare = directory.trim_start_matches("https://").trim_start_matches("http://");
-    let name: String = bare.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' }).collect();
+    let name: String =
+        bare.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' }).collect();
     cache_dir.join(name)
 }
 

@@ -151,7 +151,8 @@ async fn certificate(config: &Config, timeout: Duration, out: &mut impl Write) -
 
 fn describe(info: &CertInfo, out: &mut impl Write) -> Result<()> {
     let left = match info.not_after.duration_since(SystemTime::now()) {
-        Ok(d) => format!("in {} days", d.as_secs() / 86_400),
+        Ok(d) if d.as_secs() >= 2 * 86_400 => format!("in {} days", d.as_secs() / 86_400),
+        Ok(d) => format!("in {} h {} min", d.as_secs() / 3600, d.as_secs() / 60 % 60),
         Err(_) => "EXPIRED".to_owned(),
     };
     writeln!(out, "  names    {}", if info.names.is_empty() { "(none)".to_owned() } else { info.names.join(", ") })?;

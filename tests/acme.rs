@@ -440,6 +440,7 @@ fn tls_alpn_01_issues_and_a_wss_join_verifies() {
         let mut out = Vec::new();
         let _ = parlor::check::run(&config, Duration::from_millis(300), &mut out).await.unwrap();
         let out = String::from_utf8(out).unwrap();
+        println!("{out}");
         assert!(out.contains(DOMAIN) && out.contains(&cert.expires()), "{out}");
 
         // A restart with pebble gone: the cached certificate is served, nothing asked of the CA.
@@ -449,6 +450,14 @@ fn tls_alpn_01_issues_and_a_wss_join_verifies() {
         let again = served(&root, server.http_addr.port()).await.expect("the cached certificate is served at once");
         assert_eq!(again.serial, cert.serial);
         server.shutdown(Duration::from_secs(2)).await;
+
+        // With nothing serving, `parlor check` says so and shows the cached certificate.
+        let mut out = Vec::new();
+        let _ = parlor::check::run(&config, Duration::from_millis(300), &mut out).await.unwrap();
+        let out = String::from_utf8(out).unwrap();
+        println!("{out}");
+        assert!(out.contains("none served") && out.contains("cert.pem"), "{out}");
+        assert!(out.contains(DOMAIN) && out.contains(&cert.expires()), "{out}");
     });
 }
 
