@@ -541,7 +541,8 @@ fn renewal_swaps_the_certificate_under_an_open_connection() {
 fn ca_down_at_renewal_keeps_the_old_certificate_and_retries() {
     in_netns("ca_down_at_renewal_keeps_the_old_certificate_and_retries", || async {
         let case = Case::new("down").await;
-        let setup = case.pebble_setup(9);
+        // 15 s certificates: renewal due 10 s in, long after the first is seen here.
+        let setup = case.pebble_setup(15);
         let pebble = start_pebble(&setup).await;
         let config = case.config(&pebble.directory(), AcmeChallenge::TlsAlpn01);
         let server = parlor::start(&config).await.expect("parlor starts");
