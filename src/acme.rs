@@ -138,6 +138,11 @@ fn alpn_certificate(tls: &Tls, domain: &str, digest: &[u8]) -> Result<CertifiedK
     Ok(CertifiedKey::new(vec![cert.der().clone()], signer))
 }
 
+/// The wait after the next failure: doubled, at most [`MAX_BACKOFF`].
+fn next_backoff(wait: Duration) -> Duration {
+    (wait * 2).min(MAX_BACKOFF)
+}
+
 /// Whether the CA says our account is unknown (it was deactivated, or a test CA restarted).
 fn account_gone(e: &instant_acme::Error) -> bool {
     matches!(e, instant_acme::Error::Api(p) if p.r#type.as_deref().is_some_and(|t| t.ends_with(":accountDoesNotExist")))
@@ -308,7 +313,7 @@ impl Manager {
                         "ACME certificate failed, still serving the certificate valid until {serving}: {why}"
                     );
                     tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    backoff = next_backoff(backoff);
                 }
             }
         }
@@ -344,6 +349,19 @@ impl Manager {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_six_hours() {
+        let mut wait = Duration::from_secs(60);
+        let mut seen = vec![];
+        for _ in 0..12 {
+            seen.push(wait.as_secs());
+            wait = next_backoff(wait);
+        }
+        assert_eq!(&seen[..4], &[60, 120, 240, 480]);
+        assert_eq!(seen.last(), Some(&21_600));
+        assert!(seen.windows(2).all(|w| w[1] >= w[0]));
+    }
 
     #[test]
     fn cache_subdirectory_per_ca() {
