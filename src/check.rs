@@ -6,15 +6,25 @@
 
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
-use anyhow::Result;
+use anyhow::{anyhow, Result};
 use parlor_media::binding::{binding_request, mapped_address};
 use parlor_media::tcp::{read_frame, write_frame};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::Instant;
 
+use rustls_pki_types::pem::PemObject;
+use tokio_rustls::rustls;
+use tokio_rustls::rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use tokio_rustls::rustls::crypto::{aws_lc_rs, CryptoProvider};
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use tokio_rustls::rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+
 use crate::config::Config;
+use crate::tls::{cert_info, CertInfo};
 
 /// First retransmission of an unanswered UDP request (RFC 8489 §6.2.1 suggests 500 ms; a
 /// check should be quick on a lossless path).
@@ -55,6 +65,10 @@ pub async fn run(config: &Config, timeout: Duration, out: &mut impl Write) -> Re
         None => writeln!(out, "  (ICE-TCP is off: media.tcp_port = \"off\")")?,
     }
     writeln!(out)?;
+    if config.tls.enabled() {
+        certificate(config, timeout, out).await?;
+        writeln!(out)?;
+    }
 
     writeln!(out, "STUN binding request to each announced address (timeout {} ms):", timeout.as_millis())?;
     let mut probes: Vec<(&str, u16)> = Vec::new();
@@ -100,6 +114,120 @@ pub async fn run(config: &Config, timeout: Duration, out: &mut impl Write) -> Re
         }
     )?;
     Ok(ok)
+}
+
+/// The certificate the running server presents (names, expiry), or else the one on disk.
+async fn certificate(config: &Config, timeout: Duration, out: &mut impl Write) -> Result<()> {
+    let (addr, _) = crate::health::target(config);
+    let name = config.tls.acme.domains.first().cloned();
+    match tokio::time::timeout(timeout, served_certificate(addr, name.clone())).await {
+        Ok(Ok(der)) => match cert_info(&der) {
+            Ok(info) => {
+                writeln!(out, "TLS certificate served on {addr}:")?;
+                describe(&info, out)?;
+            }
+            Err(e) => writeln!(out, "  FAIL  the certificate served on {addr} does not parse: {e:#}")?,
+        },
+        failed => {
+            let why = match failed {
+                Ok(Err(e)) => format!("{e:#}"),
+                _ => format!("no handshake within {} ms", timeout.as_millis()),
+            };
+            writeln!(out, "TLS certificate: none served on {addr} ({why})")?;
+            match on_disk(config) {
+                Some((path, info)) => {
+                    writeln!(out, "  on disk, {}:", path.display())?;
+                    describe(&info, out)?;
+                }
+                None if config.tls.acme.enabled() => {
+                    writeln!(out, "  none on disk yet: parlor serve gets one from {}", config.tls.acme.directory)?
+                }
+                None => writeln!(out, "  tls.cert {} does not load", config.tls.cert)?,
+            }
+        }
+    }
+    Ok(())
+}
+
+fn describe(info: &CertInfo, out: &mut impl Write) -> Result<()> {
+    let left = match info.not_after.duration_since(SystemTime::now()) {
+        Ok(d) if d.as_secs() >= 2 * 86_400 => format!("in {} days", d.as_secs() / 86_400),
+        Ok(d) => format!("in {} h {} min", d.as_secs() / 3600, d.as_secs() / 60 % 60),
+        Err(_) => "EXPIRED".to_owned(),
+    };
+    writeln!(out, "  names    {}", if info.names.is_empty() { "(none)".to_owned() } else { info.names.join(", ") })?;
+    writeln!(out, "  expires  {} ({left})", info.expires())?;
+    Ok(())
+}
+
+/// The certificate file: tls.cert, or the ACME cache's chain.
+fn on_disk(config: &Config) -> Option<(PathBuf, CertInfo)> {
+    let path = if config.tls.acme.enabled() {
+        crate::acme::cached_chain(&config.tls.acme)
+    } else {
+        PathBuf::from(&config.tls.cert)
+    };
+    let der = CertificateDer::pem_file_iter(&path).ok()?.next()?.ok()?;
+    Some((path.clone(), cert_info(&der).ok()?))
+}
+
+/// A TLS handshake with the server, accepting any certificate: the point is to see it.
+async fn served_certificate(addr: SocketAddr, name: Option<String>) -> Result<CertificateDer<'static>> {
+    let provider = Arc::new(aws_lc_rs::default_provider());
+    let client = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(Unverified(provider)))
+        .with_no_client_auth();
+    // The ACME domain as SNI (the name the certificate is for); else the address.
+    let server_name = match name.and_then(|n| ServerName::try_from(n).ok()) {
+        Some(n) => n,
+        None => ServerName::IpAddress(addr.ip().into()),
+    };
+    let tcp = TcpStream::connect(addr).await?;
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(client)).connect(server_name, tcp).await?;
+    let leaf = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).ok_or_else(|| anyhow!("no certificate"))?;
+    Ok(leaf.clone().into_owned())
+}
+
+/// Accepts any server certificate (still checking the handshake's signatures): `check` shows
+/// what is served, whoever signed it.
+#[derive(Debug)]
+struct Unverified(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for Unverified {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }
 
 fn list(ips: &[IpAddr]) -> String {

@@ -34,13 +34,58 @@ pub struct TlsConfig {
     pub key: String,
     pub redirect_http: String,
     pub watch_seconds: f64,
+    pub acme: AcmeConfig,
 }
 
 impl TlsConfig {
-    /// Whether TLS is on (both files named).
+    /// Whether TLS is on (both files named, or a certificate from ACME).
     pub fn enabled(&self) -> bool {
-        !self.cert.is_empty()
+        !self.cert.is_empty() || self.acme.enabled()
     }
+}
+
+/// `[tls.acme]`: a certificate from an ACME CA such as Let's Encrypt (see config/default.toml).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcmeConfig {
+    pub domains: Vec<String>,
+    pub contact: String,
+    pub directory: String,
+    pub cache_dir: String,
+    pub ca_root: String,
+    pub challenge: AcmeChallenge,
+    pub retry_seconds: f64,
+}
+
+impl AcmeConfig {
+    /// Whether ACME is on (at least one domain).
+    pub fn enabled(&self) -> bool {
+        !self.domains.is_empty()
+    }
+}
+
+/// `tls.acme.challenge`: how the CA checks that this server answers for the domains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AcmeChallenge {
+    /// TLS-ALPN-01 (RFC 8737) on the HTTPS port (server.listen): needs only that port open.
+    #[serde(rename = "tls-alpn-01")]
+    TlsAlpn01,
+    /// HTTP-01 on the plain-HTTP listener (tls.redirect_http), which must be reachable on port 80.
+    #[serde(rename = "http-01")]
+    Http01,
+}
+
+/// A domain name as a CA accepts it: dot-separated labels of letters, digits and hyphens.
+fn valid_domain(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
 }
 
 /// `[auth]`: who may create rooms, host tokens, lookup limits (see config/default.toml).
@@ -340,9 +385,47 @@ impl Config {
         if self.tls.cert.is_empty() != self.tls.key.is_empty() {
             bail!("invalid configuration\n  tls.cert, tls.key: give both PEM files, or neither");
         }
+        let acme = &self.tls.acme;
+        if acme.enabled() {
+            if !self.tls.cert.is_empty() {
+                bail!("invalid configuration\n  tls.acme.domains: either tls.cert and tls.key, or tls.acme, not both");
+            }
+            if let Some(bad) = acme.domains.iter().find(|d| !valid_domain(d)) {
+                bail!(
+                    "invalid configuration\n  tls.acme.domains: \"{bad}\" is not a domain name such as \
+                     parlor.example.org (no wildcards, no IP addresses)"
+                );
+            }
+            if !(acme.directory.starts_with("https://") || acme.directory.starts_with("http://")) {
+                bail!(
+                    "invalid configuration\n  tls.acme.directory: \"{}\" is not an http(s) URL of an ACME directory",
+                    acme.directory
+                );
+            }
+            if acme.cache_dir.is_empty() {
+                bail!(
+                    "invalid configuration\n  tls.acme.cache_dir: name a directory for the account key and certificate"
+                );
+            }
+            if !acme.contact.is_empty() && (!acme.contact.contains('@') || acme.contact.contains(char::is_whitespace)) {
+                bail!("invalid configuration\n  tls.acme.contact: \"{}\" is not an email address", acme.contact);
+            }
+            if acme.challenge == AcmeChallenge::Http01 && self.tls.redirect_http.is_empty() {
+                bail!(
+                    "invalid configuration\n  tls.acme.challenge: \"http-01\" is answered on tls.redirect_http; \
+                     set it (e.g. \"0.0.0.0:80\") or use \"tls-alpn-01\""
+                );
+            }
+            if !(acme.retry_seconds.is_finite() && acme.retry_seconds > 0.0) {
+                bail!(
+                    "invalid configuration\n  tls.acme.retry_seconds: must be a positive number of seconds, got {}",
+                    acme.retry_seconds
+                );
+            }
+        }
         if !self.tls.redirect_http.is_empty() {
             if !self.tls.enabled() {
-                bail!("invalid configuration\n  tls.redirect_http: needs tls.cert and tls.key");
+                bail!("invalid configuration\n  tls.redirect_http: needs tls.cert and tls.key, or tls.acme");
             }
             self.tls.redirect_http.parse::<SocketAddr>().with_context(|| {
                 format!(
@@ -624,6 +707,43 @@ mod tests {
         assert_eq!(c.auth.host_keys, vec!["0123456789abcdef".to_string(), "fedcba9876543210".to_string()]);
         let e = load(None, &Overrides::default(), &[("AUTH__SECRET", "short")]).unwrap_err().to_string();
         assert!(e.contains("auth.secret"), "{e}");
+    }
+
+    #[test]
+    fn acme_keys() {
+        let c = load(None, &Overrides::default(), &[]).unwrap();
+        assert!(!c.tls.acme.enabled());
+        assert_eq!(c.tls.acme.directory, "https://acme-v02.api.letsencrypt.org/directory");
+        assert_eq!(c.tls.acme.challenge, AcmeChallenge::TlsAlpn01);
+        let on = [("TLS__ACME__DOMAINS", r#"["parlor.example.org"]"#), ("TLS__ACME__CONTACT", "ops@example.org")];
+        let c = load(None, &Overrides::default(), &on).unwrap();
+        assert!(c.tls.enabled() && c.tls.acme.enabled());
+        let with = |extra: (&'static str, &'static str)| {
+            let mut vars = on.to_vec();
+            vars.push(extra);
+            load(None, &Overrides::default(), &vars).map(|_| ()).map_err(|e| e.to_string())
+        };
+        let e = with(("TLS__ACME__DOMAINS", r#"["*.example.org"]"#)).unwrap_err();
+        assert!(e.contains("tls.acme.domains") && e.contains("*.example.org"), "{e}");
+        let mut vars = on.to_vec();
+        vars.extend([("TLS__CERT", "/x.pem"), ("TLS__KEY", "/x.key")]);
+        let e = load(None, &Overrides::default(), &vars).unwrap_err().to_string();
+        assert!(e.contains("not both"), "{e}");
+        let e = with(("TLS__ACME__DIRECTORY", "letsencrypt")).unwrap_err();
+        assert!(e.contains("tls.acme.directory"), "{e}");
+        let e = with(("TLS__ACME__CONTACT", "nobody")).unwrap_err();
+        assert!(e.contains("tls.acme.contact"), "{e}");
+        let e = with(("TLS__ACME__CHALLENGE", "http-01")).unwrap_err();
+        assert!(e.contains("tls.redirect_http"), "{e}");
+        let e = with(("TLS__ACME__CHALLENGE", "dns-01")).unwrap_err();
+        assert!(e.contains("challenge"), "{e}");
+        let e = with(("TLS__ACME__RETRY_SECONDS", "0")).unwrap_err();
+        assert!(e.contains("tls.acme.retry_seconds"), "{e}");
+        assert!(with(("TLS__REDIRECT_HTTP", "0.0.0.0:80")).is_ok(), "ACME turns TLS on for the redirect");
+        let mut vars = on.to_vec();
+        vars.extend([("TLS__REDIRECT_HTTP", "127.0.0.1:0"), ("TLS__ACME__CHALLENGE", "http-01")]);
+        let c = load(None, &Overrides::default(), &vars).unwrap();
+        assert_eq!(c.tls.acme.challenge, AcmeChallenge::Http01);
     }
 
     #[test]

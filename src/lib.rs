@@ -1,6 +1,7 @@
 //! The parlor server: configuration, HTTP and signaling, and the wiring between signaling
 //! and the media layer. `main.rs` is the command line around [`start`].
 
+pub mod acme;
 mod api;
 pub mod auth;
 pub mod check;
@@ -48,6 +49,8 @@ pub struct Server {
     /// The TLS setup, when parlor serves HTTPS itself, and its file watch.
     tls: Option<Arc<tls::Tls>>,
     tls_watch: Option<JoinHandle<()>>,
+    /// The ACME certificate manager (`[tls.acme]`).
+    acme: Option<JoinHandle<()>>,
 }
 
 impl Server {
@@ -82,6 +85,9 @@ impl Server {
         let _ = self.going_away.send(true);
         if let Some(watch) = self.tls_watch.take() {
             watch.abort();
+        }
+        if let Some(acme) = self.acme.take() {
+            acme.abort();
         }
         self.hub.shutdown();
         if let Some(stop) = self.stop.take() {
@@ -130,9 +136,19 @@ pub async fn start(config: &Config) -> Result<Server> {
     let stage = StageLimits { max_on_stage: config.stage.max_on_stage };
     let registry = Registry::builtin_with(stage);
     let hub = Hub::with_games(Arc::new(glue::MediaGlue(media.clone())), settings, auth.clone(), registry);
-    let tls = match config.tls.enabled() {
-        true => Some(tls::Tls::load(config.tls.cert.as_ref(), config.tls.key.as_ref())?),
-        false => None,
+    // With ACME: the challenges answered on the HTTPS and redirect listeners, and the manager,
+    // whose account is checked before anything listens.
+    let challenges = config.tls.acme.enabled().then(|| Arc::new(acme::Challenges::default()));
+    let (tls, acme) = match &challenges {
+        Some(challenges) => {
+            let tls = tls::Tls::for_acme(challenges.clone())?;
+            let manager = acme::prepare(&config.tls.acme, tls.clone(), challenges.clone()).await?;
+            (Some(tls), Some(manager))
+        }
+        None if config.tls.enabled() => {
+            (Some(tls::Tls::load(config.tls.cert.as_ref(), config.tls.key.as_ref())?), None)
+        }
+        None => (None, None),
     };
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
@@ -190,7 +206,7 @@ pub async fn start(config: &Config) -> Result<Server> {
                 .with_context(|| format!("binding the HTTP redirect listener {addr}"))?;
             let bound = plain.local_addr()?;
             tracing::info!(%bound, "plain HTTP redirects to HTTPS");
-            let redirect = tls::redirect_router(http_addr.port());
+            let redirect = tls::redirect_router(http_addr.port(), challenges.clone());
             let mut going = going_away_rx.clone();
             tokio::spawn(async move {
                 let stop = async move {
@@ -205,9 +221,10 @@ pub async fn start(config: &Config) -> Result<Server> {
         _ => None,
     };
     let tls_watch = match (&tls, config.tls.watch_seconds) {
-        (Some(tls), secs) if secs > 0.0 => Some(tls.watch(Duration::from_secs_f64(secs))),
+        (Some(tls), secs) if secs > 0.0 && acme.is_none() => Some(tls.watch(Duration::from_secs_f64(secs))),
         _ => None,
     };
+    let acme = acme.map(acme::Manager::spawn);
     tracing::info!(%http_addr, tls = tls.is_some(), announce = ?media_config.announce_ips, "parlor serving");
     Ok(Server {
         http_addr,
@@ -222,5 +239,6 @@ pub async fn start(config: &Config) -> Result<Server> {
         redirect_addr,
         tls,
         tls_watch,
+        acme,
     })
 }
