@@ -248,6 +248,18 @@ async fn wait_read_past(rx: &TestClient, tx: &str, kind: Kind, at: u64, what: &s
 }
 
 /// Waits until `tx` itself has sent a `kind` packet at or after `at`.
+/// The end of a window starting at `from`: at least `min_us` long, and long enough that `tx`
+/// sent `n` packets of `kind` in it, however slowly a loaded machine lets the test client send
+/// (so a delivery check over it always has that many packets to judge).
+async fn window_end(tx: &TestClient, kind: Kind, from: u64, n: usize, min_us: u64) -> u64 {
+    let nth = || {
+        tx.sent(kind).iter().filter_map(|p| parse_mark(&p.payload)).map(|m| m.sent_us).filter(|t| *t >= from).nth(n - 1)
+    };
+    let ok = wait_until(LONG, || nth().is_some()).await;
+    assert!(ok, "{} sent {n} {kind} packets from the window's start", tx.id());
+    (nth().unwrap() + 1).max(from + min_us)
+}
+
 async fn wait_sent_past(tx: &TestClient, kind: Kind, at: u64) {
     let ok =
         wait_until(LONG, || tx.sent(kind).last().and_then(|p| parse_mark(&p.payload)).is_some_and(|m| m.sent_us >= at))
@@ -325,7 +337,7 @@ async fn thirty_in_a_stage_room_hear_the_host_and_the_host_sees_one_page() {
     let switch = wait_media_state(host, sent_view2, &table_view(&ids, &h, &[], &page2, &h), "page 2").await;
     host.wait_count(&cam[2], Kind::Video, 15, LONG).await.unwrap();
     // Let the page run for three seconds past the switch, with every reader caught up past it.
-    let end = switch + 3_000_000;
+    let end = window_end(cams[2], Kind::Video, switch, 40, 3_000_000).await;
     wait_sent_past(cams[0], Kind::Video, end).await;
     wait_read_past(host, &cam[1], Kind::Video, end, "page 2 runs").await;
     wait_read_past(host, &cam[2], Kind::Video, end, "page 2 runs").await;
@@ -459,7 +471,8 @@ async fn a_raised_hand_comes_on_stage_and_goes_back() {
     for c in hall.everyone() {
         wait_last_media_state(c, 0, &table_view(&ids, &h, &[], &[&g1_id], c.id()), "everyone back").await;
     }
-    let end = back.values().max().copied().unwrap() + 2_000_000;
+    let last_back = back.values().max().copied().unwrap();
+    let end = window_end(g1, Kind::Video, last_back, 40, 2_000_000).await;
     wait_sent_past(g1, Kind::Audio, end).await;
     wait_sent_past(g2, Kind::Video, end).await;
     let mut g1_share = 0.0;
