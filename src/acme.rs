@@ -7,11 +7,10 @@
 //! On disk, one subdirectory of `cache_dir` per CA holds `account.json` (the account key),
 //! `cert.pem` (the chain) and `key.pem`, each mode 0600.
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -24,53 +23,16 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::task::JoinHandle;
 use tokio_rustls::rustls::sign::CertifiedKey;
 
+use crate::challenges::{Challenges, ClearOnDrop};
 use crate::config::{AcmeChallenge, AcmeConfig};
 use crate::tls::{cert_info, CertInfo, Tls};
 
-/// The ALPN protocol of TLS-ALPN-01 validation handshakes (RFC 8737 §6.2).
-pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
 /// Longest wait between failed attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(6 * 3600);
 /// One whole attempt (order, validation, certificate) gives up after this.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(300);
 /// Long waits are taken in steps, so a wall clock that jumped (suspend, NTP) is noticed.
 const MAX_SLEEP: Duration = Duration::from_secs(3600);
-
-/// The answers to the CA's validation requests while an order is in progress.
-#[derive(Debug, Default)]
-pub struct Challenges {
-    /// HTTP-01: token → key authorization.
-    http: Mutex<HashMap<String, String>>,
-    /// TLS-ALPN-01: domain → the self-signed certificate carrying the key authorization's digest.
-    alpn: Mutex<HashMap<String, Arc<CertifiedKey>>>,
-}
-
-impl Challenges {
-    /// The key authorization for an HTTP-01 token being validated.
-    pub fn http_answer(&self, token: &str) -> Option<String> {
-        self.http.lock().unwrap_or_else(|e| e.into_inner()).get(token).cloned()
-    }
-
-    /// The TLS-ALPN-01 certificate for a domain being validated.
-    pub fn alpn_cert(&self, domain: &str) -> Option<Arc<CertifiedKey>> {
-        let domain = domain.to_ascii_lowercase();
-        self.alpn.lock().unwrap_or_else(|e| e.into_inner()).get(&domain).cloned()
-    }
-
-    fn clear(&self) {
-        self.http.lock().unwrap_or_else(|e| e.into_inner()).clear();
-        self.alpn.lock().unwrap_or_else(|e| e.into_inner()).clear();
-    }
-}
-
-/// Clears the challenges when an attempt ends, however it ends.
-struct ClearOnDrop<'a>(&'a Challenges);
-
-impl Drop for ClearOnDrop<'_> {
-    fn drop(&mut self) {
-        self.0.clear();
-    }
-}
 
 /// The certificate manager: the account, the cache, and where certificates go.
 pub struct Manager {
@@ -241,13 +203,11 @@ impl Manager {
             let answer = challenge.key_authorization();
             match kind {
                 ChallengeType::Http01 => {
-                    let mut http = challenges.http.lock().unwrap_or_else(|e| e.into_inner());
-                    http.insert(challenge.token.clone(), answer.as_str().to_owned());
+                    challenges.set_http(challenge.token.clone(), answer.as_str().to_owned());
                 }
                 _ => {
                     let cert = alpn_certificate(&self.tls, &domain, answer.digest().as_ref())?;
-                    let mut alpn = challenges.alpn.lock().unwrap_or_else(|e| e.into_inner());
-                    alpn.insert(domain.to_ascii_lowercase(), Arc::new(cert));
+                    challenges.set_alpn(&domain, Arc::new(cert));
                 }
             }
             challenge.set_ready().await.with_context(|| format!("ACME challenge for {domain}"))?;
@@ -394,10 +354,10 @@ mod tests {
         let challenges = Challenges::default();
         let tls = Tls::for_acme(Arc::new(Challenges::default())).unwrap();
         let cert = alpn_certificate(&tls, "a.example", &[7u8; 32]).unwrap();
-        challenges.alpn.lock().unwrap().insert("a.example".into(), Arc::new(cert));
+        challenges.set_alpn("a.example", Arc::new(cert));
         assert!(challenges.alpn_cert("A.Example").is_some());
         assert!(challenges.alpn_cert("b.example").is_none());
-        challenges.http.lock().unwrap().insert("tok".into(), "tok.thumb".into());
+        challenges.set_http("tok".into(), "tok.thumb".into());
         assert_eq!(challenges.http_answer("tok").as_deref(), Some("tok.thumb"));
         challenges.clear();
         assert!(challenges.http_answer("tok").is_none() && challenges.alpn_cert("a.example").is_none());

@@ -4,6 +4,7 @@
 pub mod acme;
 mod api;
 pub mod auth;
+pub mod challenges;
 pub mod check;
 pub mod config;
 mod glue;
@@ -138,7 +139,7 @@ pub async fn start(config: &Config) -> Result<Server> {
     let hub = Hub::with_games(Arc::new(glue::MediaGlue(media.clone())), settings, auth.clone(), registry);
     // With ACME: the challenges answered on the HTTPS and redirect listeners, and the manager,
     // whose account is checked before anything listens.
-    let challenges = config.tls.acme.enabled().then(|| Arc::new(acme::Challenges::default()));
+    let challenges = config.tls.acme.enabled().then(|| Arc::new(challenges::Challenges::default()));
     let (tls, acme) = match &challenges {
         Some(challenges) => {
             let tls = tls::Tls::for_acme(challenges.clone())?;
