@@ -97,7 +97,8 @@ enum Answer {
 
 /// A raw socket that sent a `join` and holds on to whatever seat it got.
 struct Raw {
-    stream: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    /// Held so the seat stays connected.
+    _stream: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
 }
 
 impl Raw {
@@ -110,8 +111,10 @@ impl Raw {
             let Some(Ok(Message::Text(t))) = frame else { anyhow::bail!("socket ended before an answer: {frame:?}") };
             let v: Value = serde_json::from_str(t.as_str())?;
             match v["type"].as_str() {
-                Some("welcome") => return Ok((Raw { stream }, Answer::Welcome(v))),
-                Some("error") => return Ok((Raw { stream }, Answer::Error(v["code"].as_str().unwrap_or("").into()))),
+                Some("welcome") => return Ok((Raw { _stream: stream }, Answer::Welcome(v))),
+                Some("error") => {
+                    return Ok((Raw { _stream: stream }, Answer::Error(v["code"].as_str().unwrap_or("").into())))
+                }
                 Some("redirect") => {
                     let url = v["url"].as_str().unwrap_or("").to_owned();
                     let mut close = None;
@@ -125,7 +128,7 @@ impl Raw {
                             Err(_) => break,
                         }
                     }
-                    return Ok((Raw { stream }, Answer::Redirect { url, close }));
+                    return Ok((Raw { _stream: stream }, Answer::Redirect { url, close }));
                 }
                 _ => continue,
             }
@@ -380,7 +383,7 @@ impl Drop for Process {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_killed_node_loses_only_its_rooms_which_come_back_on_a_survivor() {
     let redis = Redis::start().await;
-    let mut procs = vec![Process::start(&redis, "p1"), Process::start(&redis, "p2"), Process::start(&redis, "p3")];
+    let mut procs = [Process::start(&redis, "p1"), Process::start(&redis, "p2"), Process::start(&redis, "p3")];
     // One room on each node (the API opens a room on the node that receives it).
     let mut calls = Vec::new();
     for (i, p) in procs.iter().enumerate() {
