@@ -18,6 +18,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::auth::Auth;
+use crate::cluster::{Cluster, Whereabouts};
 use crate::config::AuthMode;
 
 /// Largest request body read (a room's settings are a few hundred bytes).
@@ -34,6 +35,8 @@ pub struct ApiState {
     pub tls: bool,
     /// The server's own address, for links when a request carries no usable Host.
     pub listen: SocketAddr,
+    /// This node's cluster, when it is one node of several.
+    pub cluster: Option<Arc<Cluster>>,
 }
 
 /// The API's routes, with their state.
@@ -228,7 +231,36 @@ async fn create_room(
         keep_when_empty: true,
         settings,
     };
-    let code = state.hub.create_room(request.code, options).map_err(|r| match r.code {
+    // In a cluster the code is claimed cluster-wide first, so codes stay unique across nodes;
+    // the room opens on this node (docs/API.md, "In a cluster").
+    let mut code = request.code;
+    if let Some(cluster) = &state.cluster {
+        let wanted = code.is_some();
+        let mut tries = 0;
+        loop {
+            let candidate = code.clone().unwrap_or_else(ids::new_room_code);
+            match cluster.claim_here(&candidate).await {
+                Ok(()) => {
+                    code = Some(candidate);
+                    break;
+                }
+                Err(Some(url)) if wanted => {
+                    let message = format!("a room with code {candidate} is open on another node");
+                    let body = json!({"error": "room_exists", "message": message, "node_url": url});
+                    return Ok((StatusCode::CONFLICT, Json(body)).into_response());
+                }
+                Err(Some(_)) if tries < 5 => tries += 1,
+                Err(_) => return Err(cluster_unavailable()),
+            }
+        }
+    }
+    let claimed = code.clone().filter(|_| state.cluster.is_some());
+    let created = state.hub.create_room(code, options);
+    if let (Err(_), Some(claimed)) = (&created, &claimed) {
+        // The claim must not outlive a room that never opened.
+        state.hub.directory().released(claimed);
+    }
+    let code = created.map_err(|r| match r.code {
         ErrorCode::NameTaken => ApiError::new(StatusCode::CONFLICT, "room_exists", r.message),
         ErrorCode::TooManyRooms => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "too_many_rooms", r.message),
         _ => bad_field(r.message),
@@ -241,13 +273,16 @@ async fn create_room(
     let join_url = format!("{origin}/r/{code}");
     let qr_url = format!("{origin}/qr.svg?text={}", percent_encode(&join_url));
     tracing::info!(room = %code, "room created through the API");
-    let body = json!({
+    let mut body = json!({
         "code": code,
         "join_url": join_url,
         "qr_url": qr_url,
         "host_token": token.token,
         "host_token_expires_at": token.expires_at,
     });
+    if let Some(cluster) = &state.cluster {
+        body["node_url"] = json!(cluster.url());
+    }
     Ok((StatusCode::CREATED, [(header::LOCATION, format!("/api/rooms/{code}"))], Json(body)).into_response())
 }
 
@@ -261,13 +296,40 @@ async fn room_state(
         return Err(bad_field("room codes are 1-32 characters of A-Z, a-z, 0-9 and -"));
     }
     let info = state.hub.room_info(&code).await;
-    if !state.auth.lookup(client_ip(&state.auth, &extensions, &headers), info.is_some()) {
+    // In a cluster a room open elsewhere is found too: its owner's URL is the answer.
+    let elsewhere = match (&info, &state.cluster) {
+        (None, Some(cluster)) => match cluster.locate(&code).await {
+            Ok(Whereabouts::There(url)) => Some(url),
+            Ok(Whereabouts::Here) => None,
+            Err(()) => return Err(cluster_unavailable()),
+        },
+        _ => None,
+    };
+    let found = info.is_some() || elsewhere.is_some();
+    if !state.auth.lookup(client_ip(&state.auth, &extensions, &headers), found) {
         return Ok(rate_limited(&state, "too many unknown room codes tried; wait a minute"));
     }
-    match info {
-        Some(info) => Ok(Json(info).into_response()),
-        None => Err(ApiError::new(StatusCode::NOT_FOUND, "room_not_found", format!("there is no room {code}"))),
+    match (info, elsewhere) {
+        (Some(info), _) => {
+            let mut body = serde_json::to_value(info)
+                .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+            if let Some(cluster) = &state.cluster {
+                body["node_url"] = json!(cluster.url());
+            }
+            Ok(Json(body).into_response())
+        }
+        (None, Some(url)) => Ok(Json(json!({"code": code, "remote": true, "node_url": url})).into_response()),
+        (None, None) => Err(ApiError::new(StatusCode::NOT_FOUND, "room_not_found", format!("there is no room {code}"))),
     }
+}
+
+fn cluster_unavailable() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "cluster_unavailable",
+        "the cluster's directory (Redis) is unreachable: rooms on other nodes cannot be found or new ones placed now; \
+         try again in a few seconds",
+    )
 }
 
 async fn close_room(

@@ -24,6 +24,65 @@ pub struct Config {
     pub log: LogConfig,
     pub tls: TlsConfig,
     pub auth: AuthConfig,
+    #[serde(default)]
+    pub cluster: ClusterConfig,
+}
+
+/// `[cluster]`: several nodes sharing one Redis (docs/SCALING.md). An empty `redis`: no cluster.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    pub redis: String,
+    pub node_id: String,
+    pub url: String,
+    pub heartbeat_seconds: f64,
+    pub ttl_seconds: f64,
+}
+
+impl ClusterConfig {
+    /// Whether this node is part of a cluster.
+    pub fn enabled(&self) -> bool {
+        !self.redis.trim().is_empty()
+    }
+
+    fn validate(&self) -> Result<()> {
+        if !self.enabled() {
+            return Ok(());
+        }
+        if !(self.redis.starts_with("redis://")
+            || self.redis.starts_with("rediss://")
+            || self.redis.starts_with("unix:"))
+        {
+            bail!("invalid configuration\n  cluster.redis: a redis://, rediss:// or unix: URL, got \"{}\"", self.redis);
+        }
+        if !self.node_id.is_empty()
+            && (self.node_id.len() > 64
+                || !self.node_id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)))
+        {
+            bail!("invalid configuration\n  cluster.node_id: 1-64 characters of A-Z, a-z, 0-9, -, _ and .");
+        }
+        let url = self.url.trim_end_matches('/');
+        let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
+        if !url.is_empty()
+            && (!scheme_ok || url.split("://").nth(1).is_none_or(|rest| rest.is_empty() || rest.contains('/')))
+        {
+            bail!("invalid configuration\n  cluster.url: http(s)://host[:port] with no path, got \"{}\"", self.url);
+        }
+        if !(self.heartbeat_seconds.is_finite() && self.heartbeat_seconds >= 0.05) {
+            bail!(
+                "invalid configuration\n  cluster.heartbeat_seconds: must be at least 0.05, got {}",
+                self.heartbeat_seconds
+            );
+        }
+        if !(self.ttl_seconds.is_finite() && self.ttl_seconds >= 2.0 * self.heartbeat_seconds) {
+            bail!(
+                "invalid configuration\n  cluster.ttl_seconds: must be at least twice cluster.heartbeat_seconds ({}), got {}",
+                self.heartbeat_seconds,
+                self.ttl_seconds
+            );
+        }
+        Ok(())
+    }
 }
 
 /// `[tls]`: HTTPS and WSS served by parlor itself (see config/default.toml).
@@ -282,6 +341,7 @@ impl Config {
     }
 
     fn validate(&self) -> Result<()> {
+        self.cluster.validate()?;
         if self.media.workers == 0 || self.media.workers > 64 {
             bail!("invalid configuration\n  media.workers: must be between 1 and 64, got {}", self.media.workers);
         }

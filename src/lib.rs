@@ -6,6 +6,7 @@ mod api;
 pub mod auth;
 pub mod challenges;
 pub mod check;
+pub mod cluster;
 pub mod config;
 mod glue;
 pub mod health;
@@ -52,6 +53,8 @@ pub struct Server {
     tls_watch: Option<JoinHandle<()>>,
     /// The ACME certificate manager (`[tls.acme]`).
     acme: Option<JoinHandle<()>>,
+    /// This node's membership of a cluster (`[cluster]`), and the hub slot its directory reads.
+    cluster: Option<(Arc<cluster::Cluster>, cluster::HubSlot)>,
 }
 
 impl Server {
@@ -68,6 +71,21 @@ impl Server {
     /// Number of open rooms.
     pub fn room_count(&self) -> usize {
         self.hub.room_count()
+    }
+
+    /// The codes of the rooms open on this node.
+    pub fn room_codes(&self) -> Vec<String> {
+        self.hub.room_codes()
+    }
+
+    /// This node's id in its cluster, when it is part of one.
+    pub fn cluster_node_id(&self) -> Option<&str> {
+        self.cluster.as_ref().map(|(c, _)| c.node_id())
+    }
+
+    /// This node's public base URL in its cluster, when it is part of one.
+    pub fn cluster_url(&self) -> Option<&str> {
+        self.cluster.as_ref().map(|(c, _)| c.url())
     }
 
     /// Load the TLS certificate and key files again (SIGHUP): new connections get the new
@@ -89,6 +107,11 @@ impl Server {
         }
         if let Some(acme) = self.acme.take() {
             acme.abort();
+        }
+        // Leave the cluster first: this node's rooms may be placed elsewhere at once.
+        if let Some((cluster, slot)) = self.cluster.take() {
+            cluster.leave(&self.hub.room_codes()).await;
+            slot.lock().unwrap_or_else(|e| e.into_inner()).take();
         }
         self.hub.shutdown();
         if let Some(stop) = self.stop.take() {
@@ -136,7 +159,6 @@ pub async fn start(config: &Config) -> Result<Server> {
     let auth = Arc::new(auth::Auth::new(&config.auth));
     let stage = StageLimits { max_on_stage: config.stage.max_on_stage };
     let registry = Registry::builtin_with(stage);
-    let hub = Hub::with_games(Arc::new(glue::MediaGlue(media.clone())), settings, auth.clone(), registry);
     // With ACME: the challenges answered on the HTTPS and redirect listeners, and the manager,
     // whose account is checked before anything listens.
     let challenges = config.tls.acme.enabled().then(|| Arc::new(challenges::Challenges::default()));
@@ -155,6 +177,17 @@ pub async fn start(config: &Config) -> Result<Server> {
         .await
         .with_context(|| format!("binding HTTP listener {}", config.server.listen))?;
     let http_addr = listener.local_addr()?;
+    let media_glue = Arc::new(glue::MediaGlue(media.clone()));
+    let (hub, cluster) = if config.cluster.enabled() {
+        let node = cluster_settings(&config.cluster, http_addr, tls.is_some())?;
+        let (cluster, directory, slot) = cluster::Cluster::new(node)?;
+        let hub = Hub::with_directory(media_glue, settings, auth.clone(), registry, directory);
+        *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(hub.clone());
+        cluster.start_heartbeat(hub.clone()).await;
+        (hub, Some((cluster, slot)))
+    } else {
+        (Hub::with_games(media_glue, settings, auth.clone(), registry), None)
+    };
     let (stop, stopped) = oneshot::channel::<()>();
     let (going_away, going_away_rx) = watch::channel(false);
     let heartbeat = http::Heartbeat {
@@ -171,7 +204,13 @@ pub async fn start(config: &Config) -> Result<Server> {
         max_connections: config.server.max_connections,
         going_away: going_away_rx.clone(),
     })
-    .merge(api::router(api::ApiState { hub: hub.clone(), auth, tls: tls.is_some(), listen: http_addr }));
+    .merge(api::router(api::ApiState {
+        hub: hub.clone(),
+        auth,
+        tls: tls.is_some(),
+        listen: http_addr,
+        cluster: cluster.as_ref().map(|(c, _)| c.clone()),
+    }));
     // Client addresses feed the per-address lookup limit.
     let app = app.into_make_service_with_connect_info::<SocketAddr>();
     let stopped = async move {
@@ -241,5 +280,32 @@ pub async fn start(config: &Config) -> Result<Server> {
         tls,
         tls_watch,
         acme,
+        cluster,
+    })
+}
+
+/// `[cluster]` resolved: the node id chosen and this node's URL known.
+fn cluster_settings(
+    config: &config::ClusterConfig,
+    http_addr: SocketAddr,
+    tls: bool,
+) -> Result<cluster::ClusterSettings> {
+    let url = if config.url.is_empty() {
+        if http_addr.ip().is_unspecified() {
+            anyhow::bail!(
+                "invalid configuration\n  cluster.url: required when server.listen is a wildcard address ({http_addr})"
+            );
+        }
+        format!("{}://{http_addr}", if tls { "https" } else { "http" })
+    } else {
+        config.url.trim_end_matches('/').to_owned()
+    };
+    let node_id = if config.node_id.is_empty() { cluster::random_node_id() } else { config.node_id.clone() };
+    Ok(cluster::ClusterSettings {
+        redis: config.redis.clone(),
+        node_id,
+        url,
+        heartbeat: Duration::from_secs_f64(config.heartbeat_seconds),
+        ttl: Duration::from_secs_f64(config.ttl_seconds),
     })
 }

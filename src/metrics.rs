@@ -25,6 +25,14 @@ pub async fn render(hub: &Hub, media: &Media) -> String {
         stats.participants.load(std::sync::atomic::Ordering::Relaxed),
     );
     gauge(&mut out, "parlor_media_peers", "WebRTC peers held by the media workers.", total.peers);
+    // A cluster node's own figures (none on a standalone server).
+    for f in hub.directory().figures() {
+        if f.counter {
+            counter(&mut out, f.name, f.help, f.value);
+        } else {
+            gauge(&mut out, f.name, f.help, f.value);
+        }
+    }
     header(&mut out, "parlor_forwarded_packets_total", "RTP packets forwarded to subscribers.", "counter");
     for kind in Kind::ALL {
         let _ = writeln!(

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
+use crate::directory::{Directory, Standalone};
 use crate::game::Registry;
 use crate::media::{MediaBackend, MediaNotice};
 use crate::options::{HubSettings, RoomInfo, RoomOptions};
@@ -48,6 +49,7 @@ struct HubInner {
     counter: AtomicU64,
     stats: Arc<SignalingStats>,
     registry: Registry,
+    directory: Arc<dyn Directory>,
 }
 
 impl Home for HubInner {
@@ -59,6 +61,11 @@ impl Home for HubInner {
         let mut rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
         if rooms.get(code).is_some_and(|r| r.instance == instance) {
             rooms.remove(code);
+        }
+        // A newer room of the same code may already be open here (closed through the API,
+        // then joined again): its claim stays.
+        if rooms.get(code).is_none_or(|r| r.tx.is_closed()) {
+            self.directory.released(code);
         }
     }
 
@@ -88,12 +95,24 @@ impl Hub {
         Hub::with_games(media, settings, access, Registry::builtin())
     }
 
-    /// A hub offering the kinds of room in `registry`.
+    /// A hub offering the kinds of room in `registry`, on one node ([`Standalone`]).
     pub fn with_games(
         media: Arc<dyn MediaBackend>,
         settings: HubSettings,
         access: Arc<dyn Access>,
         registry: Registry,
+    ) -> Self {
+        Hub::with_directory(media, settings, access, registry, Arc::new(Standalone))
+    }
+
+    /// A hub that is one node of a cluster: `directory` says where the rooms it does not hold
+    /// live, and hears when one of its rooms closes.
+    pub fn with_directory(
+        media: Arc<dyn MediaBackend>,
+        settings: HubSettings,
+        access: Arc<dyn Access>,
+        registry: Registry,
+        directory: Arc<dyn Directory>,
     ) -> Self {
         Hub {
             inner: Arc::new(HubInner {
@@ -104,8 +123,19 @@ impl Hub {
                 counter: AtomicU64::new(0),
                 stats: Arc::new(SignalingStats::default()),
                 registry,
+                directory,
             }),
         }
+    }
+
+    /// Where the rooms this node does not hold live.
+    pub fn directory(&self) -> &dyn Directory {
+        self.inner.directory.as_ref()
+    }
+
+    /// Whether a room with this code is open on this node.
+    pub fn holds(&self, code: &str) -> bool {
+        self.existing(code).is_some()
     }
 
     /// The kinds of room this hub offers.
@@ -121,6 +151,12 @@ impl Hub {
     /// Number of open rooms.
     pub fn room_count(&self) -> usize {
         self.inner.rooms.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// The codes of the open rooms, in no order.
+    pub fn room_codes(&self) -> Vec<String> {
+        let rooms = self.inner.rooms.lock().unwrap_or_else(|e| e.into_inner());
+        rooms.iter().filter(|(_, h)| !h.tx.is_closed()).map(|(c, _)| c.clone()).collect()
     }
 
     /// The room with this code, if it is open.

@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod directory;
 pub mod game;
 pub mod gamelog;
 mod hub;
@@ -24,6 +25,7 @@ pub mod rtt;
 mod session;
 pub mod stats;
 
+pub use directory::{Directory, Figure, Placement, Standalone};
 pub use game::{MediaKind, Registry, Route, RouteChange};
 pub use hub::{Access, Hub, OpenAccess};
 pub use media::{BoxFuture, MediaBackend, MediaNotice, MediaPort, MediaRefusal, NoticeSink};

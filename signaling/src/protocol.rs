@@ -23,6 +23,8 @@ pub const CLOSE_POLICY: u16 = 1008;
 pub const CLOSE_KICKED: u16 = 4000;
 /// WebSocket close code after `replaced`.
 pub const CLOSE_REPLACED: u16 = 4001;
+/// WebSocket close code after `redirect`: the room lives on another node.
+pub const CLOSE_REDIRECT: u16 = 4002;
 /// WebSocket close code after `server_shutdown` (RFC 6455 "going away").
 pub const CLOSE_GOING_AWAY: u16 = 1001;
 
@@ -297,6 +299,12 @@ pub enum ServerMsg {
     MediaState(MediaStateInfo),
     /// A chat message.
     Chat(ChatLine),
+    /// The room lives on another node of the cluster: connect to `url`'s `/ws` and send the
+    /// same `join` there. The socket is then closed with 4002.
+    Redirect {
+        /// The owner's public base URL (`http(s)://host[:port]`).
+        url: String,
+    },
     /// Something the client sent was refused.
     Error {
         /// Machine-readable code.
@@ -375,6 +383,9 @@ pub enum ErrorCode {
     WrongKind,
     /// The stage is full (`stage.max_on_stage`).
     StageFull,
+    /// The cluster cannot place a new room now (its directory is unreachable); rooms in
+    /// progress are not affected. Try again shortly.
+    ClusterUnavailable,
 }
 
 /// The error type of this crate: a refused client frame, and what to answer.
@@ -642,6 +653,9 @@ mod tests {
             serde_json::from_str(&ServerMsg::error(ErrorCode::WrongKind, "x").to_text()).unwrap();
         assert_eq!(v["code"], "wrong_kind");
         assert_eq!(serde_json::to_value(ErrorCode::StageFull).unwrap(), "stage_full");
+        assert_eq!(serde_json::to_value(ErrorCode::ClusterUnavailable).unwrap(), "cluster_unavailable");
+        let redirect = ServerMsg::Redirect { url: "http://10.0.0.2:8080".into() }.to_text();
+        assert_eq!(redirect, r#"{"type":"redirect","url":"http://10.0.0.2:8080"}"#);
     }
 
     #[test]

@@ -6,12 +6,15 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use crate::directory::Placement;
 use crate::game::{AnyInput, Millis, Rtt};
 use crate::hub::Hub;
 use crate::ids;
 use crate::limit::TokenBucket;
 use crate::outbound::Outbound;
-use crate::protocol::{self, ClientMsg, ErrorCode, Parsed, Refusal, ServerMsg, CLOSE_POLICY, CLOSE_TOO_LARGE};
+use crate::protocol::{
+    self, ClientMsg, ErrorCode, Parsed, Refusal, ServerMsg, CLOSE_POLICY, CLOSE_REDIRECT, CLOSE_TOO_LARGE,
+};
 use crate::room::{unix_ms, RoomHandle, RoomInput};
 use crate::rtt::RttTracker;
 
@@ -273,7 +276,50 @@ impl Connection {
         };
         // Codes must not be found by guessing: an address that looked up too many unknown
         // codes is refused for a while, whether the next code exists or not. Resumes count too.
-        let exists = self.hub.existing(&room).is_some();
+        let mut exists = self.hub.existing(&room).is_some();
+        // A code with no room here may live on another node (docs/PROTOCOL.md, "Redirects").
+        let may_create = resume.is_none() && access.rooms_on_join();
+        let mut claimed = false;
+        if !exists {
+            match self.hub.directory().place(&room, may_create).await? {
+                Placement::There { url } => {
+                    if !access.lookup(self.client, true) {
+                        return Err(Refusal::new(
+                            ErrorCode::RateLimited,
+                            "too many unknown room codes tried; wait a minute",
+                        ));
+                    }
+                    self.emit_msg(&ServerMsg::Redirect { url });
+                    self.emit(Outbound::Close { code: CLOSE_REDIRECT, reason: "redirect".into() });
+                    return Ok(());
+                }
+                Placement::Here => {
+                    claimed = may_create;
+                    exists = self.hub.existing(&room).is_some();
+                }
+            }
+        }
+        let result = self.join_here(room.clone(), name, resume, pin, kind, host, exists).await;
+        // A claim made for a room that did not open here must not hold the code.
+        if claimed && !self.hub.holds(&room) {
+            self.hub.directory().released(&room);
+        }
+        result
+    }
+
+    /// The rest of `join`, once the room is known to live on this node.
+    #[allow(clippy::too_many_arguments)]
+    async fn join_here(
+        &mut self,
+        room: String,
+        name: String,
+        resume: Option<String>,
+        pin: Option<String>,
+        kind: Option<String>,
+        host: bool,
+        exists: bool,
+    ) -> Result<(), Refusal> {
+        let access = self.hub.access();
         if !access.lookup(self.client, exists) {
             return Err(Refusal::new(ErrorCode::RateLimited, "too many unknown room codes tried; wait a minute"));
         }
