@@ -166,8 +166,9 @@ const JOIN_ERRORS = new Set([
 
 /** An `error` in plain words. */
 function errorText(code, message) {
+  // A game's own words for an error it knows; '' when it handled the error without a word.
   const fromGame = game()?.errorText?.(code);
-  if (fromGame) return fromGame;
+  if (typeof fromGame === 'string') return fromGame;
   switch (code) {
     case 'not_host': case 'rate_limited': case 'kicked': case 'replaced': case 'server_shutdown': case 'too_large':
       return t(`error.${code}`);
@@ -229,7 +230,8 @@ function onError(msg) {
   if (code === 'bad_sdp') enqueue(onBadSdp);
   // A refused vote or action: the game lets the player choose again.
   if (game()?.onError?.(code)) renderAll();
-  toast(errorText(code, message));
+  const text = errorText(code, message);
+  if (text) toast(text);
 }
 
 function onSocketClosed(ev) {

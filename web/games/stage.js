@@ -23,6 +23,8 @@ const FULL_MS = 6000;
 const TV_NAME = /^TV [a-z0-9]{4}$/;
 /** A `view` goes out this long after the last change of the page or the audience. */
 const VIEW_DEBOUNCE_MS = 40;
+/** A `bad_field` this soon after a `view` is taken for a view that crossed a change (see onError). */
+const VIEW_RACE_MS = 3000;
 
 /** This room's state (the call's is the core's S). */
 const G = {
@@ -31,6 +33,8 @@ const G = {
   fullUntil: 0,     // performance.now() until which the console shows stage_full
   fullTimer: null,
   viewTimer: null,
+  viewSentAt: -Infinity, // performance.now() of the last `view` sent
+  quiet: false,          // the next `bad_field` was handled: no toast
 };
 
 /** This module's elements, made by mount(). */
@@ -88,6 +92,7 @@ function sendView() {
   const key = ids.join(',');
   if (key === G.sentView) return;
   G.sentView = key;
+  G.viewSentAt = performance.now();
   send({ type: 'view', ids });
 }
 
@@ -208,6 +213,14 @@ function banner() {
 }
 
 function onError(code) {
+  if (code === 'bad_field' && isHost() && performance.now() - G.viewSentAt < VIEW_RACE_MS) {
+    // A view that crossed a change on its way (someone brought up or gone meanwhile) is refused whole:
+    // send the page again as it is now. Nothing to tell the host.
+    G.sentView = null;
+    G.quiet = true;
+    syncView();
+    return false;
+  }
   if (code !== 'stage_full') return false;
   G.fullUntil = performance.now() + FULL_MS;
   clearTimeout(G.fullTimer);
@@ -216,6 +229,7 @@ function onError(code) {
 }
 
 function errorText(code) {
+  if (code === 'bad_field' && G.quiet) { G.quiet = false; return ''; }
   return code === 'stage_full' ? t('stage.full') : null;
 }
 
