@@ -162,6 +162,7 @@ await runTest('stage', async (browser) => {
   await mina.page.click('#raise-hand');
   const bring = host.page.locator(`#hand-queue li[data-id="${mina.id}"] button.bring-up`);
   await waitFor('Mina in the host\'s queue', () => bring.isVisible());
+  check(!/\bnull\b/.test(await host.page.textContent('#stage-box')) && !/\bnull\b/.test(await mina.page.textContent('#stage-box')), 'no "null" on the console or the phone');
   await screenshot(host.page, 'stage-host.png', 'the host console: stage, a raised hand in the queue, the audience page');
   await bring.click();
   await waitFor('Mina on stage on every page', async () => (await Promise.all([host, ...viewers].map((p) => p.page.evaluate((id) => window.parlor.participants[id]?.on_stage === true, mina.id)))).every(Boolean));

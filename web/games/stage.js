@@ -107,7 +107,8 @@ function render() {
   syncView();
   if (S.tv) renderTv(); else el.tv.hidden = true;
   el.box.hidden = S.tv;
-  if (!S.tv) el.box.replaceChildren(...(isHost() ? hostConsole() : audiencePanel()));
+  // replaceChildren would print a null child as the text "null".
+  if (!S.tv) el.box.replaceChildren(...(isHost() ? hostConsole() : audiencePanel()).filter(Boolean));
   // Which tiles take a cell changed with the stage, the page or the host.
   for (const id of S.participants.keys()) applyTileClasses(id);
   layoutGrid();
