@@ -21,6 +21,7 @@ import ko from '../../web/games/stage/ko.js';
 const DESKTOP = { width: 1100, height: 700 };
 const TV = { width: 1280, height: 720 };
 const PHONE = { width: 390, height: 844 };
+const SMALL_PHONE = { width: 360, height: 640 };
 const CAM = '&video=320x240&fps=15';
 const BOTS = 14;
 const HANGUL = /[\uac00-\ud7a3]/;
@@ -137,11 +138,22 @@ await runTest('stage', async (browser) => {
 
   const phones = [mina];
   for (const name of ['Joon', 'Sora', 'Yuna']) {
-    const p = await openPage(browser, name, roomPath(room, name, '&media=none'), { viewport: PHONE });
+    // Yuna's phone is the smallest the layout is for (360×640).
+    const p = await openPage(browser, name, roomPath(room, name, '&media=none'), { viewport: name === 'Yuna' ? SMALL_PHONE : PHONE });
     phones.push(p);
   }
   for (const p of phones.slice(1)) p.id = await waitFor(`${p.name} welcomed`, () => idOf(p));
   const viewers = [tv, ...phones];
+  // On the small phone the raise-hand button is on screen without scrolling, above the controls.
+  const yuna = phones[3];
+  await waitFor('Yuna\'s raise-hand button', () => yuna.page.locator('#raise-hand').isVisible());
+  const fit = await yuna.page.evaluate(() => {
+    const button = document.getElementById('raise-hand').getBoundingClientRect();
+    const controls = document.getElementById('controls').getBoundingClientRect();
+    const stage = document.getElementById('stage').getBoundingClientRect();
+    return { bottom: button.bottom, controlsTop: controls.top, stageHeight: stage.height };
+  });
+  check(fit.bottom <= fit.controlsTop && fit.stageHeight >= 200, `360×640: the raise-hand button above the controls, the stage ≥ 200 px: ${JSON.stringify(fit)}`);
 
   // ---- everyone sees the host
   await allDecode(viewers, host.id, 'every page decoding the host');
