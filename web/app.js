@@ -32,6 +32,8 @@ import {
 import { DEFAULT_KIND, GAMES } from './games/index.js';
 
 const SEAT_KEY = 'parlor.seat'; // sessionStorage: {room, name, token} — this tab's seat, for resume after a reload
+/** sessionStorage: {room, notice} while this tab's seat has no camera in a kind that joins without one. */
+const NO_CAMERA_KEY = 'parlor.no_camera';
 /** Reconnection back-off (ms) after the WebSocket drops; the last step repeats until the seat is resumed or gone. */
 const RECONNECT_STEPS_MS = [250, 500, 1000, 2000, 4000, 5000];
 /** Give up reconnecting after this long without a welcome (the server's grace period is 30 s by default). */
@@ -358,6 +360,7 @@ function onWelcome(msg) {
   enqueue(async () => {
     await (again && M.pc ? resyncMedia() : setupMedia());
     renderControls();
+    rememberCamera();
   });
 }
 
@@ -447,6 +450,20 @@ function onMediaState(receive) {
 
 // ================================================================ controls
 
+/** A reload takes the seat back without a camera if it had none (a stage room's audience asks for none). */
+function rememberCamera() {
+  const none = cameraLater() ? JSON.stringify({ room: S.room, notice: game().cameraLaterNotice || 'media.none' }) : null;
+  storageSet(sessionStorage, NO_CAMERA_KEY, none);
+}
+
+function cameraAtResume(room) {
+  try {
+    const entry = JSON.parse(storageGet(sessionStorage, NO_CAMERA_KEY) || 'null');
+    if (entry && entry.room === room) return Promise.resolve({ stream: null, notice: String(entry.notice) });
+  } catch { /* a damaged entry: ask for the camera */ }
+  return null;
+}
+
 /** A kind whose members may join without a camera (`cameraLater`) offers to turn it on from the room. */
 const cameraLater = () => !M.localStream && Boolean(M.pc) && Boolean(game()?.cameraLater) && !S.tv;
 
@@ -485,6 +502,7 @@ ui.cam.addEventListener('click', async () => {
   if (notice) toast(t(notice));
   ui.cam.disabled = !M.localStream || M.localStream.getVideoTracks().length === 0;
   renderControls();
+  rememberCamera();
   refreshTile(S.myId);
   renderAll();
 });
@@ -631,8 +649,9 @@ function start() {
     showPrejoin(room);
     return;
   }
-  M.mediaPromise = acquireMedia();
-  if (seat && (!intent || intent.name === seat.name)) {
+  const resuming = seat && (!intent || intent.name === seat.name);
+  M.mediaPromise = (resuming && cameraAtResume(room)) || acquireMedia();
+  if (resuming) {
     // A reload: take the seat back.
     showView('room');
     ui.banner.hidden = true;

@@ -162,6 +162,12 @@ await runTest('stage', async (browser) => {
     return v && v.length === 4 && phones.every((p) => v.includes(p.id));
   });
 
+  // ---- a reload takes Mina's seat back, still without a camera (her URL asks for none: the seat remembers)
+  await mina.page.reload({ waitUntil: 'domcontentloaded' });
+  await waitFor('Mina back in her seat', async () => (await idOf(mina)) === mina.id && mina.page.evaluate(() => window.parlor.pc?.connectionState === 'connected'));
+  check(await mina.page.evaluate(() => window.parlor.localStream === null), 'Mina resumed receive-only');
+  await allDecode([mina], host.id, 'Mina decoding the host after a reload');
+
   // ---- Mina turns her camera on later: only the host gets it
   check((await mina.page.textContent('#toggle-cam')) === 'Start camera', 'the phone offers to start its camera');
   await mina.page.click('#toggle-cam');
