@@ -66,6 +66,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(|| async { serve_asset("/") }))
         .route("/r/{code}", get(room_page))
+        // The room's TV view: the same page, which reads the path (no camera, receive-only).
+        .route("/r/{code}/tv", get(room_page))
         .route("/healthz", get(|| async { "ok" }))
         .route("/qr.svg", get(qr_svg))
         .route("/metrics", get(metrics_text))

@@ -9,6 +9,8 @@
 // Views: `/` is the home page (create a room, or join one by code); `/r/CODE` (and `/?room=CODE[&name=NAME]`)
 // is the room. URL flags for tests and odd devices: `&name=` skips the name prompt, `&video=WxH` and `&fps=N`
 // set the camera constraints, `&media=none|audio|video` limits what is captured (none = receive only).
+// `/r/CODE/tv` is the room's TV view: it joins receive-only under a name of its own ("TV" and a random
+// suffix) and shows what a shared screen needs (the game module draws it; the core hides the controls).
 
 import { $, addIcons, params, sentence, storageGet, storageSet } from './core/dom.js';
 import { addStrings, applyStatic, language, mountSwitch, onLanguageChange, t } from './core/i18n.js';
@@ -17,7 +19,7 @@ import { link, send } from './core/socket.js';
 import { CODE_RE, current, game, inGame, nameOf, S } from './core/state.js';
 import { setStatus, showView, toast, ui } from './core/ui.js';
 import {
-  acquireMedia, enqueue, inboundByPublisher, M, onBadSdp, onGlare, onRemoteAnswer, onRemoteCandidate, onRemoteOffer,
+  acquireMedia, enqueue, startCamera, inboundByPublisher, M, onBadSdp, onGlare, onRemoteAnswer, onRemoteCandidate, onRemoteOffer,
   refreshStatus, remoteStreams, renderMediaNotice, resyncMedia, setupMedia, startStats, stopMedia, timing,
 } from './core/media.js';
 import { attachStream, awaitFrame, createTile, refreshTile, refreshTiles, removeTile, tileFor } from './core/tiles.js';
@@ -25,11 +27,13 @@ import { onChat, redrawChat, systemLine } from './core/chat.js';
 import { inviteLink, rebuildSettings, renderAll, resetLobbySettings } from './core/room.js';
 import {
   cleanName, HOST_KEY, hostTokenFor, nameProblem, onJoinSubmit, redrawHome, redrawPrejoin, roomFromLocation,
-  showHome, showPrejoin, takeIntent,
+  showHome, showPrejoin, takeIntent, tvFromLocation,
 } from './core/home.js';
 import { DEFAULT_KIND, GAMES } from './games/index.js';
 
 const SEAT_KEY = 'parlor.seat'; // sessionStorage: {room, name, token} — this tab's seat, for resume after a reload
+/** sessionStorage: {room, notice} while this tab's seat has no camera in a kind that joins without one. */
+const NO_CAMERA_KEY = 'parlor.no_camera';
 /** Reconnection back-off (ms) after the WebSocket drops; the last step repeats until the seat is resumed or gone. */
 const RECONNECT_STEPS_MS = [250, 500, 1000, 2000, 4000, 5000];
 /** Give up reconnecting after this long without a welcome (the server's grace period is 30 s by default). */
@@ -164,6 +168,9 @@ const JOIN_ERRORS = new Set([
 
 /** An `error` in plain words. */
 function errorText(code, message) {
+  // A game's own words for an error it knows; '' when it handled the error without a word.
+  const fromGame = game()?.errorText?.(code);
+  if (typeof fromGame === 'string') return fromGame;
   switch (code) {
     case 'not_host': case 'rate_limited': case 'kicked': case 'replaced': case 'server_shutdown': case 'too_large':
       return t(`error.${code}`);
@@ -225,7 +232,8 @@ function onError(msg) {
   if (code === 'bad_sdp') enqueue(onBadSdp);
   // A refused vote or action: the game lets the player choose again.
   if (game()?.onError?.(code)) renderAll();
-  toast(errorText(code, message));
+  const text = errorText(code, message);
+  if (text) toast(text);
 }
 
 function onSocketClosed(ev) {
@@ -349,7 +357,11 @@ function onWelcome(msg) {
   startPing(dropDeadSocket);
   // Same page, new socket: the server sends nothing until we offer, so offer now — with an ICE
   // restart if the media path died too. (A peer connection still being built offers by itself.)
-  enqueue(() => (again && M.pc ? resyncMedia() : setupMedia()));
+  enqueue(async () => {
+    await (again && M.pc ? resyncMedia() : setupMedia());
+    renderControls();
+    rememberCamera();
+  });
 }
 
 function onKindChanged(kind) {
@@ -438,7 +450,33 @@ function onMediaState(receive) {
 
 // ================================================================ controls
 
+/** A reload takes the seat back without a camera if it had none (a stage room's audience asks for none). */
+function rememberCamera() {
+  const none = cameraLater() ? JSON.stringify({ room: S.room, notice: game().cameraLaterNotice || 'media.none' }) : null;
+  storageSet(sessionStorage, NO_CAMERA_KEY, none);
+}
+
+function cameraAtResume(room) {
+  try {
+    const entry = JSON.parse(storageGet(sessionStorage, NO_CAMERA_KEY) || 'null');
+    if (entry && entry.room === room) return Promise.resolve({ stream: null, notice: String(entry.notice) });
+  } catch { /* a damaged entry: ask for the camera */ }
+  return null;
+}
+
+/** A kind whose members may join without a camera (`cameraLater`) offers to turn it on from the room. */
+const cameraLater = () => !M.localStream && Boolean(M.pc) && Boolean(game()?.cameraLater) && !S.tv;
+
 function renderControls() {
+  if (cameraLater()) {
+    ui.cam.textContent = t('controls.camera_on');
+    ui.cam.disabled = false;
+    ui.cam.dataset.later = 'true';
+    ui.cam.setAttribute('aria-pressed', 'true');
+    ui.mic.textContent = t('controls.mute');
+    return;
+  }
+  delete ui.cam.dataset.later;
   const off = (kind) => Boolean(M.localStream) && (kind === 'audio' ? M.localStream.getAudioTracks() : M.localStream.getVideoTracks()).some((tr) => !tr.enabled);
   ui.mic.textContent = off('audio') ? t('controls.unmute') : t('controls.mute');
   ui.mic.setAttribute('aria-pressed', String(off('audio')));
@@ -457,7 +495,17 @@ function toggleTrack(kind) {
 }
 
 ui.mic.addEventListener('click', () => toggleTrack('audio'));
-ui.cam.addEventListener('click', () => toggleTrack('video'));
+ui.cam.addEventListener('click', async () => {
+  if (!cameraLater()) { toggleTrack('video'); return; }
+  ui.cam.disabled = true;
+  const notice = await startCamera();
+  if (notice) toast(t(notice));
+  ui.cam.disabled = !M.localStream || M.localStream.getVideoTracks().length === 0;
+  renderControls();
+  rememberCamera();
+  refreshTile(S.myId);
+  renderAll();
+});
 
 ui.leave.addEventListener('click', () => {
   forgetSeat();
@@ -548,6 +596,7 @@ const parlor = {
   get firstRemoteFrameAt() { return M.firstRemoteFrameAt; },
   get reconnecting() { return reconnect !== null; },
   get language() { return language(); },
+  get tv() { return S.tv; },
   get game() { return current.game; },
   timing,
   phaseLog: S.phaseLog,
@@ -575,13 +624,34 @@ function start() {
   S.room = room;
   // The default kind until the server's welcome names the room's.
   useKind(DEFAULT_KIND);
+  startStats();
+  if (tvFromLocation()) {
+    // The TV view: no camera, no prompt; a seat of its own after a reload.
+    S.tv = true;
+    document.body.dataset.tv = 'true';
+    M.mediaPromise = Promise.resolve({ stream: null, notice: null });
+    const seat = loadSeat(room);
+    showView('room');
+    ui.banner.hidden = true;
+    connect(room, seat ? seat.name : tvName(), seat?.token);
+    return;
+  }
   const intent = takeIntent(room);
   const urlName = cleanName(params.get('name'));
   const name = urlName && !nameProblem(urlName) ? urlName : intent?.name && !nameProblem(intent.name) ? intent.name : null;
-  M.mediaPromise = acquireMedia();
-  startStats();
   const seat = loadSeat(room);
-  if (seat && (!intent || intent.name === seat.name)) {
+  if (!seat && !name) {
+    // The name prompt comes first. A room whose kind joins without a camera (a stage room's audience)
+    // asks for none; any other starts the preview. The room's public state says its kind.
+    M.mediaPromise = roomKind(room).then((kind) => (GAMES[kind]?.cameraLater
+      ? { stream: null, notice: GAMES[kind].cameraLaterNotice || 'media.none' }
+      : acquireMedia()));
+    showPrejoin(room);
+    return;
+  }
+  const resuming = seat && (!intent || intent.name === seat.name);
+  M.mediaPromise = (resuming && cameraAtResume(room)) || acquireMedia();
+  if (resuming) {
     // A reload: take the seat back.
     showView('room');
     ui.banner.hidden = true;
@@ -596,6 +666,29 @@ function start() {
     return;
   }
   showPrejoin(room);
+}
+
+/** A TV view's name: "TV" and four random letters, so that several screens can watch one room. */
+function tvName() {
+  const letters = 'abcdefghjkmnpqrstuvwxyz23456789';
+  const pick = crypto.getRandomValues(new Uint8Array(4));
+  return `TV ${[...pick].map((b) => letters[b % letters.length]).join('')}`;
+}
+
+/** The kind of an existing room (GET /api/rooms/CODE), or null: no such room yet, or no answer in time. */
+async function roomKind(room) {
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(), 1500);
+  try {
+    const reply = await fetch(`/api/rooms/${encodeURIComponent(room)}`, { signal: abort.signal });
+    if (!reply.ok) return null;
+    const body = await reply.json();
+    return typeof body?.kind === 'string' ? body.kind : null;
+  } catch {
+    return null;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 start();

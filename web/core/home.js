@@ -36,10 +36,15 @@ export function saveName(name) {
   storageSet(localStorage, NAME_KEY, name);
 }
 
+/** Whether this page is a room's TV view (`/r/CODE/tv`). */
+export function tvFromLocation() {
+  return /^\/r\/[^/]+\/tv\/?$/.test(location.pathname);
+}
+
 export function roomFromLocation() {
   const fromQuery = params.get('room');
   if (fromQuery !== null) return fromQuery.trim();
-  const m = location.pathname.match(/^\/r\/([^/]+)\/?$/);
+  const m = location.pathname.match(/^\/r\/([^/]+?)(?:\/tv)?\/?$/);
   if (m) {
     try { return decodeURIComponent(m[1]); } catch { return m[1]; }
   }
@@ -151,6 +156,13 @@ async function createRoom(name, module, settings) {
   storageSet(sessionStorage, INTENT_KEY, JSON.stringify({ room, name, create: true }));
   location.assign(`/r/${room}${deviceFlags()}`);
 }
+
+// The TV view of a room (a shared screen): no name, no camera.
+$('code-tv').addEventListener('click', () => {
+  const room = codeFromInput($('code-input').value);
+  if (!CODE_RE.test(room)) { home.error = null; formError('code-error', t('code.bad')); return; }
+  location.assign(`/r/${encodeURIComponent(room)}/tv`);
+});
 
 $('code-form').addEventListener('submit', (ev) => {
   ev.preventDefault();

@@ -167,6 +167,48 @@ export async function setupMedia() {
   // The first offer goes out from the `negotiationneeded` event the transceivers above trigger.
 }
 
+/**
+ * Turn the camera and microphone on after joining receive-only (a stage room's audience): the tracks go onto
+ * the two transceivers the peer connection already has, which renegotiates (an offer with `sendrecv`).
+ * Returns the notice key, or null when both are on.
+ */
+export async function startCamera() {
+  if (!M.pc || link.ended || M.localStream) return null;
+  if (!navigator.mediaDevices?.getUserMedia) return 'media.insecure';
+  let stream = null;
+  let notice = null;
+  for (const [audio, video, missing] of [[true, videoConstraints(), null], [false, videoConstraints(), 'media.no_microphone'], [true, false, 'media.no_camera']]) {
+    try {
+      stream = await navigator.mediaDevices.getUserMedia({ audio, video });
+      notice = missing;
+      break;
+    } catch (err) {
+      console.warn('parlor: getUserMedia failed', err);
+      if (err?.name === 'NotAllowedError' || err?.name === 'SecurityError') return 'media.not_allowed';
+    }
+  }
+  if (!stream) return 'media.not_found';
+  if (!M.pc || link.ended) { for (const tr of stream.getTracks()) tr.stop(); return null; }
+  M.localStream = stream;
+  const bps = videoBitrateCap();
+  for (const track of stream.getTracks()) {
+    // The client's own transceivers come first (setupMedia adds them before any server offer).
+    const tr = M.pc.getTransceivers().find((o) => o.receiver.track?.kind === track.kind);
+    if (!tr || tr.sender.track) continue;
+    if (track.kind === 'video' && 'contentHint' in track) track.contentHint = 'motion';
+    await tr.sender.replaceTrack(track);
+    if (tr.sender.setStreams) tr.sender.setStreams(stream);
+    tr.direction = 'sendrecv'; // fires negotiationneeded: the offer goes out from there
+  }
+  if (bps) await capVideoBitrate();
+  noticeKey = notice;
+  renderMediaNotice();
+  ui.mic.disabled = stream.getAudioTracks().length === 0;
+  ui.cam.disabled = stream.getVideoTracks().length === 0;
+  attachStream(S.myId);
+  return notice;
+}
+
 /** Cap the outgoing video to limits.max_video_kbps. Idempotent; repeated after every negotiation. */
 async function capVideoBitrate() {
   const bps = videoBitrateCap();

@@ -115,7 +115,7 @@ setInterval(tickCountdown, 250);
 function renderInvite() {
   // Shown by itself to a host still waiting for players, unless toggled either way.
   const enough = game()?.minPlayers ?? 2;
-  const show = S.inviteOpen ?? (phaseName() === 'lobby' && isHost() && S.participants.size < enough);
+  const show = !S.tv && (S.inviteOpen ?? (phaseName() === 'lobby' && isHost() && S.participants.size < enough));
   ui.invite.hidden = !show;
   ui.inviteToggle.setAttribute('aria-expanded', String(show));
 }
@@ -156,7 +156,8 @@ function lobbySettings() {
 
 function renderLobby() {
   const phase = phaseName();
-  const show = phase === 'lobby' || phase === 'game_over';
+  // A kind without games to start (a stage room) draws its own box instead.
+  const show = (phase === 'lobby' || phase === 'game_over') && game()?.lobbyBox !== false;
   ui.lobbyBox.hidden = !show;
   if (!show) return;
   ui.lobbyTitle.textContent = phase === 'lobby' ? t('phase.lobby') : t('lobby.next_game');

@@ -14,6 +14,7 @@ export const S = {
   iceServers: [],         // welcome.ice_servers: STUN/TURN for the peer connection
   pin: null,              // the room PIN typed on the join form, sent with every join of this page
   needPin: false,         // the server asked for a PIN (bad_pin)
+  tv: false,              // the TV view (/r/CODE/tv): receive-only, read-only
   myId: null,
   hostId: null,
   limits: {},

@@ -34,7 +34,6 @@ export function createTile(id) {
   );
   if (id === S.myId) ui.grid.prepend(tile);
   else ui.grid.append(tile);
-  ui.grid.dataset.count = String(ui.grid.children.length);
   layoutGrid();
   if (id !== S.myId && 'requestVideoFrameCallback' in video) {
     // The very first picture from anyone: the join time the tests print.
@@ -51,13 +50,14 @@ export function removeTile(id) {
     tile.querySelector('video').srcObject = null;
     tile.remove();
   }
-  ui.grid.dataset.count = String(ui.grid.children.length);
   layoutGrid();
 }
 
 /** Columns × rows that give the largest 4:3 tiles in the stage (the CSS by tile count is the fallback). */
 export function layoutGrid() {
-  const n = ui.grid.children.length;
+  // A game may keep tiles off the grid (class `off-grid`: a stage room's audience); they take no cell.
+  const n = [...ui.grid.children].filter((tile) => !tile.classList.contains('off-grid')).length;
+  ui.grid.dataset.count = String(n);
   const width = ui.grid.clientWidth;
   const height = ui.grid.clientHeight;
   if (!n || !width || !height) return;
@@ -145,6 +145,7 @@ export function refreshTile(id) {
 
 export function refreshTiles() {
   for (const id of S.participants.keys()) refreshTile(id);
+  layoutGrid();
 }
 
 /** Put the right stream on a participant's <video>: the local preview for oneself, the combined remote stream otherwise. */

@@ -19,12 +19,17 @@
 //   lobbyLine({settings, people, ready}), minPlayers         the host's lobby line; when to show the invite
 //   settings: {defaults, normalize, build, read, problem, summary, toWire}   its start_game settings form
 //   onLanguage()                      the language changed (redraw what render() does not)
+//   errorText(code) → string | null   its own words for an `error` it knows (stage_full)
+//   cameraLater, cameraLaterNotice    members join without a camera and turn it on in the room (app.js)
+//   lobbyBox: false                   no lobby box (no game to start): the module draws its own
 //   surface                           getters copied onto window.parlor for tests and debugging
 
 import mafia from './mafia.js';
+import stage from './stage.js';
 
 export const GAMES = {
   mafia,
+  stage,
 };
 
 export const DEFAULT_KIND = Object.keys(GAMES)[0];

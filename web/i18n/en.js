@@ -20,6 +20,7 @@ export default {
   'home.code': 'Room code',
   'home.code_placeholder': 'a code like quiet-otter-42, or a link',
   'home.join_button': 'Join',
+  'home.tv_button': 'Open its TV view',
   'join.heading': 'Join the room',
   'preview.starting': 'Starting your camera…',
   'join.pin': 'Room PIN',

@@ -18,6 +18,7 @@ export default {
   'home.code': '방 코드',
   'home.code_placeholder': 'quiet-otter-42 같은 코드 또는 링크',
   'home.join_button': '참가',
+  'home.tv_button': 'TV 화면으로 열기',
   'join.heading': '방 참가하기',
   'preview.starting': '카메라를 켜는 중…',
   'join.pin': '방 PIN',
