@@ -15,7 +15,7 @@
 import { $, addIcons, params, sentence, storageGet, storageSet } from './core/dom.js';
 import { addStrings, applyStatic, language, mountSwitch, onLanguageChange, t } from './core/i18n.js';
 import { clock, onPong, PONG_SILENCE_MS, serverNow, startPing, stopPing } from './core/clock.js';
-import { link, send } from './core/socket.js';
+import { link, send, wsUrl, redirectTarget, MAX_REDIRECTS } from './core/socket.js';
 import { CODE_RE, current, game, inGame, nameOf, S } from './core/state.js';
 import { setStatus, showView, toast, ui } from './core/ui.js';
 import {
@@ -99,11 +99,11 @@ function forgetSeat() {
 /** Open the WebSocket and join `room` — resuming the seat `resume` names, if given. */
 function connect(room, name, resume) {
   link.ended = false;
+  link.join = { room, name, resume };
   S.room = room;
   S.name = name;
   setStatus(reconnect ? t('status.reconnecting') : t('status.connecting'));
-  const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  const sock = new WebSocket(`${scheme}//${location.host}/ws`);
+  const sock = new WebSocket(wsUrl());
   link.ws = sock;
   sock.addEventListener('open', () => {
     if (sock !== link.ws) return;
@@ -155,6 +155,7 @@ function handleMessage(msg) {
     case 'media_state': onMediaState(msg.receive); break;
     case 'chat': onChat(msg); break;
     case 'error': onError(msg); break;
+    case 'redirect': onRedirect(msg.url); break;
     // Everything else belongs to the room's game (role, vote_update, … in Mafia); newer servers may add types.
     default: game()?.onMessage?.(msg); break;
   }
@@ -240,6 +241,15 @@ function onSocketClosed(ev) {
   stopPing();
   link.ws = null;
   if (link.ended) return;
+  if (ev.code === 4002 && link.node && link.join) {
+    // The room lives on another node of the cluster: the same join, there, at once.
+    connect(link.join.room, link.join.name, link.join.resume);
+    return;
+  }
+  // Any other close: the next try goes through this page's server again, which redirects to the
+  // room's node if it lives, or places the room anew if that node died (the resume then fails
+  // cleanly and the page joins again).
+  link.node = null;
   if (!S.myId && !reconnect) {
     setStatus('');
     showPrejoin(S.room, { key: 'join.unreachable' });
@@ -312,7 +322,20 @@ function dropDeadSocket() {
 
 // ================================================================ the room's messages
 
+/** `redirect`: the room lives on another node; the socket closes with 4002 and we join there. */
+function onRedirect(url) {
+  const target = redirectTarget(url);
+  link.redirects += 1;
+  if (!target || link.redirects > MAX_REDIRECTS) {
+    link.node = null;
+    console.warn('parlor: not following redirect', url);
+    return;
+  }
+  link.node = target;
+}
+
 function onWelcome(msg) {
+  link.redirects = 0;
   const again = S.myId !== null && String(msg.id) === S.myId; // this page resumed its own seat
   timing.welcome = performance.now();
   stopReconnecting();
