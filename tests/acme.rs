@@ -6,10 +6,12 @@
 //! Each case re-runs this test binary inside its namespace (`ip netns exec`), which needs root
 //! and `ip` (iproute2) and the `pebble` package: without them the test fails, it does not skip.
 
+#[path = "support/tls_client.rs"]
+mod tls_client;
+
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::{SinkExt, StreamExt};
@@ -17,11 +19,11 @@ use parlor::config::{AcmeChallenge, Overrides};
 use parlor::tls::{cert_info, CertInfo};
 use parlor::Config;
 use serde_json::{json, Value};
+use tls_client::connector;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
-use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 use tokio_rustls::TlsConnector;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -243,22 +245,6 @@ impl Pebble {
 
 // ---------------------------------------------------------------------------------------------
 // Clients
-
-/// A client that trusts exactly these roots, with a full handshake on every connection.
-fn connector(trusted: &[&CertificateDer<'static>]) -> TlsConnector {
-    let mut roots = RootCertStore::empty();
-    for c in trusted {
-        roots.add((*c).clone()).unwrap();
-    }
-    let provider = Arc::new(tokio_rustls::rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.resumption = tokio_rustls::rustls::client::Resumption::disabled();
-    TlsConnector::from(Arc::new(config))
-}
 
 async fn tls_to(
     connector: &TlsConnector,

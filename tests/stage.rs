@@ -210,35 +210,6 @@ async fn assert_exact(tx: &TestClient, rx: &TestClient, kind: Kind) -> usize {
     got.len()
 }
 
-/// (sent, received): how many `kind` packets `tx` sent with a send time in [from, to) by its
-/// own log, and how many of exactly those `rx` got.
-fn delivery(tx: &TestClient, rx: &TestClient, kind: Kind, from: u64, to: u64) -> (usize, usize) {
-    let sent: HashSet<u32> = tx
-        .sent(kind)
-        .iter()
-        .filter_map(|p| parse_mark(&p.payload))
-        .filter(|m| m.sent_us >= from && m.sent_us < to)
-        .map(|m| m.counter)
-        .collect();
-    let got = rx.received(tx.id(), kind).iter().filter_map(|p| p.mark()).filter(|m| sent.contains(&m.counter)).count();
-    (sent.len(), got)
-}
-
-/// Asserts that `rx` got at least 90 % of what `tx` sent of `kind` in [from, to), at least
-/// `min_sent` packets so the check is never vacuous; waits for a lagging reader. The share.
-async fn assert_delivered(tx: &TestClient, rx: &TestClient, kind: Kind, window: (u64, u64), min_sent: usize) -> f64 {
-    let (from, to) = window;
-    let whole = || {
-        let (sent, got) = delivery(tx, rx, kind, from, to);
-        sent >= min_sent && got * 10 >= sent * 9
-    };
-    wait_until(LONG, whole).await;
-    let (sent, got) = delivery(tx, rx, kind, from, to);
-    assert!(sent >= min_sent, "{} sent only {sent} {kind} packets in the window", tx.id());
-    assert!(got * 10 >= sent * 9, "{} got {got} of the {sent} {kind} packets {} sent in the window", rx.id(), tx.id());
-    got as f64 / sent as f64
-}
-
 /// Waits until `rx` holds `tx`'s `kind` packets sent at or after `at` (by `tx`'s clock of
 /// marks): `rx`'s reader has caught up past `at` on that stream.
 async fn wait_read_past(rx: &TestClient, tx: &str, kind: Kind, at: u64, what: &str) {
@@ -353,8 +324,11 @@ async fn thirty_in_a_stage_room_hear_the_host_and_the_host_sees_one_page() {
     let cam2_from = host.received(&cam[2], Kind::Video)[0].mark().unwrap().sent_us;
     // Delivery while on the page, and byte for byte.
     let mut host_share = Vec::new();
-    host_share.push(assert_delivered(cams[1], host, Kind::Video, (sent_view1 + 1_000_000, end), 30).await);
-    host_share.push(assert_delivered(cams[2], host, Kind::Video, (cam2_from, end), 20).await);
+    host_share.push(
+        assert_delivered(cams[1], host, Kind::Video, (sent_view1 + 1_000_000, end), 30, "a camera on both pages").await,
+    );
+    host_share
+        .push(assert_delivered(cams[2], host, Kind::Video, (cam2_from, end), 20, "the camera new on page 2").await);
     for c in &cams {
         assert_exact(c, host, Kind::Video).await;
         // No audience microphone reaches the host, and cam3 was never on a page.
@@ -370,7 +344,7 @@ async fn thirty_in_a_stage_room_hear_the_host_and_the_host_sees_one_page() {
         wait_read_past(rx, &h, Kind::Audio, t1, "the host keeps talking").await;
         for kind in [Kind::Audio, Kind::Video] {
             assert!(assert_exact(host, rx, kind).await > 0);
-            share.push(assert_delivered(host, rx, kind, (t0, t1), 20).await);
+            share.push(assert_delivered(host, rx, kind, (t0, t1), 20, "the host to the audience").await);
         }
         lost_first.push(assert_starts_on_keyframe(host, rx, "joining").await);
         for tx in cams.iter().filter(|c| c.id() != rx.id()) {
@@ -486,7 +460,7 @@ async fn a_raised_hand_comes_on_stage_and_goes_back() {
                 let allowed = rx.id() == h && g.id() == g1_id && kind == Kind::Video;
                 let after = sent_between(rx, g.id(), kind, from, u64::MAX);
                 if allowed {
-                    g1_share = assert_delivered(g, rx, kind, (from, end), 30).await;
+                    g1_share = assert_delivered(g, rx, kind, (from, end), 30, "g1 stays on the host's page").await;
                     // The camera never left the host's page: no new keyframe was needed.
                     assert_exact(g, rx, kind).await;
                 } else {
@@ -656,11 +630,11 @@ async fn the_audience_cannot_take_the_stage_or_the_streams() {
     // The room kept working for everyone else: r and adv got the host whole, the host got q.
     for kind in [Kind::Audio, Kind::Video] {
         for rx in [r, adv] {
-            assert_delivered(host, rx, kind, (adv_from, end - 500_000), 30).await;
+            assert_delivered(host, rx, kind, (adv_from, end - 500_000), 30, "the host after the attack").await;
             assert_exact(host, rx, kind).await;
         }
     }
-    assert_delivered(q, host, Kind::Video, (adv_from, end - 500_000), 30).await;
+    assert_delivered(q, host, Kind::Video, (adv_from, end - 500_000), 30, "the host's page after the attack").await;
     assert_eq!(host.count(&p_id, Kind::Video) + host.count(&a, Kind::Video), 0, "the host saw only its page");
     for rx in hall.everyone() {
         for tx in hall.publishers.iter().filter(|t| t.id() != rx.id()) {

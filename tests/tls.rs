@@ -5,16 +5,15 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
+use support::tls_client::connector;
 use support::{server_with, wait_until_async};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
-use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 use tokio_rustls::TlsConnector;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -59,24 +58,6 @@ impl Drop for Files {
 
 fn path_str(p: &Path) -> String {
     p.to_str().unwrap().to_owned()
-}
-
-/// A client that trusts exactly these certificates.
-fn connector(trusted: &[&CertificateDer<'static>]) -> TlsConnector {
-    let mut roots = RootCertStore::empty();
-    for c in trusted {
-        roots.add((*c).clone()).unwrap();
-    }
-    let provider = Arc::new(tokio_rustls::rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    // Every connection a full handshake: a resumed session reports the certificate of the
-    // session it resumes, not the one served now.
-    config.resumption = tokio_rustls::rustls::client::Resumption::disabled();
-    TlsConnector::from(Arc::new(config))
 }
 
 async fn tls_connect(

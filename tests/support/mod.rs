@@ -14,12 +14,15 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod client;
+pub mod delivery;
 pub mod media;
 pub mod peer;
 pub mod phases;
 pub mod server;
+pub mod tls_client;
 
 pub use client::{msg_type, JoinError, MessageLog, TestClient};
+pub use delivery::{assert_delivered, delivery};
 pub use media::{is_vp8_keyframe, now_us, opus_payload, parse_mark, parse_vp8, vp8_payload, MediaMark, Vp8Info};
 pub use peer::{
     connect_pair, parse_sdp, FeedbackCounts, MLine, MediaPeer, RecvPacket, RemoteTrack, RtxInfo, SentPacket, SignalSink,
