@@ -235,6 +235,9 @@ async fn create_room(
     // the room opens on this node (docs/API.md, "In a cluster").
     let mut code = request.code;
     if let Some(cluster) = &state.cluster {
+        if cluster.is_draining() {
+            return draining(cluster.taker().await);
+        }
         let wanted = code.is_some();
         let mut tries = 0;
         loop {
@@ -321,6 +324,25 @@ async fn room_state(
         (None, Some(url)) => Ok(Json(json!({"code": code, "remote": true, "node_url": url})).into_response()),
         (None, None) => Err(ApiError::new(StatusCode::NOT_FOUND, "room_not_found", format!("there is no room {code}"))),
     }
+}
+
+/// A draining node opens no rooms: `503 node_draining`, with the URL of a node that does
+/// (`node_url`) when there is one.
+fn draining(taker: Result<Option<String>, ()>) -> Result<Response, ApiError> {
+    let taker = taker.map_err(|()| cluster_unavailable())?;
+    let body = match taker {
+        Some(url) => json!({
+            "error": "node_draining",
+            "message": "this node is shutting down and opens no new rooms: create the room at node_url",
+            "node_url": url,
+        }),
+        None => json!({
+            "error": "node_draining",
+            "message": "this node is shutting down and no other node of the cluster takes new rooms right now; \
+                        try again in a few seconds",
+        }),
+    };
+    Ok((StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response())
 }
 
 fn cluster_unavailable() -> ApiError {

@@ -3,8 +3,8 @@
 //!
 //! Keys (all under `parlor:`):
 //! - `nodes`: the set of node ids ever seen (a member whose entry expired is dead, and dropped);
-//! - `node:ID`: a hash `url`, `rooms`, `participants`, `cpu`, refreshed every heartbeat with a
-//!   TTL of `ttl_seconds`;
+//! - `node:ID`: a hash `url`, `rooms`, `participants`, `cpu`, `draining`, refreshed every
+//!   heartbeat with a TTL of `ttl_seconds`;
 //! - `room:CODE`: the owner's node id, `SET NX PX ttl`, refreshed by its owner only (a Lua
 //!   script compares before it extends), deleted by its owner when the room closes.
 //!
@@ -12,6 +12,9 @@
 //! the lock: another live node's → `redirect` there; none, or a dead node's → placed on the
 //! least-loaded live node, claimed in one script, and whoever lost a race on the same code
 //! reads the winner from the same script.
+//!
+//! A draining node (SIGTERM, [`Cluster::start_draining`]) says so in its entry: placement skips
+//! it, and it sends every new room to another node, while the rooms it holds run on.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -87,6 +90,8 @@ pub struct ClusterSettings {
     pub heartbeat: Duration,
     /// How long its entry and its locks live without a refresh.
     pub ttl: Duration,
+    /// How long a drain (SIGTERM) lets the rooms run on at most.
+    pub drain: Duration,
 }
 
 /// A live node as the directory sees it.
@@ -96,6 +101,8 @@ struct NodeEntry {
     url: String,
     rooms: u64,
     participants: u64,
+    /// Draining nodes take no new rooms.
+    draining: bool,
 }
 
 impl NodeEntry {
@@ -106,9 +113,10 @@ impl NodeEntry {
     }
 }
 
-/// The least-loaded node; ties go to the smallest id, so every node decides alike.
+/// The least-loaded node that takes new rooms; ties go to the smallest id, so every node
+/// decides alike.
 fn least_loaded(nodes: &[NodeEntry]) -> Option<&NodeEntry> {
-    nodes.iter().min_by(|a, b| a.load().cmp(&b.load()).then_with(|| a.id.cmp(&b.id)))
+    nodes.iter().filter(|n| !n.draining).min_by(|a, b| a.load().cmp(&b.load()).then_with(|| a.id.cmp(&b.id)))
 }
 
 #[derive(Default)]
@@ -133,7 +141,29 @@ struct Inner {
     /// This node's last published rooms and participants (placement counts itself with these
     /// when its entry is missing, e.g. just after Redis restarted).
     local: Mutex<(u64, u64)>,
+    /// Set once SIGTERM asked this node to drain; never cleared.
+    draining: AtomicBool,
     counts: Counts,
+}
+
+/// No live node takes new rooms (every one is draining, or none is left).
+#[derive(Debug)]
+struct NoTaker;
+
+impl std::fmt::Display for NoTaker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("no live node takes new rooms")
+    }
+}
+
+impl std::error::Error for NoTaker {}
+
+fn no_taker() -> Refusal {
+    Refusal::new(
+        ErrorCode::ClusterUnavailable,
+        "this node is shutting down and no other node of the cluster takes new rooms right now; \
+         rooms in progress go on. Try again in a few seconds",
+    )
 }
 
 fn unavailable() -> Refusal {
@@ -153,14 +183,24 @@ impl Inner {
         &self.settings.node_id
     }
 
+    fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
     /// Note how the last exchange went, logging only the changes.
     fn outcome<T>(&self, what: &str, result: Result<T>) -> Result<T> {
+        // "No node takes the room" is an answer from Redis, not a failure to reach it.
+        let answered = match &result {
+            Ok(_) => true,
+            Err(e) => e.is::<NoTaker>(),
+        };
         match &result {
-            Ok(_) => {
+            _ if answered => {
                 if !self.reachable.swap(true, Ordering::Relaxed) {
                     tracing::info!(node = %self.id(), "cluster: Redis is reachable again");
                 }
             }
+            Ok(_) => {}
             Err(e) => {
                 self.counts.redis_errors.fetch_add(1, Ordering::Relaxed);
                 if self.reachable.swap(false, Ordering::Relaxed) {
@@ -201,6 +241,7 @@ impl Inner {
                 url: url.clone(),
                 rooms: number("rooms"),
                 participants: number("participants"),
+                draining: number("draining") != 0,
                 id,
             });
         }
@@ -209,7 +250,13 @@ impl Inner {
         }
         if !nodes.iter().any(|n| n.id == self.id()) {
             let (rooms, participants) = *self.local.lock().unwrap_or_else(|e| e.into_inner());
-            nodes.push(NodeEntry { id: self.id().to_owned(), url: self.settings.url.clone(), rooms, participants });
+            nodes.push(NodeEntry {
+                id: self.id().to_owned(),
+                url: self.settings.url.clone(),
+                rooms,
+                participants,
+                draining: self.is_draining(),
+            });
         }
         self.counts.live_nodes.store(nodes.len() as u64, Ordering::Relaxed);
         Ok(nodes)
@@ -224,22 +271,26 @@ impl Inner {
         let owner: Option<String> = con.get(room_key(code)).await?;
         let mut dead = String::new();
         if let Some(owner) = owner {
-            if owner == self.id() {
+            if owner == self.id() && self.is_draining() {
+                // Claimed for this node by a placement that did not see it draining yet: the
+                // code is placed anew below, taking this node's claim over like a dead node's.
+                dead = owner;
+            } else if owner == self.id() {
                 // Claimed for this node by another one's placement: open it here.
                 self.hold(code);
                 return Ok(Placement::Here);
-            }
-            if let Some(url) = self.url_of(&mut con, &owner).await? {
+            } else if let Some(url) = self.url_of(&mut con, &owner).await? {
                 return Ok(Placement::There { url });
+            } else {
+                // The owner's entry expired: it is dead, and so is the room; its lock may go.
+                dead = owner;
             }
-            // The owner's entry expired: it is dead, and so is the room; its lock may go.
-            dead = owner;
         }
         if !may_create {
             return Ok(Placement::Here);
         }
         let nodes = self.live_nodes(&mut con).await?;
-        let target = least_loaded(&nodes).ok_or_else(|| anyhow!("no live node"))?;
+        let target = least_loaded(&nodes).ok_or(NoTaker)?;
         let winner: String = Script::new(CLAIM)
             .key(room_key(code))
             .key(node_key(&target.id))
@@ -253,6 +304,7 @@ impl Inner {
             tracing::info!(room = %code, dead = %dead, to = %winner, "cluster: a dead node's room placed anew");
         }
         if winner == self.id() {
+            // Only a placement racing this node's start of draining lands here while it drains.
             self.counts.placed_here.fetch_add(1, Ordering::Relaxed);
             self.hold(code);
             return Ok(Placement::Here);
@@ -285,6 +337,7 @@ impl Inner {
                     ("rooms", rooms.to_string()),
                     ("participants", participants.to_string()),
                     ("cpu", format!("{cpu:.2}")),
+                    ("draining", u8::from(self.is_draining()).to_string()),
                 ],
             )
             .ignore()
@@ -312,6 +365,18 @@ impl Inner {
             }
         }
         Ok(())
+    }
+
+    /// One heartbeat: `hub`'s rooms (and the codes claimed for rooms about to open) and its
+    /// participants.
+    async fn publish(&self, hub: &Hub) {
+        let mut codes = hub.room_codes();
+        {
+            let held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+            codes.extend(held.iter().filter(|c| !hub.holds(c)).cloned());
+        }
+        let participants = hub.stats().participants.load(Ordering::Relaxed);
+        let _ = self.bounded("heartbeat", self.beat(&codes, participants)).await;
     }
 
     async fn release(&self, code: &str) -> Result<()> {
@@ -352,8 +417,13 @@ impl Directory for ClusterDirectory {
         let code = code.to_owned();
         Box::pin(async move {
             let inner = &self.inner;
-            let placement =
-                inner.bounded("placing a room", inner.place(&code, may_create)).await.map_err(|_| unavailable())?;
+            let placement = inner.bounded("placing a room", inner.place(&code, may_create)).await.map_err(|e| {
+                if e.is::<NoTaker>() {
+                    no_taker()
+                } else {
+                    unavailable()
+                }
+            })?;
             if matches!(placement, Placement::There { .. }) {
                 inner.counts.redirects.fetch_add(1, Ordering::Relaxed);
             }
@@ -387,6 +457,12 @@ impl Directory for ClusterDirectory {
                 "parlor_cluster_nodes",
                 "Live nodes of the cluster, as last seen by this node.",
                 get(&c.live_nodes),
+                false,
+            ),
+            figure(
+                "parlor_cluster_draining",
+                "1 while this node drains (SIGTERM): it takes no new rooms and leaves once its rooms are empty.",
+                u64::from(self.inner.is_draining()),
                 false,
             ),
             figure(
@@ -457,6 +533,7 @@ impl Cluster {
             held: Mutex::new(HashSet::new()),
             reachable: AtomicBool::new(true),
             local: Mutex::new((0, 0)),
+            draining: AtomicBool::new(false),
             counts: Counts::default(),
         });
         let hub: HubSlot = Arc::new(Mutex::new(None));
@@ -477,15 +554,7 @@ impl Cluster {
     /// Publish this node now, then every heartbeat, with `hub`'s rooms and participants.
     pub async fn start_heartbeat(&self, hub: Hub) {
         let inner = self.inner.clone();
-        let beat = |inner: Arc<Inner>, hub: Hub| async move {
-            let mut codes = hub.room_codes();
-            {
-                let held = inner.held.lock().unwrap_or_else(|e| e.into_inner());
-                codes.extend(held.iter().filter(|c| !hub.holds(c)).cloned());
-            }
-            let participants = hub.stats().participants.load(Ordering::Relaxed);
-            let _ = inner.bounded("heartbeat", inner.beat(&codes, participants)).await;
-        };
+        let beat = |inner: Arc<Inner>, hub: Hub| async move { inner.publish(&hub).await };
         beat(inner.clone(), hub.clone()).await;
         let every = inner.settings.heartbeat;
         let task = tokio::spawn(async move {
@@ -498,6 +567,40 @@ impl Cluster {
             }
         });
         *self.heartbeat.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
+    }
+
+    /// Stop taking new rooms (SIGTERM): say so in this node's entry at once, so placement on
+    /// every node skips it, and send every new room elsewhere from now on. The rooms `hub`
+    /// holds run on; [`Cluster::leave`] ends the membership.
+    pub async fn start_draining(&self, hub: &Hub) {
+        if self.inner.draining.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        tracing::info!(node = %self.node_id(), "cluster: draining (no new rooms here)");
+        self.inner.publish(hub).await;
+    }
+
+    /// How long a drain lets this node's rooms run on at most (`cluster.drain_seconds`).
+    pub fn drain_limit(&self) -> Duration {
+        self.inner.settings.drain
+    }
+
+    /// Whether this node is draining.
+    pub fn is_draining(&self) -> bool {
+        self.inner.is_draining()
+    }
+
+    /// The public URL of the node a new room would go to now (the least-loaded one that is not
+    /// draining), for a draining node's API; `Ok(None)` when no node takes new rooms, `Err`
+    /// when Redis is unreachable.
+    pub async fn taker(&self) -> std::result::Result<Option<String>, ()> {
+        let inner = &self.inner;
+        let find = async {
+            let mut con = inner.redis.clone();
+            let nodes = inner.live_nodes(&mut con).await?;
+            Ok(least_loaded(&nodes).map(|n| n.url.clone()))
+        };
+        inner.bounded("finding a node for a new room", find).await.map_err(|_| ())
     }
 
     /// Claim `code` for a room the API is about to open here. `Err(Some(url))`: another live
@@ -597,7 +700,7 @@ mod tests {
     use super::*;
 
     fn node(id: &str, rooms: u64, participants: u64) -> NodeEntry {
-        NodeEntry { id: id.into(), url: format!("http://{id}"), rooms, participants }
+        NodeEntry { id: id.into(), url: format!("http://{id}"), rooms, participants, draining: false }
     }
 
     #[test]
@@ -616,6 +719,17 @@ mod tests {
         assert_eq!(least_loaded(&nodes).unwrap().id, "n3");
         let tied = [node("n2", 1, 0), node("n1", 0, 1)];
         assert_eq!(least_loaded(&tied).unwrap().id, "n1");
+    }
+
+    #[test]
+    fn draining_nodes_take_no_new_rooms() {
+        let mut nodes = [node("n1", 0, 0), node("n2", 3, 9), node("n3", 1, 1)];
+        nodes[0].draining = true;
+        assert_eq!(least_loaded(&nodes).unwrap().id, "n3", "the emptiest node drains: the next one takes it");
+        nodes[2].draining = true;
+        assert_eq!(least_loaded(&nodes).unwrap().id, "n2");
+        nodes[1].draining = true;
+        assert_eq!(least_loaded(&nodes), None, "nobody takes new rooms");
     }
 
     #[test]

@@ -37,6 +37,8 @@ pub struct ClusterConfig {
     pub url: String,
     pub heartbeat_seconds: f64,
     pub ttl_seconds: f64,
+    /// How long SIGTERM lets this node's rooms run on before it leaves anyway.
+    pub drain_seconds: f64,
 }
 
 impl ClusterConfig {
@@ -80,6 +82,9 @@ impl ClusterConfig {
                 self.heartbeat_seconds,
                 self.ttl_seconds
             );
+        }
+        if !(self.drain_seconds.is_finite() && self.drain_seconds >= 0.0) {
+            bail!("invalid configuration\n  cluster.drain_seconds: must be 0 or more, got {}", self.drain_seconds);
         }
         Ok(())
     }
@@ -747,6 +752,20 @@ mod tests {
         assert!(e.contains("udp_prot"), "{e}");
         let e = load(Some(&dir.join("missing.toml")), &Overrides::default(), &[]).unwrap_err().to_string();
         assert!(e.contains("does not exist"), "{e}");
+    }
+
+    #[test]
+    fn cluster_drain_key() {
+        let redis = ("CLUSTER__REDIS", "redis://127.0.0.1:6379/");
+        let c = load(None, &Overrides::default(), &[redis]).unwrap();
+        assert!(c.cluster.enabled());
+        assert_eq!(c.cluster.drain_seconds, 600.0);
+        let c = load(None, &Overrides::default(), &[redis, ("CLUSTER__DRAIN_SECONDS", "0")]).unwrap();
+        assert_eq!(c.cluster.drain_seconds, 0.0, "0 leaves at once");
+        for bad in ["-1", "nan", "inf"] {
+            let e = load(None, &Overrides::default(), &[redis, ("CLUSTER__DRAIN_SECONDS", bad)]).unwrap_err();
+            assert!(format!("{e:#}").contains("cluster.drain_seconds"), "{bad}: {e:#}");
+        }
     }
 
     #[test]

@@ -29,6 +29,7 @@ impl MediaBackend for MediaGlue {
             sink(match e {
                 MediaEvent::Offer { peer, sdp } => MediaNotice::Offer { peer, sdp },
                 MediaEvent::Connected { peer } => MediaNotice::Connected { peer },
+                MediaEvent::Speaking { peers } => MediaNotice::Speaking { peers },
                 MediaEvent::Disconnected { peer } => MediaNotice::Lost { peer, reason: "ICE connectivity lost".into() },
                 MediaEvent::Failed { peer, reason } => MediaNotice::Lost { peer, reason },
             })
@@ -58,6 +59,15 @@ impl MediaPort for Port {
 
     fn hold_offers(&self, peer: &str) {
         self.media.hold_offers(peer);
+    }
+
+    fn layout(&self, peer: &str, heights: std::collections::BTreeMap<String, u16>) -> BoxFuture<'_, ()> {
+        let peer = peer.to_owned();
+        Box::pin(async move {
+            if let Err(e) = self.media.set_tiles(&peer, heights.into_iter().collect()).await {
+                tracing::error!("media worker refused a layout: {e}");
+            }
+        })
     }
 
     fn update_routes(&self, epoch: u64, changes: Vec<RouteChange>) -> BoxFuture<'_, ()> {

@@ -33,6 +33,8 @@ pub struct AppState {
     pub max_connections: usize,
     /// Becomes true when the server shuts down.
     pub going_away: watch::Receiver<bool>,
+    /// In a cluster: whether this node drains (SIGTERM), so `/readyz` turns load balancers away.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 /// Holds one of the `max_connections` places while a socket lives.
@@ -68,13 +70,27 @@ pub fn router(state: AppState) -> Router {
         .route("/r/{code}", get(room_page))
         // The room's TV view: the same page, which reads the path (no camera, receive-only).
         .route("/r/{code}/tv", get(room_page))
+        // Liveness (the container's health check): up while the process serves, draining or not.
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
         .route("/qr.svg", get(qr_svg))
         .route("/metrics", get(metrics_text))
         .route("/ws", get(ws_upgrade))
         // Every other file of the web client, from the table build.rs generates.
         .fallback(static_asset)
         .with_state(state)
+}
+
+/// Readiness for a load balancer: 503 while the node drains (its rooms run on, new ones belong
+/// elsewhere) or shuts down.
+async fn ready(State(state): State<AppState>) -> Response {
+    if *state.going_away.borrow() {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response()
+    } else if state.cluster.as_ref().is_some_and(|c| c.is_draining()) {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining").into_response()
+    } else {
+        "ready".into_response()
+    }
 }
 
 async fn static_asset(method: axum::http::Method, uri: axum::http::Uri) -> Response {

@@ -88,6 +88,35 @@ impl Server {
         self.cluster.as_ref().map(|(c, _)| c.url())
     }
 
+    /// How long a drain may last (`cluster.drain_seconds`) when this node is part of a cluster;
+    /// `None` on a single server, which does not drain.
+    pub fn drain_limit(&self) -> Option<Duration> {
+        self.cluster.as_ref().map(|(c, _)| c.drain_limit())
+    }
+
+    /// Drain this cluster node (SIGTERM, docs/SCALING.md): it takes no new rooms from now on
+    /// (placement skips it; new rooms asked of it go to another node) while its rooms run on.
+    /// Returns when nobody is left in them, at `cluster.drain_seconds`, or when `cut` resolves
+    /// (a second signal), whichever comes first; [`Server::shutdown`] then leaves the cluster.
+    /// On a single server it returns [`Drained::Empty`] at once.
+    pub async fn drain(&self, cut: impl std::future::Future<Output = ()>) -> Drained {
+        let Some((cluster, _)) = &self.cluster else { return Drained::Empty };
+        let limit = cluster.drain_limit();
+        cluster.start_draining(&self.hub).await;
+        let stats = self.hub.stats();
+        // Seats waiting for a resume count: their holders are coming back.
+        let empty = async {
+            while stats.participants.load(Ordering::Relaxed) > 0 {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        };
+        tokio::select! {
+            _ = empty => Drained::Empty,
+            _ = tokio::time::sleep(limit) => Drained::Deadline,
+            _ = cut => Drained::Cut,
+        }
+    }
+
     /// Load the TLS certificate and key files again (SIGHUP): new connections get the new
     /// certificate. Without TLS there is nothing to reload.
     pub fn reload_tls(&self) -> Result<()> {
@@ -124,6 +153,27 @@ impl Server {
         while self.connections.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+    }
+}
+
+/// What ended a [`Server::drain`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Drained {
+    /// Nobody is left in this node's rooms.
+    Empty,
+    /// `cluster.drain_seconds` passed with people still in a room.
+    Deadline,
+    /// Stopped early (a second signal).
+    Cut,
+}
+
+impl std::fmt::Display for Drained {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Drained::Empty => "the rooms are empty",
+            Drained::Deadline => "cluster.drain_seconds passed",
+            Drained::Cut => "stopped by a second signal",
+        })
     }
 }
 
@@ -203,6 +253,7 @@ pub async fn start(config: &Config) -> Result<Server> {
         connections: connections.clone(),
         max_connections: config.server.max_connections,
         going_away: going_away_rx.clone(),
+        cluster: cluster.as_ref().map(|(c, _)| c.clone()),
     })
     .merge(api::router(api::ApiState {
         hub: hub.clone(),
@@ -307,5 +358,6 @@ fn cluster_settings(
         url,
         heartbeat: Duration::from_secs_f64(config.heartbeat_seconds),
         ttl: Duration::from_secs_f64(config.ttl_seconds),
+        drain: Duration::from_secs_f64(config.drain_seconds),
     })
 }

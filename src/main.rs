@@ -120,7 +120,26 @@ fn main() -> Result<()> {
         loop {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => { tracing::info!("SIGINT: shutting down"); break }
-                _ = terminate.recv() => { tracing::info!("SIGTERM: shutting down"); break }
+                _ = terminate.recv() => {
+                    // A cluster node drains first: its rooms run on, new ones go to other nodes.
+                    if let Some(limit) = server.drain_limit() {
+                        tracing::info!(
+                            "SIGTERM: draining (rooms run on until empty, at most {} s; SIGTERM or SIGINT again stops now)",
+                            limit.as_secs_f64()
+                        );
+                        let cut = async {
+                            tokio::select! {
+                                _ = tokio::signal::ctrl_c() => {}
+                                _ = terminate.recv() => {}
+                            }
+                        };
+                        let drained = server.drain(cut).await;
+                        tracing::info!("drained ({drained}): shutting down");
+                    } else {
+                        tracing::info!("SIGTERM: shutting down");
+                    }
+                    break
+                }
                 // SIGHUP: a renewed certificate (certbot's deploy hook) is served from now on.
                 _ = hangup.recv() => match server.reload_tls() {
                     Ok(()) => tracing::info!("SIGHUP: TLS files reloaded (if any)"),

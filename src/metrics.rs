@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use parlor_media::{Counters, DropReason, Kind, Media};
+use parlor_media::{BweDecision, Counters, DropReason, Kind, Media};
 use parlor_signaling::stats::HistogramSnapshot;
 use parlor_signaling::Hub;
 
@@ -55,6 +55,52 @@ pub async fn render(hub: &Hub, media: &Media) -> String {
     for reason in DropReason::ALL {
         let _ =
             writeln!(out, "parlor_dropped_packets_total{{reason=\"{}\"}} {}", reason.as_str(), total.dropped(reason));
+    }
+    header(
+        &mut out,
+        "parlor_simulcast_forwarded_packets_total",
+        "Simulcast video packets forwarded, by layer (0 the lowest).",
+        "counter",
+    );
+    for (layer, n) in total.forwarded_layers.iter().enumerate() {
+        let _ = writeln!(out, "parlor_simulcast_forwarded_packets_total{{layer=\"{layer}\"}} {n}");
+    }
+    counter(
+        &mut out,
+        "parlor_simulcast_layer_starts_total",
+        "A subscriber's simulcast video started on a layer: its first, or a switch (on the layer's keyframe).",
+        total.layer_starts,
+    );
+    header(&mut out, "parlor_bwe_decisions_total", "Bandwidth estimation's decisions, by kind.", "counter");
+    for decision in BweDecision::ALL {
+        let _ = writeln!(
+            out,
+            "parlor_bwe_decisions_total{{decision=\"{}\"}} {}",
+            decision.as_str(),
+            total.decided(decision)
+        );
+    }
+    counter(
+        &mut out,
+        "parlor_bwe_reports_total",
+        "Receiver-report intervals read into subscribers' bandwidth estimates.",
+        total.estimate_reports,
+    );
+    // One series per subscriber would grow with the audience: the spread instead.
+    let mut estimates: Vec<u64> = total.estimates.iter().map(|(_, _, bps)| *bps).collect();
+    estimates.sort_unstable();
+    gauge(&mut out, "parlor_bwe_subscribers", "Subscribers with a bandwidth estimate.", estimates.len() as u64);
+    header(
+        &mut out,
+        "parlor_bwe_estimate_bps",
+        "Subscribers' bandwidth estimates: the lowest, the median and the highest.",
+        "gauge",
+    );
+    if let (Some(low), Some(high)) = (estimates.first(), estimates.last()) {
+        let median = estimates[estimates.len() / 2];
+        for (q, v) in [("min", *low), ("median", median), ("max", *high)] {
+            let _ = writeln!(out, "parlor_bwe_estimate_bps{{of=\"{q}\"}} {v}");
+        }
     }
     counter(
         &mut out,

@@ -130,8 +130,15 @@ fn dns_answer(query: &[u8]) -> Option<Vec<u8>> {
 // ---------------------------------------------------------------------------------------------
 // pebble
 
+/// A port for a listener of this case. Each case runs alone in a namespace of its own, so ports
+/// handed out in turn from below the ephemeral range (32768 up) are free and stay free: a port
+/// the kernel picked for us (bind to 0, then close) could meanwhile become the source port of
+/// one of pebble's outgoing connections, and parlor's bind then fails (seen in CI).
 fn free_port() -> u16 {
-    std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port()
+    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(20_000);
+    let port = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    assert!(std::env::var_os(INSIDE).is_some(), "ports are handed out inside a case's namespace only");
+    port
 }
 
 /// The TLS certificate of pebble's own HTTPS (its directory): a root made here, and a

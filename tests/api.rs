@@ -1,7 +1,7 @@
 //! The room API and host access (docs/API.md): host keys, host tokens, PINs, locking, bad
 //! input, lookup limits and `parlor token`. Everything on 127.0.0.1, ephemeral ports.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -1,6 +1,7 @@
 //! Several nodes on one real `redis-server` (docs/SCALING.md): placement by load, redirects
 //! with media flowing at the owner, two nodes racing on one code, the room API in a cluster,
-//! Redis dying and coming back, and a node killed with SIGKILL (three `parlor` processes).
+//! Redis dying and coming back, a node killed with SIGKILL (three `parlor` processes), and a
+//! node drained with SIGTERM (real processes: until its rooms are empty, or to its deadline).
 //!
 //! Each test starts its own `redis-server` on a free port with persistence off and stops it
 //! by PID. Without `redis-server` on PATH the tests fail (`.ci/run` installs it).
@@ -106,6 +107,11 @@ struct Raw {
 }
 
 impl Raw {
+    /// Give the seat up (`leave`), so it does not wait out the grace period.
+    async fn leave(&mut self) {
+        let _ = self._stream.send(Message::Text(json!({"type": "leave"}).to_string().into())).await;
+    }
+
     async fn join(base: &str, join: Value) -> anyhow::Result<(Raw, Answer)> {
         let (mut stream, _) = tokio_tungstenite::connect_async(ws_of(base)).await?;
         stream.send(Message::Text(join.to_string().into())).await?;
@@ -175,6 +181,18 @@ async fn http(base: &str, method: &str, path: &str, body: Option<Value>) -> (u16
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+/// The body of `GET path` at `base`, as text.
+async fn get_text(base: &str, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = base.strip_prefix("http://").unwrap();
+    let mut stream = tokio::net::TcpStream::connect(host).await.expect("connect");
+    stream.write_all(format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    text.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -345,9 +363,15 @@ struct Process {
 
 impl Process {
     fn start(redis: &Redis, id: &str) -> Process {
+        Process::start_with(redis, id, &[])
+    }
+
+    /// A node with more `PARLOR_…` variables.
+    fn start_with(redis: &Redis, id: &str, env: &[(&str, &str)]) -> Process {
         use std::io::BufRead;
         let mut child = Command::new(env!("CARGO_BIN_EXE_parlor"))
             .args(["serve", "--listen", "127.0.0.1:0", "--udp-port", "0"])
+            .envs(env.iter().copied())
             .env("PARLOR_CLUSTER__REDIS", redis.url())
             .env("PARLOR_CLUSTER__NODE_ID", id)
             .env("PARLOR_GAMES__LOG_DIR", "")
@@ -374,6 +398,26 @@ impl Process {
         });
         let base = rx.recv_timeout(Duration::from_secs(30)).expect("parlor logs its address within 30 s");
         Process { child, base }
+    }
+
+    /// SIGTERM, by PID.
+    fn sigterm(&self) {
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success(), "kill -TERM");
+    }
+
+    /// The exit status once the process has ended, polling until `timeout`.
+    async fn exited_within(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
     }
 
     fn sigkill(&mut self) {
@@ -465,4 +509,222 @@ async fn a_killed_node_loses_only_its_rooms_which_come_back_on_a_survivor() {
         })
         .collect();
     assert!(gaps.iter().all(|g| *g < secs(1)), "no pause of a second in the surviving rooms: {gaps:?}");
+}
+
+// ---- SIGTERM drains -------------------------------------------------------------------------
+
+/// A connection of the test's own to the cluster's Redis, to read what the nodes wrote there.
+async fn peek(redis: &Redis) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap()
+}
+
+/// The field `field` of node `id`'s entry (None: no entry, or no such field).
+async fn node_field(con: &mut redis::aio::MultiplexedConnection, id: &str, field: &str) -> Option<String> {
+    redis::cmd("HGET").arg(format!("parlor:node:{id}")).arg(field).query_async(con).await.unwrap()
+}
+
+/// Who holds the lock of room `code`.
+async fn lock_of(con: &mut redis::aio::MultiplexedConnection, code: &str) -> Option<String> {
+    redis::cmd("GET").arg(format!("parlor:room:{code}")).query_async(con).await.unwrap()
+}
+
+/// The longest pause between two of `b`'s video packets from `a` that arrived after `since`.
+fn longest_gap(a: &TestClient, b: &TestClient, since: Instant) -> Duration {
+    let got: Vec<_> = b.received(a.id(), Kind::Video).into_iter().filter(|p| p.arrival >= since).collect();
+    got.windows(2).map(|w| w[1].arrival.duration_since(w[0].arrival)).max().unwrap_or_default()
+}
+
+/// A room opened through the API on `p` with two WebRTC participants exchanging media.
+async fn call_on(p: &Process, code: &str) -> (TestClient, TestClient) {
+    let (status, body) = http(&p.base, "POST", "/api/rooms", Some(json!({"code": code}))).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["node_url"], json!(p.base));
+    let ann = TestClient::join(&ws_of(&p.base), code, "Ann", ClientOptions::default()).await.unwrap();
+    let bob = TestClient::join(&ws_of(&p.base), code, "Bob", ClientOptions::default()).await.unwrap();
+    bob.wait_count(ann.id(), Kind::Video, 30, secs(30)).await.unwrap();
+    ann.wait_count(bob.id(), Kind::Video, 30, secs(30)).await.unwrap();
+    (ann, bob)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_drains_a_node_new_rooms_go_elsewhere_its_call_runs_on_and_it_leaves_when_empty() {
+    let _turn = TURN.lock().await;
+    let redis = Redis::start().await;
+    let mut con = peek(&redis).await;
+    let mut d1 = Process::start_with(&redis, "d1", &[("PARLOR_CLUSTER__DRAIN_SECONDS", "120")]);
+    let d2 = Process::start(&redis, "d2");
+    let (mut ann, mut bob) = call_on(&d1, "held").await;
+    assert_eq!(node_field(&mut con, "d1", "draining").await.as_deref(), Some("0"));
+    assert_eq!(http(&d1.base, "GET", "/readyz", None).await.0, 200, "d1 is ready before SIGTERM");
+
+    d1.sigterm();
+    let termed = Instant::now();
+    let mut said = false;
+    for _ in 0..250 {
+        if node_field(&mut con, "d1", "draining").await.as_deref() == Some("1") {
+            said = true;
+            break;
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+    assert!(said, "d1's entry says it drains within 5 s of SIGTERM");
+
+    // A new room asked of d1 goes to d2: over the WebSocket a redirect, through the API a 503
+    // that names d2.
+    let (_probe, answer) = Raw::join(&d1.base, json!({"type": "join", "room": "fresh", "name": "Dee"})).await.unwrap();
+    assert_eq!(answer, Answer::Redirect { url: d2.base.clone(), close: Some(4002) });
+    let (mut dee, at, _) = join_following(&d1.base, "fresh", "Dee").await;
+    assert_eq!(at, d2.base, "the new room opened on d2");
+    let (status, body) = http(&d1.base, "POST", "/api/rooms", Some(json!({"code": "api-new"}))).await;
+    assert_eq!((status, body["error"].as_str()), (503, Some("node_draining")), "{body}");
+    assert_eq!(body["node_url"], json!(d2.base));
+    let (status, body) = http(&d2.base, "GET", "/api/rooms/api-new", None).await;
+    assert_eq!(status, 404, "the refused room was not opened anywhere: {body}");
+
+    // The room it holds runs on: media flows, and a newcomer still gets in there.
+    let before = bob.count(ann.id(), Kind::Video);
+    bob.wait_count(ann.id(), Kind::Video, before + 60, secs(10)).await.unwrap();
+    let before = ann.count(bob.id(), Kind::Video);
+    ann.wait_count(bob.id(), Kind::Video, before + 60, secs(10)).await.unwrap();
+    let (mut cy, answer) = Raw::join(&d1.base, json!({"type": "join", "room": "held", "name": "Cy"})).await.unwrap();
+    assert!(matches!(answer, Answer::Welcome(_)), "{answer:?}");
+    assert_eq!(lock_of(&mut con, "held").await.as_deref(), Some("d1"), "the room's lock is still d1's");
+    assert!(d1.child.try_wait().unwrap().is_none(), "d1 runs while its room has people in it");
+    let gaps = [longest_gap(&ann, &bob, termed), longest_gap(&bob, &ann, termed)];
+    assert!(gaps.iter().all(|g| *g < secs(1)), "no pause of a second in the draining room: {gaps:?}");
+    let metrics = get_text(&d1.base, "/metrics").await;
+    assert!(metrics.contains("parlor_cluster_draining 1"), "{metrics}");
+    // A load balancer sends no one new to it; its container's liveness check still passes.
+    assert_eq!(http(&d1.base, "GET", "/readyz", None).await.0, 503);
+    assert_eq!(get_text(&d1.base, "/readyz").await, "draining");
+    assert_eq!(http(&d1.base, "GET", "/healthz", None).await.0, 200);
+    assert_eq!(http(&d2.base, "GET", "/readyz", None).await.0, 200, "d2 is ready");
+
+    // Everyone leaves: the node deregisters and exits.
+    cy.leave().await;
+    ann.leave().await.unwrap();
+    bob.leave().await.unwrap();
+    let emptied = Instant::now();
+    let status = d1.exited_within(secs(15)).await.expect("d1 exits once its room is empty");
+    println!(
+        "d1 exited {:.2} s after its room emptied ({:.1} s after SIGTERM)",
+        emptied.elapsed().as_secs_f64(),
+        termed.elapsed().as_secs_f64()
+    );
+    assert!(status.success(), "a clean exit: {status:?}");
+    assert_eq!(node_field(&mut con, "d1", "url").await, None, "d1's entry is gone");
+    let member: bool = redis::cmd("SISMEMBER").arg("parlor:nodes").arg("d1").query_async(&mut con).await.unwrap();
+    assert!(!member, "d1 is off the node set");
+    assert_eq!(lock_of(&mut con, "held").await, None, "its room's lock is released");
+    // The code is free at once: the next join opens it on d2, with no lock to wait out.
+    let (_again, answer) = Raw::join(&d2.base, json!({"type": "join", "room": "held", "name": "Ann"})).await.unwrap();
+    assert!(matches!(answer, Answer::Welcome(_)), "{answer:?}");
+    assert_eq!(lock_of(&mut con, "held").await.as_deref(), Some("d2"));
+    dee.leave().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_drain_ends_at_its_deadline_with_the_call_still_on() {
+    let _turn = TURN.lock().await;
+    let redis = Redis::start().await;
+    let mut con = peek(&redis).await;
+    let mut d1 = Process::start_with(&redis, "d1", &[("PARLOR_CLUSTER__DRAIN_SECONDS", "3")]);
+    let d2 = Process::start(&redis, "d2");
+    let (ann, bob) = call_on(&d1, "late").await;
+    let token = bob.resume_token().unwrap();
+
+    d1.sigterm();
+    let termed = Instant::now();
+    // Until the deadline the call goes on.
+    let before = bob.count(ann.id(), Kind::Video);
+    bob.wait_count(ann.id(), Kind::Video, before + 40, secs(3)).await.unwrap();
+    let status = d1.exited_within(secs(20)).await.expect("d1 exits after its drain deadline");
+    let took = termed.elapsed();
+    println!("d1 exited {:.2} s after SIGTERM (drain_seconds = 3, call still on)", took.as_secs_f64());
+    assert!(status.success(), "a clean exit: {status:?}");
+    assert!(took >= secs(3), "the call ran on to the deadline: {took:?}");
+    let still = bob.received(ann.id(), Kind::Video).into_iter().filter(|p| p.arrival >= termed + secs(2)).count();
+    assert!(still > 0, "media still flowed in the drain's last second");
+    // Those still in the room are told, as at any shutdown.
+    assert_eq!(ann.expect_error(secs(5)).await.unwrap(), "server_shutdown");
+    assert_eq!(node_field(&mut con, "d1", "url").await, None, "d1's entry is gone");
+    assert_eq!(lock_of(&mut con, "late").await, None, "its room's lock is released");
+    // Its people come back at d2: the resume fails cleanly, a fresh join opens the room there.
+    let (_r, answer) =
+        Raw::join(&d2.base, json!({"type": "join", "room": "late", "name": "Bob", "resume": token})).await.unwrap();
+    assert_eq!(answer, Answer::Error("resume_expired".into()));
+    let (_bob2, answer) = Raw::join(&d2.base, json!({"type": "join", "room": "late", "name": "Bob"})).await.unwrap();
+    assert!(matches!(answer, Answer::Welcome(_)), "{answer:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_draining_node_is_skipped_by_every_placement_and_says_so_when_nobody_takes_new_rooms() {
+    let _turn = TURN.lock().await;
+    let redis = Redis::start().await;
+    let mut con = peek(&redis).await;
+    let n1 = node(&redis, "n1").await;
+    let n2 = node(&redis, "n2").await;
+    let (b1, b2) = (base_of(&n1), base_of(&n2));
+    // n1 holds a room with one person, n2 one with two: n1 is the lighter node, and the tie-break
+    // favours it too, so only its draining keeps new rooms off it.
+    let (mut ann, _) = Raw::join(&b1, json!({"type": "join", "room": "keep", "name": "Ann"})).await.unwrap();
+    let mut n2_seats = Vec::new();
+    for name in ["Bob", "Cy"] {
+        let (raw, answer) = Raw::join(&b2, json!({"type": "join", "room": "busy", "name": name})).await.unwrap();
+        assert!(matches!(answer, Answer::Welcome(_)), "{answer:?}");
+        n2_seats.push(raw);
+    }
+    assert_eq!((n1.room_codes(), n2.room_codes()), (vec!["keep".to_owned()], vec!["busy".to_owned()]));
+    let published = wait_until_async(secs(5), || {
+        let mut con = con.clone();
+        async move {
+            node_field(&mut con, "n1", "participants").await.as_deref() == Some("1")
+                && node_field(&mut con, "n2", "participants").await.as_deref() == Some("2")
+        }
+    })
+    .await;
+    assert!(published, "both nodes' heartbeats published their participants");
+
+    let mut drain = Box::pin(n1.drain(std::future::pending()));
+    let body = async {
+        let said = wait_until_async(secs(5), || {
+            let mut con = con.clone();
+            async move { node_field(&mut con, "n1", "draining").await.as_deref() == Some("1") }
+        })
+        .await;
+        assert!(said, "n1's entry says it drains");
+        // n2 places a new room on itself, not on the lighter but draining n1.
+        let (_s, answer) = Raw::join(&b2, json!({"type": "join", "room": "new-a", "name": "Dee"})).await.unwrap();
+        assert!(matches!(answer, Answer::Welcome(_)), "{answer:?}");
+        // n1 sends a new room to n2, and still seats a newcomer in its own room.
+        let (_s, answer) = Raw::join(&b1, json!({"type": "join", "room": "new-b", "name": "Eve"})).await.unwrap();
+        assert_eq!(answer, Answer::Redirect { url: b2.clone(), close: Some(4002) });
+        let (mut fay, answer) = Raw::join(&b1, json!({"type": "join", "room": "keep", "name": "Fay"})).await.unwrap();
+        assert!(matches!(answer, Answer::Welcome(_)), "{answer:?}");
+        fay.leave().await;
+        // With n2 gone nobody takes new rooms: a clear refusal, nothing created.
+        n2.shutdown(secs(4)).await;
+        let client = TestClient::connect(&ws_of(&b1), ClientOptions::default()).await.unwrap();
+        client.send_json(&json!({"type": "join", "room": "new-c", "name": "Gus"})).unwrap();
+        let error = client.expect_message("error", secs(10)).await.unwrap();
+        assert_eq!(error["code"], "cluster_unavailable", "{error}");
+        let message = error["message"].as_str().unwrap_or("");
+        assert!(message.contains("shutting down") && message.contains("no other node"), "{message}");
+        let (status, body) = http(&b1, "POST", "/api/rooms", Some(json!({"code": "api-c"}))).await;
+        assert_eq!((status, body["error"].as_str()), (503, Some("node_draining")), "{body}");
+        assert!(body.get("node_url").is_none(), "no node to name: {body}");
+        assert_eq!(n1.room_codes(), vec!["keep".to_owned()], "nothing new opened on n1");
+        assert_eq!(lock_of(&mut con.clone(), "new-c").await, None);
+        // The last one leaves: the drain is over.
+        ann.leave().await;
+    };
+    let ended = tokio::select! {
+        d = &mut drain => panic!("the drain ended while n1's room had people in it: {d}"),
+        () = body => tokio::time::timeout(secs(10), &mut drain).await.expect("the drain ends once the room is empty"),
+    };
+    assert_eq!(ended, parlor::Drained::Empty);
+    drop(drain);
+    n1.shutdown(secs(4)).await;
+    assert_eq!(node_field(&mut con, "n1", "url").await, None, "n1 left");
+    assert_eq!(lock_of(&mut con, "keep").await, None, "and released its room");
 }

@@ -169,11 +169,24 @@ async fn six_players_night_falls_on_the_server() {
         // Delayed keyframes make "resumes on a keyframe" a real check: interframes come first.
         let opts = ClientOptions::publisher().with_keyframe_delay(Duration::from_millis(100));
         let opts = if i == 3 { opts.with_pts(109, 120) } else { opts };
+        // Two of them send their video as three simulcast layers: no layer may leak either.
+        let opts = if i == 1 || i == 4 { opts.with_simulcast(&["q", "h", "f"]) } else { opts };
         clients.push(TestClient::join(&url, "mafia-night", &format!("P{i}"), opts).await.unwrap());
     }
     for rx in &clients {
         for tx in clients.iter().filter(|t| t.id() != rx.id()) {
             rx.wait_count(tx.id(), Kind::Video, 5, LONG).await.unwrap();
+        }
+    }
+    // Every subscriber settles on the simulcast publishers' top layer first (the server moves up
+    // once their sender reports came), so no keyframe request of the server's own for a switch
+    // falls into the night's checks below.
+    for tx in clients.iter().filter(|t| !t.media().layer_ssrcs().is_empty()) {
+        let top = format!("{}/f", tx.id());
+        for rx in clients.iter().filter(|r| r.id() != tx.id()) {
+            let on_top =
+                || rx.received(tx.id(), Kind::Video).last().and_then(|p| p.mark()).is_some_and(|m| m.publisher == top);
+            assert!(wait_until(LONG, on_top).await, "{} reaches {}'s top layer", rx.id(), tx.id());
         }
     }
     // Night, day, nomination and judgment end early on the players' actions below; their

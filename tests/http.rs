@@ -1,6 +1,6 @@
 //! The HTTP surface: health, the embedded web client, room pages and QR codes.
 
-mod support;
+use crate::support;
 
 use support::{http_get, server};
 
@@ -8,6 +8,7 @@ use support::{http_get, server};
 async fn health_pages_and_assets() {
     let server = server().await;
     assert_eq!(http_get(&server, "/healthz").await, (200, "text/plain; charset=utf-8".into(), "ok".into()));
+    assert_eq!(http_get(&server, "/readyz").await, (200, "text/plain; charset=utf-8".into(), "ready".into()));
     let (status, ty, body) = http_get(&server, "/").await;
     assert_eq!((status, ty.as_str()), (200, "text/html; charset=utf-8"));
     assert!(body.contains("<script") && body.contains("app.js"), "{body}");
@@ -82,6 +83,14 @@ async fn metrics_describe_a_call() {
         assert!(m.contains_key(&format!("parlor_phase_switch_apply_seconds_bucket{{cause=\"{cause}\",le=\"+Inf\"}}")));
         assert!(m.contains_key(&format!("parlor_phase_switch_apply_max_seconds{{cause=\"{cause}\"}}")));
     }
+    for layer in 0..3 {
+        assert!(m.contains_key(&format!("parlor_simulcast_forwarded_packets_total{{layer=\"{layer}\"}}")));
+    }
+    assert!(m.contains_key("parlor_simulcast_layer_starts_total"));
+    for decision in ["estimate_grew", "estimate_held", "estimate_cut", "upgrade", "downgrade", "upgrade_held"] {
+        assert!(m.contains_key(&format!("parlor_bwe_decisions_total{{decision=\"{decision}\"}}")), "{decision}");
+    }
+    assert!(m.contains_key("parlor_bwe_reports_total") && m.contains_key("parlor_bwe_subscribers"));
     assert!(m.keys().all(|k| k.starts_with("parlor_")), "every series is prefixed");
 }
 

@@ -1,7 +1,7 @@
 //! Interop through the whole server: WebRTC clients built on the `webrtc` crate join over the
 //! WebSocket, publish synthetic Opus and VP8, and receive each other through parlor.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::net::UdpSocket;

@@ -3,7 +3,7 @@
 //! signaling/tests/toy_game.rs; this is the binary's wiring of it: the room API, the
 //! WebSocket and the transport's own Ping frames.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
@@ -49,13 +49,13 @@ async fn the_room_api_takes_a_kind_and_refuses_one_that_does_not_exist() {
     let hall = get(&server, "/api/rooms/hall").await;
     assert_eq!((hall["kind"].as_str(), hall["max_participants"].as_u64()), (Some("stage"), Some(100)), "{hall}");
 
-    // The recreation games are not here yet: refused, naming what exists.
-    for kind in ["draw", "rlgl", "poker"] {
+    // Kinds no server offers: refused, naming what exists.
+    for kind in ["chess", "poker"] {
         let (status, err) = post(&server, "/api/rooms", &json!({"kind": kind})).await;
         assert_eq!(status, 400, "{err}");
         assert_eq!(err["error"], "bad_field", "{err}");
         let message = err["message"].as_str().unwrap();
-        assert!(message.contains("mafia") && message.contains("stage"), "{err}");
+        assert!(["mafia", "stage", "draw", "rlgl"].iter().all(|k| message.contains(k)), "{err}");
     }
     let (status, err) = post(&server, "/api/rooms", &json!({"kind": 3})).await;
     assert_eq!((status, err["error"].as_str()), (400, Some("bad_field")), "{err}");
@@ -73,7 +73,7 @@ async fn the_room_api_takes_a_kind_and_refuses_one_that_does_not_exist() {
 async fn kinds_on_the_websocket() {
     let server = server_with(|_| {}).await;
     let mut host = Ws::connect(&server).await;
-    host.send(json!({"type": "join", "room": "r1", "name": "Hana", "kind": "draw"})).await;
+    host.send(json!({"type": "join", "room": "r1", "name": "Hana", "kind": "chess"})).await;
     let err = host.expect("error").await;
     assert_eq!(err["code"], "bad_field", "{err}");
     assert!(err["message"].as_str().unwrap().contains("mafia"), "{err}");
@@ -81,7 +81,7 @@ async fn kinds_on_the_websocket() {
     host.send(json!({"type": "join", "room": "r1", "name": "Hana", "kind": "mafia"})).await;
     assert_eq!(host.expect("welcome").await["kind"], "mafia");
 
-    host.send(json!({"type": "set_kind", "kind": "rlgl"})).await;
+    host.send(json!({"type": "set_kind", "kind": "poker"})).await;
     assert_eq!(host.expect("error").await["code"], "bad_field");
     host.send(json!({"type": "set_kind", "kind": 7})).await;
     assert_eq!(host.expect("error").await["code"], "bad_field");

@@ -1,6 +1,6 @@
 //! Limits and abuse, idle rooms, and a graceful shutdown of the real binary.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

@@ -3,14 +3,15 @@
 //! video pair resumes on a keyframe with contiguous sequence numbers. Also glare, through the
 //! whole server.
 
-mod support;
+use crate::support;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parlor_media::{DropReason, Kind as MKind, Media, MediaConfig, MediaError, MediaEvent, Reach, RoomMedia};
-use serde_json::{json, Value};
+use parlor_media::{DropReason, Kind as MKind, Media, MediaError, Reach, RoomMedia};
+use serde_json::Value;
+use support::media_room::{media_room, start_media, MediaRoom, SdpRewrite};
 use support::peer::{forged_binding_request, ice_pwd, ice_ufrag, signed_binding_request};
 use support::*;
 use tokio::sync::mpsc;
@@ -57,14 +58,7 @@ async fn relayed_call(min: usize) -> Rig {
 }
 
 async fn rig_with(members: &[(&str, ClientOptions)], relayed: Option<&str>) -> Rig {
-    let media = Media::start(&MediaConfig {
-        bind_ip: "127.0.0.1".parse().unwrap(),
-        udp_port: 0,
-        workers: 1,
-        announce_ips: vec!["127.0.0.1".parse().unwrap()],
-        max_peers_per_worker: 16,
-    })
-    .unwrap();
+    let media = start_media();
     let rewrites = Rewrites::default();
     let mut relay = None;
     if let Some(peer) = relayed {
@@ -76,61 +70,8 @@ async fn rig_with(members: &[(&str, ClientOptions)], relayed: Option<&str>) -> R
         rewrites.lock().unwrap().insert(peer.to_owned(), (from, to));
         relay = Some(r);
     }
-    let (event_tx, mut events) = mpsc::unbounded_channel::<MediaEvent>();
-    let lost = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let lost_log = lost.clone();
-    let room = Arc::new(media.open_room("m", Arc::new(move |e| drop(event_tx.send(e)))));
-    let (from_peers_tx, mut from_peers) = mpsc::unbounded_channel::<(String, Value)>();
-    let mut to_peers: HashMap<String, mpsc::UnboundedSender<Value>> = HashMap::new();
-    let mut peers = HashMap::new();
-    for (id, opts) in members {
-        let (tx, rx) = mpsc::unbounded_channel();
-        to_peers.insert(id.to_string(), tx);
-        let out = from_peers_tx.clone();
-        let me = id.to_string();
-        let sink: SignalSink = Arc::new(move |v| drop(out.send((me.clone(), v))));
-        peers.insert(id.to_string(), MediaPeer::start(id, opts, sink, rx).await.unwrap());
-    }
-    // The signaling a room would do, minus everything but SDP and candidates.
-    let driver_room = room.clone();
-    let rewrites = rewrites.clone();
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                Some((id, msg)) = from_peers.recv() => {
-                    let sdp = msg["sdp"].as_str().unwrap_or_default().to_owned();
-                    let reply = match msg["type"].as_str() {
-                        Some("offer") => match driver_room.offer(&id, sdp).await {
-                            Ok(answer) => Some(json!({"type": "answer", "sdp": rewrite(&rewrites, &id, answer)})),
-                            Err(MediaError::Glare) => Some(json!({"type": "error", "code": "glare", "message": "glare"})),
-                            Err(e) => panic!("offer from {id} refused: {e}"),
-                        },
-                        Some("answer") => {
-                            driver_room.answer(&id, sdp).await.unwrap();
-                            None
-                        }
-                        Some("candidate") => {
-                            driver_room.candidate(&id, msg["candidate"].as_str().unwrap_or_default().to_owned());
-                            None
-                        }
-                        _ => None,
-                    };
-                    if let Some(reply) = reply {
-                        let _ = to_peers[&id].send(reply);
-                    }
-                }
-                Some(event) = events.recv() => match event {
-                    MediaEvent::Offer { peer, sdp } => {
-                        let sdp = rewrite(&rewrites, &peer, sdp);
-                        let _ = to_peers[&peer].send(json!({"type": "offer", "sdp": sdp}));
-                    }
-                    MediaEvent::Disconnected { peer } => lost_log.lock().unwrap().push(peer),
-                    _ => {}
-                },
-                else => break,
-            }
-        }
-    });
+    let sdp: SdpRewrite = Arc::new(move |id, sdp| rewrite(&rewrites, id, sdp));
+    let MediaRoom { media, room, peers, lost } = media_room(media, "m", members, Some(sdp)).await;
     Rig { media, room, peers, relay, lost }
 }
 

@@ -1,7 +1,7 @@
 //! Protocol behaviour over a real WebSocket: every bad-input case gets its error code and
 //! the socket keeps working; joins, names, capacity and departures behave as documented.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Replayable games: a game played through the server is logged, and the pure engine, fed the
 //! log, produces exactly the same events (in-process and through `parlor replay`).
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 

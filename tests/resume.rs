@@ -1,7 +1,7 @@
 //! Sessions that survive: resuming a seat with its token, replacing a socket that still holds
 //! it, and what happens once the grace period is over.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Tests of the test client itself, without a server: payload builders, and two clients' peer
 //! connections wired directly to each other over 127.0.0.1.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 

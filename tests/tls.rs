@@ -2,7 +2,7 @@
 //! same aws-lc-rs provider): end to end, the plain-HTTP redirect, and certificate reloads
 //! without a restart (explicit, as SIGHUP does, and by watching the files).
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

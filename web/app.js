@@ -20,9 +20,9 @@ import { CODE_RE, current, game, inGame, nameOf, S } from './core/state.js';
 import { setStatus, showView, toast, ui } from './core/ui.js';
 import {
   acquireMedia, enqueue, startCamera, inboundByPublisher, M, onBadSdp, onGlare, onRemoteAnswer, onRemoteCandidate, onRemoteOffer,
-  refreshStatus, remoteStreams, renderMediaNotice, resyncMedia, setupMedia, startStats, stopMedia, timing,
+  refreshStatus, remoteStreams, renderMediaNotice, resyncMedia, setupMedia, showSpeaking, startStats, stopMedia, timing,
 } from './core/media.js';
-import { attachStream, awaitFrame, createTile, refreshTile, refreshTiles, removeTile, tileFor } from './core/tiles.js';
+import { attachStream, awaitFrame, createTile, lastLayout, refreshTile, refreshTiles, removeTile, resetLayout, tileFor } from './core/tiles.js';
 import { onChat, redrawChat, systemLine } from './core/chat.js';
 import { inviteLink, rebuildSettings, renderAll, resetLobbySettings } from './core/room.js';
 import {
@@ -40,6 +40,8 @@ const RECONNECT_STEPS_MS = [250, 500, 1000, 2000, 4000, 5000];
 const RECONNECT_GIVE_UP_MS = 45000;
 
 let reconnect = null; // {attempt, since, timer} while the WebSocket is being re-established
+/** True from an automatic rejoin (the seat expired while the page was in the call) until its welcome. */
+let rejoining = false;
 
 /** Every server message is re-dispatched here after it was handled (type = message type; detail = message). */
 const events = new EventTarget();
@@ -136,7 +138,9 @@ function connect(room, name, resume) {
 }
 
 /** Messages that do not change what the room page shows. */
-const QUIET = new Set(['offer', 'answer', 'candidate', 'pong', 'chat', 'error']);
+// Messages whose handlers draw what they change themselves: no full redraw (a `speaking` every 250 ms
+// would rebuild the game's buttons under the user's finger).
+const QUIET = new Set(['offer', 'answer', 'candidate', 'pong', 'chat', 'error', 'speaking']);
 
 function handleMessage(msg) {
   switch (msg.type) {
@@ -145,7 +149,7 @@ function handleMessage(msg) {
     case 'participant_updated': if (msg.participant) upsertParticipant(msg.participant); break;
     case 'participant_left': onParticipantLeft(msg.id, msg.reason); break;
     case 'host_changed': onHostChanged(msg.host); break;
-    case 'kind_changed': onKindChanged(msg.kind); break;
+    case 'kind_changed': onKindChanged(msg.kind, msg.limits); break;
     case 'locked': onLocked(msg.locked === true); break;
     case 'offer': if (typeof msg.sdp === 'string') enqueue(() => onRemoteOffer(msg.sdp)); break;
     case 'answer': if (typeof msg.sdp === 'string') enqueue(() => onRemoteAnswer(msg.sdp)); break;
@@ -153,13 +157,14 @@ function handleMessage(msg) {
     case 'pong': onPong(msg); refreshStatus(); break;
     case 'phase': onPhase(msg); break;
     case 'media_state': onMediaState(msg.receive); break;
+    case 'speaking': onSpeaking(msg.ids); break;
     case 'chat': onChat(msg); break;
     case 'error': onError(msg); break;
     case 'redirect': onRedirect(msg.url); break;
     // Everything else belongs to the room's game (role, vote_update, … in Mafia); newer servers may add types.
     default: game()?.onMessage?.(msg); break;
   }
-  if (!QUIET.has(msg.type) && S.view === 'room') renderAll();
+  if (S.view === 'room' && !QUIET.has(msg.type) && !game()?.quietTypes?.includes(msg.type)) renderAll();
 }
 
 const JOIN_ERRORS = new Set([
@@ -188,11 +193,12 @@ function onError(msg) {
   console.warn(`parlor: server error ${code}: ${message}`);
   S.errors.push({ code, message, at: Date.now() });
   if (code === 'resume_expired') {
-    // The seat is gone (away longer than the grace period, or the server restarted).
+    // The seat is gone: the node that held the room died or restarted (the room has no seats
+    // now), or the page was away longer than the grace period.
     forgetSeat();
     stopReconnecting();
     if (S.myId) {
-      endCall('ended.seat_expired');
+      rejoinFresh();
       return;
     }
   }
@@ -205,7 +211,9 @@ function onError(msg) {
   // A stale host token (expired, or the server restarted): forget it, so the next join goes in as a player.
   if (code === 'bad_token') storageSet(sessionStorage, HOST_KEY, null);
   if (!S.myId) {
-    // The join failed: nothing was created on the server. Start over with a fresh socket.
+    // The join failed (an automatic rejoin too: its one try is spent): nothing was created on the
+    // server. Start over with a fresh socket.
+    rejoining = false;
     const sock = link.ws;
     link.ws = null;
     if (sock) sock.close(1000);
@@ -223,9 +231,16 @@ function onError(msg) {
     endCall('error.room_closed');
     return;
   }
-  if (['kicked', 'replaced', 'server_shutdown'].includes(code)) {
+  if (code === 'server_shutdown') {
+    // The server (or a cluster node at the end of its drain) is going away: the close that
+    // follows starts the usual reconnection, whose resume fails cleanly once the room lives
+    // elsewhere, and the page joins again (rejoinFresh).
+    toast(t('error.server_shutdown'));
+    return;
+  }
+  if (['kicked', 'replaced'].includes(code)) {
     // The server closes the socket after these: say why, rather than "connection lost".
-    if (code !== 'server_shutdown') forgetSeat();
+    forgetSeat();
     endCall(`error.${code}`);
     return;
   }
@@ -235,6 +250,34 @@ function onError(msg) {
   if (game()?.onError?.(code)) renderAll();
   const text = errorText(code, message);
   if (text) toast(text);
+}
+
+/**
+ * The seat expired while this page was still in the call — its node died or the server restarted
+ * (or the page was away longer than the grace period): join the room again at once under the same
+ * name, as a new participant, without asking. One try: if that join fails the name prompt says why
+ * (the `!S.myId` path of onError and onSocketClosed), so a page never loops.
+ */
+function rejoinFresh() {
+  const sock = link.ws;
+  link.ws = null;
+  if (sock && sock.readyState <= WebSocket.OPEN) sock.close(1000);
+  stopPing();
+  // The new seat gets a new peer connection (the old one's DTLS session was with the old room) and a
+  // fresh roster; the camera stays on and is sent again.
+  if (M.pc) M.pc.close();
+  M.pc = null;
+  for (const id of [...S.participants.keys()]) removeParticipant(id);
+  game()?.reset?.();
+  S.phase = { phase: 'lobby', round: 0, ends_at: null };
+  S.receive = {};
+  S.myId = null;
+  S.hostId = null;
+  ui.inviteToggle.hidden = true; // shown again by the welcome
+  rejoining = true;
+  link.redirects = 0;
+  console.info('parlor: seat expired; joining', S.room, 'again');
+  connect(S.room, S.name);
 }
 
 function onSocketClosed(ev) {
@@ -248,9 +291,12 @@ function onSocketClosed(ev) {
   }
   // Any other close: the next try goes through this page's server again, which redirects to the
   // room's node if it lives, or places the room anew if that node died (the resume then fails
-  // cleanly and the page joins again).
+  // cleanly and the page joins again). It starts a new row of redirects: the tries that met a
+  // dead node's lock before it expired do not count against it.
   link.node = null;
+  link.redirects = 0;
   if (!S.myId && !reconnect) {
+    rejoining = false;
     setStatus('');
     showPrejoin(S.room, { key: 'join.unreachable' });
     return;
@@ -336,6 +382,8 @@ function onRedirect(url) {
 
 function onWelcome(msg) {
   link.redirects = 0;
+  const rejoined = rejoining;
+  rejoining = false;
   const again = S.myId !== null && String(msg.id) === S.myId; // this page resumed its own seat
   timing.welcome = performance.now();
   stopReconnecting();
@@ -364,6 +412,7 @@ function onWelcome(msg) {
       S.phase = { phase: 'lobby', round: 0, ends_at: null };
       S.receive = {};
     }
+    S.speaking = [];
   }
   const self = list.find((p) => p.id === S.myId);
   if (self) upsertParticipant(self);
@@ -376,7 +425,9 @@ function onWelcome(msg) {
   } else {
     S.phaseArrival = { perf: performance.now(), server: serverNow() };
   }
+  if (rejoined) systemLine('room.rejoined');
   refreshStatus();
+  resetLayout();
   startPing(dropDeadSocket);
   // Same page, new socket: the server sends nothing until we offer, so offer now — with an ICE
   // restart if the media path died too. (A peer connection still being built offers by itself.)
@@ -387,8 +438,9 @@ function onWelcome(msg) {
   });
 }
 
-function onKindChanged(kind) {
+function onKindChanged(kind, limits) {
   if (typeof kind !== 'string' || !kind || kind === S.kind) return;
+  if (limits && typeof limits === 'object') S.limits = limits; // e.g. a stage room's max_on_stage
   useKind(kind);
   systemLine('room.kind_changed', { kind: t(moduleFor(kind).nameKey || kind) });
   refreshTiles();
@@ -457,6 +509,12 @@ function onPhase(msg) {
   game()?.onPhase?.(S.phase, previous);
   S.phaseLog.push({ ...S.phase, at: S.phaseArrival.perf, wall: Date.now() });
   if (S.phaseLog.length > 200) S.phaseLog.shift();
+}
+
+function onSpeaking(ids) {
+  S.speaking = Array.isArray(ids) ? ids.map(String) : [];
+  showSpeaking();
+  refreshTiles(); // a game may feature the speaker (the stage TV view)
 }
 
 function onMediaState(receive) {
@@ -613,11 +671,14 @@ const parlor = {
   get phase() { return S.phase; },
   get phaseArrival() { return S.phaseArrival; },
   get receive() { return S.receive; },
+  get speaking() { return S.speaking; },
+  get layout() { return lastLayout(); },
   get chat() { return S.chat; },
   get errors() { return S.errors; },
   get participants() { return Object.fromEntries(S.participants); },
   get firstRemoteFrameAt() { return M.firstRemoteFrameAt; },
   get reconnecting() { return reconnect !== null; },
+  get rejoining() { return rejoining; },
   get language() { return language(); },
   get tv() { return S.tv; },
   get game() { return current.game; },

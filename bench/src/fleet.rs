@@ -232,6 +232,17 @@ impl Fleet {
 
     /// Add a participant (it connects at once). Must be called within a tokio runtime.
     pub fn join(&mut self, room: &str, name: &str, publish: Option<Publish>) -> anyhow::Result<u32> {
+        self.join_kind(room, name, publish, None)
+    }
+
+    /// [`Fleet::join`], asking parlor for a room of `kind` should this join open it.
+    pub fn join_kind(
+        &mut self,
+        room: &str,
+        name: &str,
+        publish: Option<Publish>,
+        kind: Option<&str>,
+    ) -> anyhow::Result<u32> {
         let idx = self.members.len() as u32;
         if idx as usize >= self.pool.shared.parts.len() {
             bail!("fleet is full ({} participants)", self.pool.shared.parts.len());
@@ -253,6 +264,7 @@ impl Fleet {
             sub_peer,
             url,
             room: room.to_owned(),
+            kind: kind.map(str::to_owned),
             janus_room,
             name: name.to_owned(),
             publish: publish.clone(),

@@ -271,6 +271,10 @@ async fn run(ctx: &PartCtx, ctrl: &mut UnboundedReceiver<Ctrl>) -> anyhow::Resul
         let answer =
             configured["jsep"]["sdp"].as_str().ok_or_else(|| anyhow!("configure without answer: {configured}"))?;
         ctx.media.send(Cmd::RemoteAnswer(ctx.peer, answer.to_owned()));
+        // Janus lists the published streams with the mids subscribers ask for.
+        let streams = configured["plugindata"]["data"]["streams"].as_array().cloned().unwrap_or_default();
+        let video = streams.iter().find(|st| st["type"] == "video").and_then(|st| st["mid"].as_str());
+        *ctx.info.video_mid.lock().unwrap_or_else(|e| e.into_inner()) = video.map(str::to_owned);
         s.trickle_done(pub_handle).await?;
         ctx.info.feed.store(feed, Ordering::SeqCst);
     }
@@ -292,7 +296,13 @@ async fn run(ctx: &PartCtx, ctrl: &mut UnboundedReceiver<Ctrl>) -> anyhow::Resul
                 Some(Ctrl::Subscribe(feeds)) => {
                     let Some(tx) = sub_tx.take() else { continue };
                     sub_handle = s.attach().await?;
-                    let streams: Vec<Value> = feeds.iter().map(|f| json!({"feed": f})).collect();
+                    let streams: Vec<Value> = feeds
+                        .iter()
+                        .map(|(f, mid)| match mid {
+                            Some(mid) => json!({"feed": f, "mid": mid}),
+                            None => json!({"feed": f}),
+                        })
+                        .collect();
                     let attached = s
                         .message(sub_handle, json!({"request": "join", "ptype": "subscriber", "room": ctx.janus_room, "streams": streams}), None)
                         .await?;

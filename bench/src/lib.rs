@@ -10,6 +10,8 @@
 //!
 //! See `docs/BENCHMARKS.md` for the scenarios and the latest figures.
 
+pub mod bysend;
+pub mod draw;
 pub mod fleet;
 pub mod hist;
 pub mod janus;
@@ -19,7 +21,10 @@ pub mod parlor;
 pub mod participant;
 pub mod payload;
 pub mod report;
+pub mod rlgl;
 pub mod scenario;
 pub mod server;
+pub(crate) mod signaling;
 pub mod soak;
+pub mod stage;
 pub mod sys;

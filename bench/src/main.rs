@@ -15,18 +15,26 @@ enum Scenario {
     Mafia12,
     /// As many 8-player rooms at 300 kbit/s as carried with < 1 % loss.
     Rooms,
-    /// One host at 1 Mbit/s video + audio, 99 receive-only participants.
+    /// A stage room of 100: the host at 1 Mbit/s video + audio to all, 16 audience cameras in the
+    /// host's view, 3 of them brought on stage and sent back in turn.
     #[value(name = "stage-100")]
     Stage100,
     /// 12 players in a Mafia game switching day/night every ~2 s for 60 s.
     #[value(name = "phase-flip")]
     PhaseFlip,
-    /// parlor and Janus side by side on mafia-12 or stage-100.
+    /// parlor and Janus side by side on mafia-12, stage-100 (one publisher to 99) or stage-room
+    /// (the stage room without stage changes).
     Compare,
     /// The phase-flip game for --minutes (30), sampling the server's RSS every 10 s.
     Soak,
     /// A few seconds with 4 participants at a low rate (what the test suite runs).
     Smoke,
+    /// Red light, green light: a host and 99 players moving 10 times a second (signaling only).
+    #[value(name = "rlgl-100")]
+    Rlgl100,
+    /// The drawing game: a drawer sending a stroke every 50 ms to 99 guessers (signaling only).
+    #[value(name = "draw-100")]
+    Draw100,
 }
 
 #[derive(Parser, Debug)]
@@ -34,7 +42,7 @@ enum Scenario {
 struct Cli {
     /// The scenario.
     scenario: Scenario,
-    /// For `compare`: which scenario to run on both SFUs (mafia-12 or stage-100).
+    /// For `compare`: which scenario to run on both SFUs (mafia-12, stage-100 or stage-room).
     which: Option<String>,
     /// Drive a running parlor at this URL (http://HOST:PORT) instead of starting one.
     #[arg(long)]
@@ -57,14 +65,20 @@ struct Cli {
     /// Seconds between "everyone receives everything" and the measured window.
     #[arg(long, default_value_t = 3.0)]
     warmup: f64,
-    /// Players per room (mafia-12, rooms, phase-flip) or participants (stage-100).
+    /// Players per room (mafia-12, rooms, phase-flip) or participants (stage-100, host included).
     #[arg(long)]
     players: Option<usize>,
     /// `phase-flip`: receive-only participants who join after the game started (Mafia makes them
     /// spectators: they receive every living player by day, nobody by night).
     #[arg(long, default_value_t = 0)]
     audience: usize,
-    /// Video bitrate in kbit/s (default by scenario).
+    /// `stage-100`: audience members publishing a camera (all in the host's view, at most 16).
+    #[arg(long, default_value_t = 16)]
+    cameras: usize,
+    /// `stage-100`: those cameras' video bitrate in kbit/s (default 300).
+    #[arg(long)]
+    camera_kbps: Option<u32>,
+    /// Video bitrate in kbit/s (default by scenario; `stage-100`: the host's).
     #[arg(long)]
     video_kbps: Option<u32>,
     /// `rooms`: rooms at the first step.
@@ -119,6 +133,8 @@ fn main() -> Result<()> {
         bind: cli.bind,
         players: cli.players,
         audience: cli.audience,
+        cameras: cli.cameras.min(16),
+        camera_kbps: cli.camera_kbps,
         video_kbps: cli.video_kbps,
         start_rooms: cli.start_rooms,
         step_rooms: cli.step_rooms,
@@ -132,13 +148,19 @@ fn main() -> Result<()> {
         match cli.scenario {
             Scenario::Mafia12 => scenario::mafia12(&opts).await.map(drop),
             Scenario::Rooms => scenario::rooms(&opts).await.map(drop),
-            Scenario::Stage100 => scenario::stage100(&opts).await.map(drop),
+            Scenario::Stage100 => parlor_bench::stage::stage100(&opts).await.map(drop),
             Scenario::PhaseFlip => scenario::phase_flip(&opts).await.map(drop),
+            Scenario::Rlgl100 => parlor_bench::rlgl::rlgl100(&opts).await.map(drop),
+            Scenario::Draw100 => parlor_bench::draw::draw100(&opts).await.map(drop),
             Scenario::Soak => {
                 parlor_bench::soak::soak(&opts, cli.minutes.max(0.1), cli.soak_warmup.max(0.0)).await.map(drop)
             }
             Scenario::Compare => {
                 let which = cli.which.clone().unwrap_or_else(|| "mafia-12".into());
+                if which == "stage-room" {
+                    let (p, j) = parlor_bench::stage::compare_stage_room(&opts).await?;
+                    return scenario::print_compare(&opts, &which, &p, &j).map(drop);
+                }
                 scenario::compare(&opts, &which).await.map(drop)
             }
             Scenario::Smoke => {

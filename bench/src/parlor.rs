@@ -42,7 +42,10 @@ async fn run(ctx: &PartCtx, ctrl: &mut UnboundedReceiver<Ctrl>) -> anyhow::Resul
     let (ws, _) =
         tokio_tungstenite::connect_async(ctx.url.as_str()).await.with_context(|| format!("connect {}", ctx.url))?;
     let (mut sink, mut stream) = ws.split();
-    let join = json!({"type": "join", "room": ctx.room, "name": ctx.name});
+    let mut join = json!({"type": "join", "room": ctx.room, "name": ctx.name});
+    if let Some(kind) = &ctx.kind {
+        join["kind"] = json!(kind);
+    }
     sink.send(Message::Text(join.to_string().into())).await?;
     let welcome = tokio::time::timeout(JOIN_TIMEOUT, async {
         while let Some(frame) = stream.next().await {
@@ -61,7 +64,10 @@ async fn run(ctx: &PartCtx, ctrl: &mut UnboundedReceiver<Ctrl>) -> anyhow::Resul
     .map_err(|_| anyhow!("no welcome within {JOIN_TIMEOUT:?}"))??;
     let id = welcome["id"].as_str().ok_or_else(|| anyhow!("welcome without id"))?.to_owned();
     ctx.info.set_id(&id);
-    ctx.info.welcome_us.store(now_us(), Ordering::SeqCst);
+    let welcomed = now_us();
+    ctx.info.welcome_us.store(welcomed, Ordering::SeqCst);
+    // Kept with the game messages: scenarios read the room's kind and limits from it.
+    ctx.info.game(welcomed, welcome);
 
     let (sig_tx, mut sig_rx) = mpsc::unbounded_channel();
     ctx.media.send(Cmd::Add(Box::new(PeerSpec {
@@ -150,7 +156,9 @@ fn on_text(ctx: &PartCtx, text: &str, arrived: u64) {
                 ctx.info.error(format!("server error: {} {}", v["code"], v["message"]));
             }
         }
-        "phase" | "media_state" | "role" | "eliminated" | "game_over" | "vote_update" => ctx.info.game(arrived, v),
+        "phase" | "media_state" | "role" | "eliminated" | "game_over" | "vote_update" | "participant_updated" => {
+            ctx.info.game(arrived, v)
+        }
         _ => {}
     }
 }

@@ -15,8 +15,8 @@ use crate::media::{MediaThread, Publish};
 pub enum Ctrl {
     /// Send this JSON message (parlor).
     Send(Value),
-    /// Subscribe to these publisher feeds (Janus).
-    Subscribe(Vec<u64>),
+    /// Subscribe to these publisher feeds (Janus): each feed whole, or only the stream `mid`.
+    Subscribe(Vec<(u64, Option<String>)>),
     /// Leave and close the socket.
     Leave,
 }
@@ -31,6 +31,8 @@ pub struct PartInfo {
     pub welcome_us: AtomicU64,
     /// Janus: our publisher feed id (0 until known).
     pub feed: AtomicU64,
+    /// Janus: the mid of our published video stream, as Janus names it (once configured).
+    pub video_mid: Mutex<Option<String>>,
     /// The signaling task ended.
     pub closed: AtomicBool,
     /// `glare` errors received.
@@ -81,6 +83,8 @@ pub(crate) struct PartCtx {
     pub sub_peer: u32,
     pub url: String,
     pub room: String,
+    /// parlor: the room kind asked for in `join` (used when this join opens the room).
+    pub kind: Option<String>,
     pub janus_room: u64,
     pub name: String,
     pub publish: Option<Publish>,

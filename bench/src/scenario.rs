@@ -1,5 +1,6 @@
-//! The scenarios of issue #5: `mafia-12`, `rooms`, `stage-100`, `phase-flip`, `compare`, and a
-//! quick `smoke` run.
+//! The scenarios of issue #5: `mafia-12`, `rooms`, `phase-flip`, `compare`, and a quick `smoke`
+//! run, with what they share (options, targets, outcomes). `stage-100` (issue #12) is in
+//! `stage`, which builds on this module.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
@@ -10,9 +11,10 @@ use std::time::Duration;
 use anyhow::{anyhow, bail};
 use serde_json::{json, Value};
 
+use crate::bysend::BySend;
 use crate::fleet::{Backend, Fleet, Probe, Window};
 use crate::janus::JanusProc;
-use crate::media::{Publish, RecvRecord};
+use crate::media::Publish;
 use crate::participant::Ctrl;
 use crate::payload::{now_us, Kind};
 use crate::report::{self, table, Figures};
@@ -46,6 +48,10 @@ pub struct Opts {
     pub players: Option<usize>,
     /// `phase-flip`: receive-only participants who join once the game has started (spectators).
     pub audience: usize,
+    /// `stage-100`: audience members publishing a camera, all in the host's `view` (at most 16).
+    pub cameras: usize,
+    /// `stage-100`: their video bitrate, kbit/s.
+    pub camera_kbps: Option<u32>,
     /// Video bitrate, kbit/s.
     pub video_kbps: Option<u32>,
     /// `rooms`: rooms at the first step.
@@ -75,6 +81,8 @@ impl Default for Opts {
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             players: None,
             audience: 0,
+            cameras: 16,
+            camera_kbps: None,
             video_kbps: None,
             start_rooms: 2,
             step_rooms: 2,
@@ -92,11 +100,11 @@ impl Opts {
         }
     }
 
-    fn window(&self, default: f64) -> Duration {
+    pub(crate) fn window(&self, default: f64) -> Duration {
         Duration::from_secs_f64(self.duration.unwrap_or(default).max(0.5))
     }
 
-    fn log_path(&self, name: &str) -> PathBuf {
+    pub(crate) fn log_path(&self, name: &str) -> PathBuf {
         let dir = self.out.clone().unwrap_or_else(std::env::temp_dir);
         let _ = std::fs::create_dir_all(&dir);
         dir.join(format!("{name}.log.tmp"))
@@ -115,6 +123,8 @@ pub struct Target {
     pub bind: IpAddr,
     /// "parlor (1 worker)", "janus 1.1.2", …
     pub label: String,
+    /// The started server's log (stderr).
+    pub log: Option<PathBuf>,
     server: Option<ServerProc>,
     janus: Option<JanusProc>,
 }
@@ -122,6 +132,16 @@ pub struct Target {
 impl Target {
     /// parlor: started as a child process (unless `opts.url`), with `max_participants` per room.
     pub async fn parlor(opts: &Opts, name: &str, max_participants: usize) -> anyhow::Result<Target> {
+        Target::parlor_env(opts, name, max_participants, &[]).await
+    }
+
+    /// [`Target::parlor`] with `extra` environment variables for the started server.
+    pub async fn parlor_env(
+        opts: &Opts,
+        name: &str,
+        max_participants: usize,
+        extra: &[(String, String)],
+    ) -> anyhow::Result<Target> {
         if let Some(url) = &opts.url {
             let ws = crate::parlor::ws_url(url);
             let host = ws.trim_start_matches("ws://").trim_end_matches("/ws");
@@ -133,17 +153,21 @@ impl Target {
                 idle_anon_kib: idle,
                 bind: opts.bind,
                 label: format!("parlor at {url}"),
+                log: None,
                 server: None,
                 janus: None,
             });
         }
-        let env = vec![
+        let mut env = vec![
             ("PARLOR_MEDIA__WORKERS".to_owned(), opts.workers.to_string()),
             ("PARLOR_ROOMS__MAX_PARTICIPANTS".to_owned(), max_participants.max(2).to_string()),
             ("PARLOR_MEDIA__MAX_PEERS_PER_WORKER".to_owned(), "5000".to_owned()),
             ("PARLOR_LOG__LEVEL".to_owned(), "warn".to_owned()),
         ];
-        let server = ServerProc::spawn(&opts.server_bin, &env, &opts.log_path(&format!("{name}-parlor")))?;
+        // A later entry wins (the process sees the last value set).
+        env.extend(extra.iter().cloned());
+        let log = opts.log_path(&format!("{name}-parlor"));
+        let server = ServerProc::spawn(&opts.server_bin, &env, &log)?;
         opts.say(format!("parlor pid {} serving http://{} (media {:?})", server.pid, server.http, server.media));
         tokio::time::sleep(Duration::from_millis(500)).await;
         let idle = sys::anon_kib(Pid::Other(server.pid));
@@ -153,6 +177,7 @@ impl Target {
             idle_anon_kib: idle,
             bind: opts.bind,
             label: format!("parlor ({} worker{})", opts.workers, if opts.workers == 1 { "" } else { "s" }),
+            log: Some(log),
             server: Some(server),
             janus: None,
         })
@@ -170,6 +195,7 @@ impl Target {
             idle_anon_kib: idle,
             bind: "127.1.0.1".parse().expect("address"),
             label: "janus 1.1.2 videoroom".into(),
+            log: None,
             server: None,
             janus: Some(proc_),
         })
@@ -279,7 +305,7 @@ async fn janus_subscribe(fleet: &Fleet, idxs: &[u32], timeout: Duration) -> anyh
             .map(|o| o.info.feed.load(Ordering::SeqCst))
             .collect();
         if !feeds.is_empty() {
-            m.ctrl(Ctrl::Subscribe(feeds));
+            m.ctrl(Ctrl::Subscribe(feeds.into_iter().map(|f| (f, None)).collect()));
         }
     }
     Ok(())
@@ -371,7 +397,7 @@ pub async fn run_rooms_once(
     result
 }
 
-fn counters_json(w: &Window, fleet: &Fleet) -> Value {
+pub(crate) fn counters_json(w: &Window, fleet: &Fleet) -> Value {
     let c = &w.counters;
     let errors: Vec<String> = fleet.members.iter().flat_map(|m| m.info.errors()).take(20).collect();
     let glares: u32 = fleet.members.iter().map(|m| m.info.glares.load(Ordering::Relaxed)).sum();
@@ -418,7 +444,7 @@ pub(crate) fn save(opts: &Opts, name: &str, v: &Value) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn result_name(base: &str, opts: &Opts) -> String {
+pub(crate) fn result_name(base: &str, opts: &Opts) -> String {
     if opts.url.is_some() {
         format!("{base}-url")
     } else {
@@ -434,16 +460,6 @@ pub async fn mafia12(opts: &Opts) -> anyhow::Result<Value> {
     let o = run_rooms_once(opts, &target, 1, players, 0, av(opts.video_kbps.unwrap_or(600)), opts.window(20.0)).await;
     target.stop();
     publish_result(opts, &result_name("mafia-12", opts), "mafia-12", &label, &o?)
-}
-
-/// `stage-100`: one host publishing 1 Mbit/s video + audio, 99 receive-only participants.
-pub async fn stage100(opts: &Opts) -> anyhow::Result<Value> {
-    let audience = opts.players.unwrap_or(100).saturating_sub(1);
-    let target = Target::parlor(opts, "stage-100", audience + 1).await?;
-    let label = target.label.clone();
-    let o = run_rooms_once(opts, &target, 1, 1, audience, av(opts.video_kbps.unwrap_or(1000)), opts.window(20.0)).await;
-    target.stop();
-    publish_result(opts, &result_name("stage-100", opts), "stage-100", &label, &o?)
 }
 
 /// `smoke`: a few seconds, one room of 3 publishers at 100 kbit/s and 1 receive-only member.
@@ -906,24 +922,7 @@ fn analyse_phase_flip(
             fleet.members.iter().flat_map(|m| m.info.errors()).take(5).collect::<Vec<_>>()
         );
     }
-    // Received packets by (subscriber, publisher, kind), in send order.
-    let mut by_stream: HashMap<(u32, u32, Kind), Vec<RecvRecord>> = HashMap::new();
-    for r in &w.records {
-        by_stream.entry((r.owner, r.publisher, r.kind)).or_default().push(*r);
-    }
-    for v in by_stream.values_mut() {
-        v.sort_by_key(|r| r.sent_us);
-    }
-    let mut sends: HashMap<(u32, Kind), Vec<u64>> = HashMap::new();
-    for s in &w.sends {
-        sends.entry((s.publisher, s.kind)).or_default().push(s.sent_us);
-    }
-    for v in sends.values_mut() {
-        v.sort_unstable();
-    }
-    let count_sent = |p: u32, k: Kind, from: u64, to: u64| -> u64 {
-        sends.get(&(p, k)).map_or(0, |v| (v.partition_point(|t| *t < to) - v.partition_point(|t| *t < from)) as u64)
-    };
+    let by_send = BySend::index(w);
 
     let mut leaked: BTreeMap<String, u64> = BTreeMap::new();
     let mut leaked_total = 0u64;
@@ -943,7 +942,7 @@ fn analyse_phase_flip(
         let player = is_player(&s);
         for p in fleet.members.iter().filter(|p| p.idx != s.idx).filter(is_player) {
             for kind in Kind::ALL {
-                let recs = by_stream.get(&(s.idx, p.idx, kind)).map(Vec::as_slice).unwrap_or(&[]);
+                let recs = by_send.received(s.idx, p.idx, kind);
                 // Leaks: sent after s learned a phase that denies it, and early enough that the
                 // server had not yet moved on to the next phase.
                 for r in recs {
@@ -996,7 +995,7 @@ fn analyse_phase_flip(
                     if from >= to || from < w.t0 {
                         continue;
                     }
-                    allowed_expected += count_sent(p.idx, kind, from, to);
+                    allowed_expected += by_send.sent_between(p.idx, kind, from, to);
                     let lo = recs.partition_point(|r| r.sent_us < from);
                     let hi = recs.partition_point(|r| r.sent_us < to);
                     allowed_received += (hi - lo) as u64;
@@ -1006,7 +1005,7 @@ fn analyse_phase_flip(
                 continue;
             }
             // Unmute → first keyframe: each time video from p becomes allowed again for s.
-            let vrecs = by_stream.get(&(s.idx, p.idx, Kind::Video)).map(Vec::as_slice).unwrap_or(&[]);
+            let vrecs = by_send.received(s.idx, p.idx, Kind::Video);
             for k in 1..tl.len() {
                 if allows(&tl[k - 1], p.idx, Kind::Video) || !allows(&tl[k], p.idx, Kind::Video) {
                     continue;
@@ -1106,13 +1105,14 @@ fn analyse_phase_flip(
 // ---------------------------------------------------------------------------------------------
 // compare
 
-/// `compare mafia-12` / `compare stage-100`: the same scenario against parlor and Janus, one
-/// after the other, inside the network namespace Janus needs.
+/// `compare mafia-12` / `compare stage-100` / `compare stage-room`: the same scenario against
+/// parlor and Janus, one after the other, inside the network namespace Janus needs.
 pub async fn compare(opts: &Opts, which: &str) -> anyhow::Result<Value> {
     let (rooms_publishers, audience, kbps, default_window) = match which {
         "mafia-12" => (opts.players.unwrap_or(12), 0, opts.video_kbps.unwrap_or(600), 20.0),
         "stage-100" => (1, opts.players.unwrap_or(100).saturating_sub(1), opts.video_kbps.unwrap_or(1000), 20.0),
-        other => bail!("compare takes mafia-12 or stage-100, not {other}"),
+        // `stage-room` is `stage::compare_stage_room`, which prints through `print_compare`.
+        other => bail!("compare takes mafia-12, stage-100 or stage-room, not {other}"),
     };
     let window = opts.window(default_window);
     let publish = av(kbps);
@@ -1127,7 +1127,16 @@ pub async fn compare(opts: &Opts, which: &str) -> anyhow::Result<Value> {
     let j = run_rooms_once(opts, &janus_target, 1, rooms_publishers, audience, publish, window).await;
     janus_target.stop();
     let j = j?;
+    print_compare(opts, which, &(parlor_label, p), &(janus_label, j))
+}
 
+/// Print the side-by-side table of a `compare` run and write its JSON.
+pub fn print_compare(
+    opts: &Opts,
+    which: &str,
+    (parlor_label, p): &(String, Outcome),
+    (janus_label, j): &(String, Outcome),
+) -> anyhow::Result<Value> {
     let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
         (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
         _ => "n/a".into(),

@@ -14,15 +14,19 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod allocate;
 #[cfg(feature = "bench")]
 pub mod bench;
 pub mod binding;
 mod demux;
 mod error;
+mod estimate;
+mod layers;
 mod nat;
 mod peer;
 mod rewrite;
 mod routes;
+mod speaker;
 mod stats;
 pub mod tcp;
 mod vp8;
@@ -36,8 +40,9 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use demux::{local_ufrag, looks_like_stun};
 pub use error::MediaError;
+pub use layers::LayerState;
 pub use routes::{Kind, Reach};
-pub use stats::{Counters, DropReason};
+pub use stats::{BweDecision, Counters, DropReason};
 
 use worker::{Command, Worker};
 
@@ -61,6 +66,13 @@ pub enum MediaEvent {
     Disconnected {
         /// The peer.
         peer: String,
+    },
+    /// Who speaks now changed: these publishers, loudest first (at most four), from the audio
+    /// level their packets carry. Sent at most four times a second, whoever may hear them:
+    /// the room decides whom to tell.
+    Speaking {
+        /// The publishers speaking now (none: silence).
+        peers: Vec<String>,
     },
     /// The worker dropped `peer` (its connection closed, or its str0m instance failed).
     Failed {
@@ -288,6 +300,63 @@ impl RoomMedia {
     pub async fn update_routes(&self, epoch: u64, reaches: Vec<Reach>) -> Result<u64, MediaError> {
         let (reply, rx) = oneshot::channel();
         self.send(Command::UpdateRoutes { room: self.room.clone(), epoch, reaches, reply })?;
+        rx.await.map_err(|_| MediaError::WorkerGone)
+    }
+
+    /// Cap the simulcast layer `subscriber` gets of `publisher`'s video: from now on its target
+    /// is the highest flowing layer at or below `max_layer` (0 is the lowest; `None`: no cap,
+    /// the highest flowing). The switch happens on the next keyframe of the target, which the
+    /// worker asks for. Returns whether `publisher` sends `subscriber` a simulcast track.
+    pub async fn prefer_layer(
+        &self,
+        subscriber: &str,
+        publisher: &str,
+        max_layer: Option<u8>,
+    ) -> Result<bool, MediaError> {
+        let (reply, rx) = oneshot::channel();
+        let pair = (subscriber.to_owned(), publisher.to_owned());
+        self.send(Command::PreferLayer { room: self.room.clone(), pair, max_layer, reply })?;
+        rx.await.map_err(|_| MediaError::WorkerGone)
+    }
+
+    /// Make `peer`'s simulcast video fit in `bps` bits per second (`None`: no limit): every
+    /// simulcast track it may receive gets its lowest flowing layer, and the tracks then move
+    /// up evenly, one layer at a time, while the layers' measured bitrates fit (refitted as
+    /// they change). Bandwidth estimation sets a budget of its own per subscriber (see
+    /// [`RoomMedia::estimate`]); this one is an upper bound on it. False for an unknown peer.
+    pub async fn set_budget(&self, peer: &str, bps: Option<u64>) -> Result<bool, MediaError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::SetBudget { room: self.room.clone(), peer: peer.to_owned(), bps, reply })?;
+        rx.await.map_err(|_| MediaError::WorkerGone)
+    }
+
+    /// `peer`'s bandwidth estimate in bits per second, from its receiver reports (see
+    /// `estimate.rs`), once one came; `None` before that or for an unknown peer.
+    pub async fn estimate(&self, peer: &str) -> Result<Option<u64>, MediaError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Estimate { room: self.room.clone(), peer: peer.to_owned(), reply })?;
+        rx.await.map_err(|_| MediaError::WorkerGone)
+    }
+
+    /// How tall (device pixels) `peer` shows each publisher's video, by publisher id (e.g. from
+    /// its page's layout; a publisher left out has no size): each simulcast track it receives
+    /// gets at most the lowest layer whose keyframes are at least that tall, the tallest when
+    /// none is. Returns how many of its simulcast tracks a size now limits.
+    pub async fn set_tiles(
+        &self,
+        peer: &str,
+        tiles: std::collections::HashMap<String, u16>,
+    ) -> Result<usize, MediaError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::SetTiles { room: self.room.clone(), peer: peer.to_owned(), tiles, reply })?;
+        rx.await.map_err(|_| MediaError::WorkerGone)
+    }
+
+    /// What `subscriber` gets of `publisher`'s simulcast video (`None`: no such track).
+    pub async fn layers(&self, subscriber: &str, publisher: &str) -> Result<Option<LayerState>, MediaError> {
+        let (reply, rx) = oneshot::channel();
+        let pair = (subscriber.to_owned(), publisher.to_owned());
+        self.send(Command::Layers { room: self.room.clone(), pair, reply })?;
         rx.await.map_err(|_| MediaError::WorkerGone)
     }
 

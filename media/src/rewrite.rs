@@ -37,6 +37,10 @@ pub struct Rewriter {
     floor: Option<u64>,
     /// The source before the last change: its late packets are stale, not a new change.
     previous_source: Option<u32>,
+    /// Every source's timestamps are already on one timeline (simulcast layers, aligned by
+    /// [`crate::layers`], which also passes only the selected source's packets): a source
+    /// change keeps the timestamp offset, and any earlier source may come back.
+    aligned: bool,
 }
 
 /// How far behind the re-base point a packet may be and still count as reordered (stale);
@@ -60,7 +64,13 @@ impl Rewriter {
             waiting_keyframe: video,
             floor: None,
             previous_source: None,
+            aligned: false,
         }
+    }
+
+    /// A rewriter for a simulcast track, whose sources (layers) come on one timeline.
+    pub fn aligned(clock_rate: u32) -> Self {
+        Rewriter { aligned: true, ..Rewriter::new(true, clock_rate) }
     }
 
     /// Packets are being withheld from now on (denied pair). The next written packet is
@@ -80,7 +90,7 @@ impl Rewriter {
     /// Decide for one packet: `ssrc` and `seq` (extended) and `time` are the publisher's,
     /// `keyframe` says whether this packet starts a keyframe.
     pub fn next(&mut self, ssrc: u32, seq: u64, time: u32, keyframe: bool) -> Verdict {
-        if self.previous_source == Some(ssrc) && self.source != Some(ssrc) {
+        if !self.aligned && self.previous_source == Some(ssrc) && self.source != Some(ssrc) {
             return Verdict::Stale;
         }
         let source_changed = self.source.is_some_and(|s| s != ssrc);
@@ -115,8 +125,17 @@ impl Rewriter {
             };
             self.offset = next_seq as i64 - seq as i64;
             self.floor = Some(seq);
-            if source_changed || self.source.is_none() {
+            if (source_changed && !self.aligned) || self.source.is_none() {
                 self.time_offset = next_time.wrapping_sub(time);
+            }
+            // An aligned source may start on the very moment the last one was at (a layer's
+            // keyframe of a frame already written from another layer): a new frame must not
+            // share the timestamp of the last, so it goes a tick later.
+            if let (true, Some((_, last))) = (self.aligned && source_changed, self.last_out) {
+                let ahead = time.wrapping_add(self.time_offset).wrapping_sub(last) as i32;
+                if ahead <= 0 {
+                    self.time_offset = self.time_offset.wrapping_add((1 - ahead) as u32);
+                }
             }
             self.rebase = false;
         }
@@ -202,6 +221,22 @@ mod tests {
         assert_eq!(seqs(&mut r, 1, 0..3, Some(0)), vec![Some(1), Some(2), Some(3)]);
         let out = seqs(&mut r, 2, 900..903, Some(901));
         assert_eq!(out, vec![None, Some(4), Some(5)]);
+    }
+
+    #[test]
+    fn aligned_sources_keep_the_timeline_and_may_come_back() {
+        let mut r = Rewriter::aligned(90_000);
+        assert_eq!(seqs(&mut r, 1, 100..103, Some(100)), vec![Some(1), Some(2), Some(3)]);
+        // Layer 2 from its keyframe: numbers follow on, its (already aligned) times are kept.
+        assert_eq!(r.next(2, 7000, 103 * 3000, true), Verdict::Write { seq: 4, time: 103 * 3000 });
+        assert_eq!(r.next(2, 7001, 104 * 3000, false), Verdict::Write { seq: 5, time: 104 * 3000 });
+        // And back to layer 1, which a plain rewriter would take for a straggler.
+        assert_eq!(r.next(1, 105, 105 * 3000, true), Verdict::Write { seq: 6, time: 105 * 3000 });
+        assert_eq!(r.next(1, 106, 106 * 3000, false), Verdict::Write { seq: 7, time: 106 * 3000 });
+        // A layer's keyframe of the moment already written goes one tick later, and its run
+        // keeps that step.
+        assert_eq!(r.next(2, 7010, 106 * 3000, true), Verdict::Write { seq: 8, time: 106 * 3000 + 1 });
+        assert_eq!(r.next(2, 7011, 107 * 3000, false), Verdict::Write { seq: 9, time: 107 * 3000 + 1 });
     }
 
     #[test]

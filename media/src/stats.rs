@@ -25,11 +25,16 @@ pub enum DropReason {
     DeniedKeyframeRequest,
     /// A reordered packet from before the point where a subscriber's run resumed.
     Stale,
+    /// A simulcast layer other than the one this subscriber gets now.
+    OtherLayer,
+    /// The simulcast layer this subscriber should switch to, whose sender report (or the
+    /// selected layer's) is not known yet: their timestamps cannot be aligned.
+    NoSenderReport,
 }
 
 impl DropReason {
     /// Every reason, in a fixed order.
-    pub const ALL: [DropReason; 10] = [
+    pub const ALL: [DropReason; 12] = [
         DropReason::NotAllowed,
         DropReason::WaitingKeyframe,
         DropReason::NoSubscriber,
@@ -40,6 +45,8 @@ impl DropReason {
         DropReason::BadPacket,
         DropReason::DeniedKeyframeRequest,
         DropReason::Stale,
+        DropReason::OtherLayer,
+        DropReason::NoSenderReport,
     ];
 
     /// The label used in metrics.
@@ -55,11 +62,59 @@ impl DropReason {
             DropReason::BadPacket => "bad_packet",
             DropReason::DeniedKeyframeRequest => "denied_keyframe_request",
             DropReason::Stale => "stale",
+            DropReason::OtherLayer => "other_layer",
+            DropReason::NoSenderReport => "no_sender_report",
         }
     }
 
     fn index(self) -> usize {
         DropReason::ALL.iter().position(|r| *r == self).unwrap_or(0)
+    }
+}
+
+/// What bandwidth estimation decided (`parlor_bwe_decisions_total{decision=...}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BweDecision {
+    /// A report with low loss: the estimate grew (up to its ceiling).
+    EstimateGrew,
+    /// A report with some loss (2–10 %): the estimate held.
+    EstimateHeld,
+    /// A report with heavy loss (over 10 %): the estimate was cut.
+    EstimateCut,
+    /// The estimate let a subscriber's simulcast video up a layer (the upgrade is the probe).
+    Upgrade,
+    /// The estimate took a subscriber's simulcast video down a layer.
+    Downgrade,
+    /// The estimate would afford an upgrade the hysteresis holds off (within 10 s of a
+    /// downgrade, or 2 s of the last change); counted once per report.
+    UpgradeHeld,
+}
+
+impl BweDecision {
+    /// Every decision, in a fixed order.
+    pub const ALL: [BweDecision; 6] = [
+        BweDecision::EstimateGrew,
+        BweDecision::EstimateHeld,
+        BweDecision::EstimateCut,
+        BweDecision::Upgrade,
+        BweDecision::Downgrade,
+        BweDecision::UpgradeHeld,
+    ];
+
+    /// The label used in metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BweDecision::EstimateGrew => "estimate_grew",
+            BweDecision::EstimateHeld => "estimate_held",
+            BweDecision::EstimateCut => "estimate_cut",
+            BweDecision::Upgrade => "upgrade",
+            BweDecision::Downgrade => "downgrade",
+            BweDecision::UpgradeHeld => "upgrade_held",
+        }
+    }
+
+    fn index(self) -> usize {
+        BweDecision::ALL.iter().position(|d| *d == self).unwrap_or(0)
     }
 }
 
@@ -92,6 +147,17 @@ pub struct Counters {
     pub rooms: u64,
     /// Time the worker spent handling input (not waiting), nanoseconds.
     pub busy_ns: u64,
+    /// Simulcast packets forwarded, by layer (0 the lowest).
+    pub forwarded_layers: [u64; crate::layers::MAX_LAYERS],
+    /// A subscriber's simulcast video started on a layer: its first, or a switch.
+    pub layer_starts: u64,
+    /// Bandwidth estimation's decisions, indexed like [`BweDecision::ALL`].
+    pub bwe: [u64; BweDecision::ALL.len()],
+    /// Receiver-report intervals read into a subscriber's estimate.
+    pub estimate_reports: u64,
+    /// Each subscriber's bandwidth estimate, bits per second, as (room, peer, estimate), for
+    /// those that have one (a gauge per subscriber: `parlor_bwe_estimate_bps{room,peer}`).
+    pub estimates: Vec<(String, String, u64)>,
 }
 
 impl Counters {
@@ -100,9 +166,24 @@ impl Counters {
         self.dropped[reason.index()] += 1;
     }
 
+    /// Count one bandwidth estimation decision.
+    pub(crate) fn bwe(&mut self, decision: BweDecision) {
+        self.bwe[decision.index()] += 1;
+    }
+
+    /// How often bandwidth estimation decided `decision`.
+    pub fn bwe_decisions(&self, decision: BweDecision) -> u64 {
+        self.bwe[decision.index()]
+    }
+
     /// Dropped packets for one reason.
     pub fn dropped(&self, reason: DropReason) -> u64 {
         self.dropped[reason.index()]
+    }
+
+    /// How many times bandwidth estimation decided `decision`.
+    pub fn decided(&self, decision: BweDecision) -> u64 {
+        self.bwe[decision.index()]
     }
 
     /// Count one forwarded packet.
@@ -131,5 +212,14 @@ impl Counters {
         self.peers += other.peers;
         self.rooms += other.rooms;
         self.busy_ns += other.busy_ns;
+        for i in 0..self.forwarded_layers.len() {
+            self.forwarded_layers[i] += other.forwarded_layers[i];
+        }
+        self.layer_starts += other.layer_starts;
+        for i in 0..self.bwe.len() {
+            self.bwe[i] += other.bwe[i];
+        }
+        self.estimate_reports += other.estimate_reports;
+        self.estimates.extend(other.estimates.iter().cloned());
     }
 }

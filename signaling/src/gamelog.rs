@@ -2,7 +2,7 @@
 //! that feeds them to a fresh game of the same kind and checks it produces the same events.
 //!
 //! A log is a header (kind, room, the game's seed, the start time, the seats at the start in
-//! presence order with their readiness and measured round trips, the host) followed by `input`
+//! presence order with their names, readiness and measured round trips, the host) followed by `input`
 //! and `timeout` records, each followed by the `event`s it produced. Replaying needs nothing
 //! else: games are pure, and the seats are replayed by the same [`AnyDriver`] the room uses.
 
@@ -22,6 +22,9 @@ pub const VERSION: u32 = 2;
 pub struct SeatRecord {
     /// Participant id.
     pub id: Id,
+    /// Display name (a game may go by it: an rlgl room's TV views watch); the id when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// Ready when the game started.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub ready: bool,
@@ -80,7 +83,11 @@ pub fn header(kind: &str, room: &str, seed: u64, now: Millis, roster: &Roster) -
         room: room.to_owned(),
         seed,
         started_at: now,
-        seats: roster.seats().iter().map(|s| SeatRecord { id: s.id.clone(), ready: s.ready, rtt: s.rtt }).collect(),
+        seats: roster
+            .seats()
+            .iter()
+            .map(|s| SeatRecord { id: s.id.clone(), name: Some(s.name.clone()), ready: s.ready, rtt: s.rtt })
+            .collect(),
         host: roster.host().map(str::to_owned),
     }
 }
@@ -199,7 +206,8 @@ pub fn replay(registry: &Registry, records: &[Record]) -> Result<Replay, String>
 /// what that produces is the room before the game, not part of the log.
 fn seat(game: &mut dyn AnyDriver, seats: &[SeatRecord], host: Option<&str>) -> Result<(), String> {
     for s in seats {
-        let join = Input::Join { name: s.id.clone(), guest: host != Some(s.id.as_str()) };
+        let name = s.name.clone().unwrap_or_else(|| s.id.clone());
+        let join = Input::Join { name, guest: host != Some(s.id.as_str()) };
         game.handle(0, &s.id, join).map_err(|e| format!("seat {}: {e}", s.id))?;
         if s.ready {
             game.handle(0, &s.id, Input::Ready { ready: true }).map_err(|e| format!("seat {}: {e}", s.id))?;

@@ -1,6 +1,7 @@
 //! The room's view of the media layer: a small trait the binary implements, so this crate
 //! never depends on the SFU (and the SFU never on games).
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -37,6 +38,12 @@ pub enum MediaNotice {
         /// The peer.
         peer: String,
     },
+    /// Who speaks now changed: these publishers, loudest first, whoever may hear them (the
+    /// room tells each participant only about those it may hear).
+    Speaking {
+        /// The publishers speaking now.
+        peers: Vec<String>,
+    },
     /// `peer`'s media path was lost or dropped.
     Lost {
         /// The peer.
@@ -65,6 +72,13 @@ pub trait MediaPort: Send + Sync {
     /// subscribers; what is not listed stays as it is. Resolves once the media layer applied
     /// them (a phase is announced only then).
     fn update_routes(&self, epoch: u64, changes: Vec<RouteChange>) -> BoxFuture<'_, ()>;
+    /// How tall (device pixels) `peer` shows each publisher's video, by publisher id, from its
+    /// page's `layout`: what simulcast layer each needs. A media layer without simulcast
+    /// ignores it.
+    fn layout(&self, peer: &str, heights: BTreeMap<String, u16>) -> BoxFuture<'_, ()> {
+        let _ = (peer, heights);
+        Box::pin(async {})
+    }
 }
 
 /// Opens rooms on the media layer.

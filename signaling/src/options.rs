@@ -80,7 +80,7 @@ impl Default for HubSettings {
             max_video_kbps: 600,
             max_rooms: 1000,
             idle: Duration::from_secs(600),
-            messages_per_second: 20.0,
+            messages_per_second: 40.0,
             message_burst: 60,
             game_log_dir: None,
             ice_servers: Vec::new(),

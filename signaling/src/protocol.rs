@@ -104,7 +104,26 @@ pub enum ClientMsg {
         /// The kind.
         kind: String,
     },
+    /// How the page shows others' video now: for simulcast, the layer each needs.
+    Layout {
+        /// Publisher id → its tile (publishers left out: no size said).
+        tiles: BTreeMap<Id, Tile>,
+    },
 }
+
+/// One publisher's video as a page shows it (`layout`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tile {
+    /// The picture height it needs, in device pixels (0: not on screen).
+    pub height: u16,
+}
+
+/// Most tiles one `layout` may list.
+pub const MAX_LAYOUT_TILES: usize = 128;
+
+/// Tallest tile height a `layout` may give (8K).
+pub const MAX_TILE_HEIGHT: u16 = 4320;
 
 /// What one participant may receive from another, now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -167,6 +186,9 @@ pub struct Limits {
     pub max_message_bytes: usize,
     /// Most participants a room holds.
     pub max_participants: usize,
+    /// The room kind's own limits (stage-based kinds: `max_on_stage`).
+    #[serde(flatten)]
+    pub kind: serde_json::Map<String, serde_json::Value>,
 }
 
 /// One entry of `RTCConfiguration.iceServers`: a TURN relay (for networks that block UDP and
@@ -270,6 +292,8 @@ pub enum ServerMsg {
     KindChanged {
         /// The kind.
         kind: String,
+        /// The room's limits under the new kind (as in `welcome`).
+        limits: Limits,
     },
     /// The server's SDP offer.
     Offer {
@@ -297,6 +321,12 @@ pub enum ServerMsg {
     Phase(serde_json::Map<String, serde_json::Value>),
     /// What the policy lets you receive now, for every other participant.
     MediaState(MediaStateInfo),
+    /// Who is speaking now, loudest first, among the participants you may hear (sent when
+    /// that changes, and with every `phase`).
+    Speaking {
+        /// Participant ids (at most four; empty: nobody).
+        ids: Vec<Id>,
+    },
     /// A chat message.
     Chat(ChatLine),
     /// The room lives on another node of the cluster: connect to `url`'s `/ws` and send the
@@ -420,6 +450,7 @@ impl From<GameError> for Refusal {
             GameError::StageFull(_) => ErrorCode::StageFull,
             GameError::UnknownType(_) => ErrorCode::UnknownType,
             GameError::WrongKind(_) => ErrorCode::WrongKind,
+            GameError::RateLimited(_) => ErrorCode::RateLimited,
         };
         Refusal::new(code, e.to_string())
     }
@@ -454,6 +485,7 @@ pub const CLIENT_TYPES: &[&str] = &[
     "kick",
     "lock",
     "set_kind",
+    "layout",
 ];
 
 /// Longest `type` a game message may have.
@@ -549,6 +581,8 @@ mod tests {
         roundtrip_client(ClientMsg::Kick { id: "abc".into() });
         roundtrip_client(ClientMsg::Lock { locked: true });
         roundtrip_client(ClientMsg::SetKind { kind: "draw".into() });
+        let tiles = BTreeMap::from([("abc".to_owned(), Tile { height: 360 }), ("def".to_owned(), Tile { height: 0 })]);
+        roundtrip_client(ClientMsg::Layout { tiles });
     }
 
     #[test]
@@ -584,7 +618,12 @@ mod tests {
             resume_token: "t".into(),
             participants: vec![p.clone()],
             game: None,
-            limits: Limits { max_video_kbps: 600, max_message_bytes: 65536, max_participants: 24 },
+            limits: Limits {
+                max_video_kbps: 600,
+                max_message_bytes: 65536,
+                max_participants: 24,
+                kind: serde_json::Map::new(),
+            },
             media_state,
             locked: false,
             ice_servers: vec![IceServer {
@@ -610,7 +649,14 @@ mod tests {
             roundtrip_server(ServerMsg::ParticipantLeft { id: "abc".into(), reason });
         }
         roundtrip_server(ServerMsg::HostChanged { host: "abc".into() });
-        roundtrip_server(ServerMsg::KindChanged { kind: "stage".into() });
+        let mut stage_limits = serde_json::Map::new();
+        stage_limits.insert("max_on_stage".into(), 4.into());
+        let limits =
+            Limits { max_video_kbps: 600, max_message_bytes: 65536, max_participants: 100, kind: stage_limits };
+        let changed = ServerMsg::KindChanged { kind: "stage".into(), limits };
+        let v: serde_json::Value = serde_json::from_str(&changed.to_text()).unwrap();
+        assert_eq!(v["limits"]["max_on_stage"], 4, "{v}");
+        roundtrip_server(changed);
         roundtrip_server(ServerMsg::Offer { sdp: "v=0".into() });
         roundtrip_server(ServerMsg::Answer { sdp: "v=0".into() });
         roundtrip_server(ServerMsg::Candidate(CandidateMsg {
@@ -620,6 +666,7 @@ mod tests {
         }));
         roundtrip_server(ServerMsg::Pong { t: 1.0, server_time: 1_700_000_000_000, rtt_ms: Some(12) });
         roundtrip_server(ServerMsg::Pong { t: 1.0, server_time: 1_700_000_000_000, rtt_ms: None });
+        roundtrip_server(ServerMsg::Speaking { ids: vec!["a".into(), "b".into()] });
         roundtrip_server(ServerMsg::error(ErrorCode::BadSdp, "nope"));
         let phase = serde_json::json!({"phase": "night", "round": 1, "ends_at": 1_700_000_045_000u64,
             "alive": ["a", "b"], "accused": null});
@@ -692,6 +739,7 @@ mod tests {
             (GameError::StageFull("a".into()), ErrorCode::StageFull),
             (GameError::UnknownType("a".into()), ErrorCode::UnknownType),
             (GameError::WrongKind("a".into()), ErrorCode::WrongKind),
+            (GameError::RateLimited("a".into()), ErrorCode::RateLimited),
         ];
         for (e, code) in cases {
             let r = Refusal::from(e);

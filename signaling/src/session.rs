@@ -14,6 +14,7 @@ use crate::limit::TokenBucket;
 use crate::outbound::Outbound;
 use crate::protocol::{
     self, ClientMsg, ErrorCode, Parsed, Refusal, ServerMsg, CLOSE_POLICY, CLOSE_REDIRECT, CLOSE_TOO_LARGE,
+    MAX_LAYOUT_TILES, MAX_TILE_HEIGHT,
 };
 use crate::room::{unix_ms, RoomHandle, RoomInput};
 use crate::rtt::RttTracker;
@@ -224,6 +225,17 @@ impl Connection {
             ClientMsg::Kick { id: target } => play(id, AnyInput::Kick { id: target }),
             ClientMsg::Lock { locked } => RoomInput::Lock { id, locked },
             ClientMsg::SetKind { kind } => RoomInput::SetKind { id, kind },
+            ClientMsg::Layout { tiles } => {
+                if tiles.len() > MAX_LAYOUT_TILES {
+                    let why = format!("tiles: at most {MAX_LAYOUT_TILES} publishers");
+                    return Err(Refusal::new(ErrorCode::BadField, why));
+                }
+                if let Some((who, _)) = tiles.iter().find(|(_, t)| t.height > MAX_TILE_HEIGHT) {
+                    let why = format!("tiles.{who}.height: at most {MAX_TILE_HEIGHT}");
+                    return Err(Refusal::new(ErrorCode::BadField, why));
+                }
+                RoomInput::Layout { id, heights: tiles.into_iter().map(|(who, t)| (who, t.height)).collect() }
+            }
         };
         if seat.room.tx.send(input).is_err() {
             return Err(Refusal::new(ErrorCode::RoomNotFound, "the room has closed"));

@@ -5,10 +5,11 @@
 mod wire;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use parlor_signaling::game::stage::StageLimits;
 use parlor_signaling::{Hub, HubSettings, MediaKind, OpenAccess, Registry};
-use serde_json::json;
+use serde_json::{json, Value};
 use wire::{join, Client, Recorder};
 
 fn hub(media: &Recorder, max_on_stage: usize) -> Hub {
@@ -142,4 +143,70 @@ async fn a_stage_room_holds_100_by_default_and_a_mafia_room_can_become_one() {
     assert_eq!(m.next("kind_changed").await["kind"], "stage");
     m.send(json!({"type": "raise_hand", "raised": true})).await;
     assert_eq!(m.error().await, "not_allowed", "the host does not raise a hand");
+}
+
+#[tokio::test]
+async fn limits_carry_the_stage_size_in_stage_rooms_only() {
+    let media = Recorder::default();
+    let hub = hub(&media, 3);
+    let mut host = Client::new(&hub);
+    host.send(json!({"type": "join", "room": "hall", "name": "h", "kind": "stage"})).await;
+    let welcome = host.next("welcome").await;
+    assert_eq!(welcome["kind"], "stage");
+    assert_eq!(welcome["limits"]["max_on_stage"], 3, "{welcome}");
+    assert_eq!(welcome["limits"]["max_participants"], 100, "{welcome}");
+    let mut guest = Client::new(&hub);
+    guest.send(json!({"type": "join", "room": "hall", "name": "g"})).await;
+    assert_eq!(guest.next("welcome").await["limits"]["max_on_stage"], 3);
+
+    // A Mafia room has no stage, so no such limit.
+    let mut m = Client::new(&hub);
+    m.send(json!({"type": "join", "room": "night", "name": "m"})).await;
+    let welcome = m.next("welcome").await;
+    assert_eq!(welcome["kind"], "mafia");
+    assert!(welcome["limits"].get("max_on_stage").is_none(), "{welcome}");
+    assert_eq!(welcome["limits"]["max_participants"], 24, "{welcome}");
+
+    // Made a stage room, it says its new limits to who is there; made Mafia again, it drops them.
+    m.send(json!({"type": "set_kind", "kind": "stage"})).await;
+    let changed = m.next("kind_changed").await;
+    assert_eq!(
+        (changed["limits"]["max_on_stage"].as_u64(), changed["limits"]["max_participants"].as_u64()),
+        (Some(3), Some(100)),
+        "{changed}"
+    );
+    m.send(json!({"type": "set_kind", "kind": "mafia"})).await;
+    let changed = m.next("kind_changed").await;
+    assert!(changed["limits"].get("max_on_stage").is_none(), "{changed}");
+    assert_eq!(changed["limits"]["max_participants"], 24, "{changed}");
+}
+
+#[tokio::test]
+async fn a_layout_reaches_the_media_layer_and_a_bad_one_is_refused() {
+    let media = Recorder::default();
+    let hub = hub(&media, 4);
+    let (mut host, host_id) = join(&hub, "tiles", "h", Some("stage")).await;
+    let (mut guest, guest_id) = join(&hub, "tiles", "g", None).await;
+    host.send(json!({"type": "layout", "tiles": {guest_id.as_str(): {"height": 360}}})).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while media.layouts.lock().unwrap().is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "the layout reached the media layer");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let got = media.layouts.lock().unwrap().clone();
+    assert_eq!(got, vec![(host_id.clone(), [(guest_id.clone(), 360)].into())]);
+
+    // Too tall, too many, or not the shape: `bad_field`, and nothing passed on.
+    guest.send(json!({"type": "layout", "tiles": {host_id.as_str(): {"height": 99999}}})).await;
+    assert_eq!(guest.error().await, "bad_field");
+    guest.send(json!({"type": "layout", "tiles": {host_id.as_str(): {"height": 4321}}})).await;
+    assert_eq!(guest.error().await, "bad_field");
+    let many: serde_json::Map<String, Value> = (0..129).map(|i| (format!("p{i}"), json!({"height": 10}))).collect();
+    guest.send(json!({"type": "layout", "tiles": many})).await;
+    assert_eq!(guest.error().await, "bad_field");
+    guest.send(json!({"type": "layout", "tiles": {host_id.as_str(): {"height": 10, "bitrate": 5}}})).await;
+    assert_eq!(guest.error().await, "bad_field");
+    guest.send(json!({"type": "layout", "tiles": [1, 2]})).await;
+    assert_eq!(guest.error().await, "bad_field");
+    assert_eq!(media.layouts.lock().unwrap().len(), 1, "no refused layout passed on");
 }

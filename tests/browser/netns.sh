@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # Browser tests across network namespaces: parlor in one namespace, headless Chromium (driven by node) in
 # another, joined by a veth pair with private addresses. Needs root, `ip` (iproute2) and `iptables`.
-#   bash tests/browser/netns.sh            # both scenarios
+#   bash tests/browser/netns.sh            # every scenario
 #   bash tests/browser/netns.sh nat tcp    # some
 # nat: the cloud case. parlor binds 10.77.0.1 and announces 198.51.100.7; in parlor's namespace iptables
 #      DNATs 198.51.100.7 to 10.77.0.1 (a 1:1 NAT), and the client reaches the server only at 198.51.100.7.
 #      `parlor check` runs from the client's side first; then nat.mjs (two pages, video both ways, UDP).
 # tcp: UDP blocked. iptables in parlor's namespace drops UDP to the media port; tcp.mjs must still get
 #      video both ways, over ICE-TCP.
+# throttle: three simulcast pages; one page's downlink shaped (tc htb on the server's veth, its ICE port only):
+#      throttle.mjs checks that page moves to the lower layer, keeps decoding, and climbs back when lifted.
 # Namespaces, the veth pair and the iptables rules go away with the namespaces on exit (trap).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 if [ "$#" -eq 0 ]; then
-  set -- nat tcp
+  set -- nat tcp throttle
 fi
 command -v iptables >/dev/null || { echo "netns.sh: iptables is missing (apt-get install iptables)"; exit 1; }
 # The binary as `cargo test --workspace` builds it (no second compile of the tree).
@@ -92,6 +94,13 @@ scenario_tcp() {
   grep -q "FAIL  udp 10.78.0.1:50000" <<<"$out" || { echo "check did not see UDP blocked"; exit 1; }
   grep -q "ok    tcp 10.78.0.1:50000" <<<"$out" || { echo "check did not reach ICE-TCP"; exit 1; }
   run_node "http://10.78.0.1:8080" tcp.mjs
+}
+
+scenario_throttle() {
+  make_net 10.79.0
+  start_server 10.79.0.1:8080
+  # throttle.mjs shapes one page's port on the server side of the veth (egress: that page's downlink).
+  (cd tests/browser && ip netns exec "$CLI" env PARLOR_URL="http://10.79.0.1:8080" THROTTLE_NS="$SRV" THROTTLE_DEV="ps$$" nice -n 10 node throttle.mjs)
 }
 
 failed=()

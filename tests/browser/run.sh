@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 if [ "$#" -eq 0 ]; then
-  set -- two_tabs.mjs home.mjs moderator.mjs access.mjs reload.mjs game.mjs korean.mjs stage.mjs
+  set -- two_tabs.mjs home.mjs moderator.mjs access.mjs reload.mjs game.mjs korean.mjs stage.mjs draw.mjs rlgl.mjs cluster.mjs simulcast.mjs
 fi
 suite_start=$(date +%s)
 # The binary as `cargo test --workspace` builds it (same features: no second compile of the tree).

@@ -109,7 +109,12 @@ await runTest('stage', async (browser) => {
   const room = await host.page.evaluate(() => window.parlor.room);
   check(await host.page.evaluate(() => window.parlor.kind === 'stage' && window.parlor.host === window.parlor.id), 'a stage room, Hana its host');
   await waitFor('the host console', () => host.page.locator('#stage-box h2').isVisible());
-  check(!(await host.page.locator('#lobby-box').isVisible()), 'no lobby box (no game to start) in a stage room');
+  // No game to start, but the host's powers over the room stay: lock, remove, the kind.
+  await waitFor('the host\'s room box', () => host.page.locator('#lobby-box').isVisible());
+  check(await host.page.locator('#lock-toggle').isVisible() && await host.page.locator('#kind-select').isVisible(),
+    'the host can lock the room and change its kind');
+  check(!(await host.page.locator('#ready-toggle').isVisible()) && !(await host.page.locator('#start-game').isVisible()),
+    'no ready button and no start button in a stage room');
   log(`room ${room} (stage) at ${base}, host ${host.id}`);
 
   // ---- the TV view
@@ -118,6 +123,7 @@ await runTest('stage', async (browser) => {
   const tvState = await tv.page.evaluate(() => ({ name: window.parlor.participants[window.parlor.id].name, stream: window.parlor.localStream, tv: window.parlor.tv }));
   check(tvState.tv && /^TV [a-z0-9]{4}$/.test(tvState.name) && tvState.stream === null, `the TV joins receive-only as "TV xxxx": ${JSON.stringify(tvState)}`);
   check((await tv.page.textContent('#tv-code')) === room, 'the TV shows the room code');
+  check(!(await tv.page.locator('#lobby-box').isVisible()), 'the TV shows no room powers');
   const qr = await waitFor('the TV\'s QR code loaded', () => tv.page.evaluate(() => {
     const img = document.querySelector('#tv-box img.tv-qr');
     return img && img.complete && img.naturalWidth > 0 ? img.getAttribute('src') : null;
@@ -137,6 +143,7 @@ await runTest('stage', async (browser) => {
   check(await mina.page.locator('#raise-hand').isVisible(), 'the phone has a raise-hand button');
 
   const phones = [mina];
+  check(!(await mina.page.locator('#lobby-box').isVisible()), 'the audience sees no room powers');
   for (const name of ['Joon', 'Sora', 'Yuna']) {
     // Yuna's phone is the smallest the layout is for (360×640).
     const p = await openPage(browser, name, roomPath(room, name, '&media=none'), { viewport: name === 'Yuna' ? SMALL_PHONE : PHONE });

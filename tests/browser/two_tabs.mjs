@@ -81,5 +81,29 @@ await runTest('two_tabs', async (browser) => {
     log(`${p.name}: join time (page open → first remote frame decoded) = ${byUi ?? '?'} ms in the page; ${byStats ?? '?'} ms seen by the test's stats poll`);
     check(byUi !== null || byStats !== null, `${p.name} never reported a first remote frame`);
   }
+  // Chromium's fake microphone beeps: the server hears each page's audio level and tells the other
+  // who speaks (\`speaking\`), and that page marks the tile.
+  await waitFor('each page told that the other speaks, its tile marked', async () => {
+    const seen = await Promise.all(pages.map((p) => p.page.evaluate(() => {
+      const p = window.parlor;
+      const other = Object.keys(p.participants).find((id) => id !== p.id);
+      const tile = document.querySelector(`.tile[data-participant-id="${CSS.escape(other)}"]`);
+      if (p.speaking.includes(other) && tile?.classList.contains('speaking')) window.__heardSpeaking = true;
+      return Boolean(window.__heardSpeaking);
+    })));
+    return seen.every(Boolean);
+  }, { timeout: deadlineMs, interval: 50 });
+
+  // Each page told the server how tall it shows the other's video (`layout`: the simulcast layer it needs).
+  for (const p of pages) {
+    const said = await p.page.evaluate(() => {
+      const p = window.parlor;
+      const other = Object.keys(p.participants).find((id) => id !== p.id);
+      const tile = document.querySelector(`.tile[data-participant-id="${CSS.escape(other)}"] video`);
+      return { height: p.layout?.[other]?.height ?? null, shown: tile ? Math.round(tile.getBoundingClientRect().height * devicePixelRatio) : 0 };
+    });
+    log(`${p.name}: layout says the other's tile needs ${said.height} px (tile ${said.shown} px tall)`);
+    check(said.height !== null && said.height >= said.shown && said.shown > 0, `${p.name} sent a layout naming the other's tile`);
+  }
   for (const p of pages) await screenshot(p.page, `two_tabs-${p.name.toLowerCase()}.png`, `${p.name}'s view of the two-person room`);
 });

@@ -10,6 +10,8 @@ use super::{parse_mark, wait_until, Kind, TestClient};
 pub const DELIVERY_WAIT: Duration = Duration::from_secs(30);
 
 /// (packets `tx` sent of `kind` in [from, to), how many of those `rx` got), by payload counter.
+/// A simulcast publisher's layers count their frames alike (one counter value per frame tick),
+/// and a subscriber gets one layer of each, so a frame counts once whichever layer brought it.
 pub fn delivery(tx: &TestClient, rx: &TestClient, kind: Kind, from: u64, to: u64) -> (usize, usize) {
     let sent: HashSet<u32> = tx
         .sent(kind)
@@ -22,10 +24,15 @@ pub fn delivery(tx: &TestClient, rx: &TestClient, kind: Kind, from: u64, to: u64
         .received(tx.id(), kind)
         .iter()
         .filter_map(|p| p.mark())
-        .filter(|m| m.publisher == tx.id() && sent.contains(&m.counter))
+        .filter(|m| (m.publisher == tx.id() || is_layer_of(&m.publisher, tx.id())) && sent.contains(&m.counter))
         .map(|m| m.counter)
         .collect();
     (sent.len(), got.len())
+}
+
+/// Whether a payload mark names a simulcast layer (`"<id>/<rid>"`) of `publisher`.
+fn is_layer_of(mark: &str, publisher: &str) -> bool {
+    mark.strip_prefix(publisher).is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// Asserts that `rx` got at least 90 % of what `tx` sent of `kind` in `window` = [from, to), with

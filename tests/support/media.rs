@@ -67,11 +67,29 @@ pub fn opus_payload(publisher: &str, counter: u32, sent_us: u64) -> Bytes {
 /// the VP8 payload header (3 bytes; 10 for a keyframe: start code 9d 01 2a and width/height) and
 /// the mark.
 pub fn vp8_payload(publisher: &str, counter: u32, sent_us: u64, keyframe: bool, width: u16, height: u16) -> Bytes {
-    let body_len = if keyframe { VP8_KEY_BODY_LEN } else { VP8_INTER_BODY_LEN };
+    vp8_payload_sized(publisher, counter, sent_us, keyframe, (width, height), VP8_INTER_BODY_LEN, None)
+}
+
+/// [`vp8_payload`] with interframes of `inter_len` body bytes (simulcast layers differ in size)
+/// and, with `picture` = (15-bit picture id, TL0PICIDX), the extended descriptor a browser's
+/// simulcast sends: X=1; I, L and T set; the picture id in its 15-bit form; TID 0 with Y=1.
+pub fn vp8_payload_sized(
+    publisher: &str,
+    counter: u32,
+    sent_us: u64,
+    keyframe: bool,
+    (width, height): (u16, u16),
+    inter_len: usize,
+    picture: Option<(u16, u8)>,
+) -> Bytes {
+    let body_len = if keyframe { VP8_KEY_BODY_LEN } else { inter_len };
     let body = mark_body(publisher, Kind::Video, counter, sent_us, body_len);
-    let mut out = Vec::with_capacity(body.len() + 11);
+    let mut out = Vec::with_capacity(body.len() + 16);
     // RFC 7741 §4.2 payload descriptor: |X|R|N|S|R|PID| — S=1 (start of partition 0), PID=0.
-    out.push(0x10);
+    match picture {
+        None => out.push(0x10),
+        Some((id, tl0)) => out.extend_from_slice(&[0x90, 0xe0, 0x80 | (id >> 8) as u8 & 0x7f, id as u8, tl0, 0x20]),
+    }
     // RFC 6386 §9.1 frame tag: 3 bytes, little endian:
     //   bit 0 P (0 = key frame), bits 1-3 version, bit 4 show_frame, bits 5-23 first partition size.
     let first_partition_size = body.len() as u32;
@@ -89,6 +107,14 @@ pub fn vp8_payload(publisher: &str, counter: u32, sent_us: u64, keyframe: bool, 
     }
     out.extend_from_slice(&body);
     Bytes::from(out)
+}
+
+/// The (15-bit picture id, TL0PICIDX) of a payload made by [`vp8_payload_sized`] with a picture.
+pub fn vp8_picture(payload: &[u8]) -> Option<(u16, u8)> {
+    match payload {
+        [0x90, 0xe0, hi, lo, tl0, ..] if hi & 0x80 != 0 => Some(((u16::from(hi & 0x7f) << 8) | u16::from(*lo), *tl0)),
+        _ => None,
+    }
 }
 
 /// What a VP8 RTP payload says about itself.

@@ -16,6 +16,7 @@
 pub mod client;
 pub mod delivery;
 pub mod media;
+pub mod media_room;
 pub mod peer;
 pub mod phases;
 pub mod server;
@@ -23,7 +24,9 @@ pub mod tls_client;
 
 pub use client::{msg_type, JoinError, MessageLog, TestClient};
 pub use delivery::{assert_delivered, delivery};
-pub use media::{is_vp8_keyframe, now_us, opus_payload, parse_mark, parse_vp8, vp8_payload, MediaMark, Vp8Info};
+pub use media::{
+    is_vp8_keyframe, now_us, opus_payload, parse_mark, parse_vp8, vp8_payload, vp8_picture, MediaMark, Vp8Info,
+};
 pub use peer::{
     connect_pair, parse_sdp, FeedbackCounts, MLine, MediaPeer, RecvPacket, RemoteTrack, RtxInfo, SentPacket, SignalSink,
 };
@@ -108,6 +111,11 @@ pub struct ClientOptions {
     /// VP8, as browsers do. The remote then may retransmit NACKed video on an RTX stream; such
     /// packets are recorded apart (see `MediaPeer::retransmissions`), never as received media.
     pub rtx: bool,
+    /// Send video as simulcast layers with these rids, lowest first (empty: one plain stream).
+    /// Each layer is its own stream (SSRC, sequence numbers, timestamps, keyframes on request of
+    /// its own SSRC only, VP8 picture ids and TL0PICIDX counted per layer from a random start), and
+    /// its payloads carry the mark publisher `"<id>/<rid>"`.
+    pub simulcast: Vec<String>,
 }
 
 impl Default for ClientOptions {
@@ -126,6 +134,7 @@ impl Default for ClientOptions {
             video_size: (media::VP8_WIDTH, media::VP8_HEIGHT),
             keyframe_delay: Duration::ZERO,
             rtx: true,
+            simulcast: Vec::new(),
         }
     }
 }
@@ -156,6 +165,11 @@ impl ClientOptions {
     /// Answer keyframe requests only after `delay` (see [`Self::keyframe_delay`]).
     pub fn with_keyframe_delay(mut self, delay: Duration) -> Self {
         self.keyframe_delay = delay;
+        self
+    }
+    /// Publish video as simulcast layers with these rids, lowest first (see [`Self::simulcast`]).
+    pub fn with_simulcast(mut self, rids: &[&str]) -> Self {
+        self.simulcast = rids.iter().map(|r| r.to_string()).collect();
         self
     }
     /// Register RTX for VP8 or not (see [`Self::rtx`]).

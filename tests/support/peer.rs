@@ -10,7 +10,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -47,7 +47,7 @@ use webrtc::peer_connection::{
 };
 use webrtc::rtp_transceiver::RtpSender;
 
-use super::media::{is_vp8_keyframe, now_us, opus_payload, parse_mark, vp8_payload, MediaMark};
+use super::media::{is_vp8_keyframe, now_us, opus_payload, parse_mark, vp8_payload, vp8_payload_sized, MediaMark};
 use super::{ClientOptions, Kind};
 
 /// Where a peer's outgoing signaling JSON goes.
@@ -146,6 +146,8 @@ pub struct SentPacket {
     /// The video-orientation byte (`0 0 0 0 C F R1 R0`) this packet carried, with
     /// [`MediaPeer::set_header_extensions`] on.
     pub video_orientation: Option<u8>,
+    /// The simulcast layer (rid) it was sent on, if the video is simulcast.
+    pub rid: Option<String>,
 }
 
 /// A remote track as announced by `on_track` (fires on its first RTP packet).
@@ -557,6 +559,9 @@ impl Interceptor for WireTap {
 // Shared state and the event handler
 // ---------------------------------------------------------------------------------------------
 
+/// [`Shared::fixed_level`] when no fixed level is set.
+const NO_LEVEL: u8 = u8::MAX;
+
 pub(crate) struct Shared {
     id: String,
     received: Mutex<HashMap<(String, Kind), Vec<RecvPacket>>>,
@@ -565,8 +570,13 @@ pub(crate) struct Shared {
     feedback: Arc<FeedbackTable>,
     rtx: Arc<RtxLog>,
     publishing: AtomicBool,
+    /// Simulcast layers (rids) that send nothing for now, as a browser's encoder drops its top
+    /// layer when the uplink is short.
+    stopped_layers: Mutex<Vec<String>>,
     /// Stamp audio level / video orientation on what we publish.
     header_extensions: AtomicBool,
+    /// A fixed audio level for every audio packet ([`NO_LEVEL`]: none, or as above).
+    fixed_level: AtomicU8,
     closed: AtomicBool,
     state_tx: watch::Sender<RTCPeerConnectionState>,
     /// Bumped after every completed offer/answer exchange.
@@ -975,6 +985,8 @@ struct LocalMedia {
     ssrc: u32,
     track: Arc<TrackLocalStaticRTP>,
     sender: Arc<dyn RtpSender>,
+    /// Simulcast video: each layer's (rid, SSRC), lowest first; `ssrc` is the first's.
+    layers: Vec<(String, u32)>,
 }
 
 async fn negotiated_send_pt(sender: &Arc<dyn RtpSender>, mime: &str) -> Option<u8> {
@@ -1076,6 +1088,9 @@ async fn publish_loop(shared: Arc<Shared>, media: LocalMedia, opts: ClientOption
                 Kind::Video => (None, Some((counter % 16) as u8)),
             },
         };
+        let fixed = shared.fixed_level.load(Ordering::SeqCst);
+        let audio_level =
+            if fixed != NO_LEVEL && media.kind == Kind::Audio { Some((fixed, true)) } else { audio_level };
         let mut extensions = Vec::new();
         if let Some((level, voice)) = audio_level {
             extensions.push(HeaderExtension::AudioLevel(AudioLevelExtension { level, voice }));
@@ -1106,6 +1121,7 @@ async fn publish_loop(shared: Arc<Shared>, media: LocalMedia, opts: ClientOption
                     sent_at: Instant::now(),
                     audio_level,
                     video_orientation,
+                    rid: None,
                 });
                 seq = seq.wrapping_add(1);
                 counter = counter.wrapping_add(1);
@@ -1119,6 +1135,164 @@ async fn publish_loop(shared: Arc<Shared>, media: LocalMedia, opts: ClientOption
                     break;
                 }
                 shared.error(format!("write_rtp {:?}: {e}", media.kind));
+            }
+        }
+    }
+}
+
+/// One simulcast layer's sending state.
+struct LayerSend {
+    rid: String,
+    /// Its place, lowest first.
+    index: usize,
+    /// Its next VP8 picture id (15 bits) and TL0PICIDX: each layer counts its own.
+    picture: u16,
+    tl0: u8,
+    ssrc: u32,
+    seq: u16,
+    ts_base: u32,
+    counter: u32,
+    keyframes_sent: u64,
+    requests_handled: u64,
+}
+
+/// The header extension ids negotiated for `uris` on `sender`, in order.
+async fn sender_extension_ids(sender: &Arc<dyn RtpSender>, uris: &[&str]) -> Vec<Option<u8>> {
+    let params = sender.get_parameters().await.ok();
+    let exts = params.map(|p| p.rtp_parameters.header_extensions).unwrap_or_default();
+    uris.iter().map(|uri| exts.iter().find(|e| e.uri == *uri).map(|e| e.id as u8)).collect()
+}
+
+/// Synthetic simulcast video: on every frame tick one packet per layer, all from the same moment
+/// (each layer's timestamp is its own random base plus the time since start), each a one-packet
+/// VP8 frame whose mark names `"<id>/<rid>"`. A layer sends a keyframe first and then only when
+/// its own SSRC is asked for one. Every packet carries the mid and rid header extensions, as a
+/// browser's simulcast does (webrtc 0.21 does not add them by itself).
+async fn simulcast_loop(shared: Arc<Shared>, pc: Arc<dyn PeerConnection>, media: LocalMedia, opts: ClientOptions) {
+    let mut state_rx = shared.state_tx.subscribe();
+    if !wait_connected_rx(&mut state_rx).await {
+        return;
+    }
+    let track_id = format!("{}-video", shared.id);
+    let mid = match pc.local_description().await {
+        Some(d) => parse_sdp(&d.sdp).into_iter().find(|m| m.msid.as_ref().is_some_and(|(_, t)| *t == track_id)),
+        None => None,
+    };
+    let Some(mid) = mid.map(|m| m.mid) else {
+        shared.error("simulcast: no m-line for the video track");
+        return;
+    };
+    let ids = sender_extension_ids(
+        &media.sender,
+        &["urn:ietf:params:rtp-hdrext:sdes:mid", "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"],
+    )
+    .await;
+    let (Some(mid_id), Some(rid_id)) = (ids[0], ids[1]) else {
+        shared.error("simulcast: mid / rid header extensions not negotiated");
+        return;
+    };
+    let mut layers: Vec<LayerSend> = media
+        .layers
+        .iter()
+        .enumerate()
+        .map(|(index, (rid, ssrc))| LayerSend {
+            rid: rid.clone(),
+            index,
+            picture: (random_u32() & 0x7fff) as u16,
+            tl0: random_u32() as u8,
+            ssrc: *ssrc,
+            seq: (random_u32() & 0x7fff) as u16,
+            ts_base: random_u32(),
+            counter: 0,
+            keyframes_sent: 0,
+            requests_handled: 0,
+        })
+        .collect();
+    let started = Instant::now();
+    let mut ticker = tokio::time::interval(opts.video_interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        if shared.closed.load(Ordering::SeqCst) {
+            break;
+        }
+        if !shared.publishing.load(Ordering::SeqCst) {
+            continue;
+        }
+        let Some(pt) = negotiated_send_pt(&media.sender, MIME_TYPE_VP8).await else { continue };
+        let elapsed = started.elapsed().as_micros() as u64;
+        let sent_us = now_us();
+        let stopped = lock(&shared.stopped_layers).clone();
+        let count = layers.len();
+        for layer in layers.iter_mut().filter(|l| !stopped.contains(&l.rid)) {
+            let timestamp = layer.ts_base.wrapping_add((elapsed * 90_000 / 1_000_000) as u32);
+            let fb = shared.feedback.get(layer.ssrc);
+            let requests = fb.pli + fb.fir;
+            let request_due = requests > layer.requests_handled
+                && shared
+                    .feedback
+                    .keyframe_request_at(layer.ssrc, layer.requests_handled)
+                    .is_none_or(|at| at.elapsed() >= opts.keyframe_delay);
+            let keyframe = layer.keyframes_sent == 0 || request_due;
+            let mark = format!("{}/{}", shared.id, layer.rid);
+            // Each layer twice the size of the one below, like real layers (and so a budget can
+            // tell them apart): 240, 480, 960 bytes an interframe.
+            let inter_len = super::media::VP8_INTER_BODY_LEN << layer.index.min(4);
+            let picture = Some((layer.picture, layer.tl0));
+            // Its keyframes say its picture size: the top layer `video_size`, each one below
+            // half as wide and high (as a browser's scaleResolutionDownBy 4, 2, 1).
+            let down = (count - 1 - layer.index).min(4) as u32;
+            let size = ((opts.video_size.0 >> down).max(1), (opts.video_size.1 >> down).max(1));
+            let payload = vp8_payload_sized(&mark, layer.counter, sent_us, keyframe, size, inter_len, picture);
+            let mut header = rtc::rtp::header::Header {
+                version: 2,
+                marker: true,
+                payload_type: pt,
+                sequence_number: layer.seq,
+                timestamp,
+                ssrc: layer.ssrc,
+                ..Default::default()
+            };
+            let tagged = header.set_extension(mid_id, Bytes::from(mid.clone().into_bytes())).is_ok()
+                && header.set_extension(rid_id, Bytes::from(layer.rid.clone().into_bytes())).is_ok();
+            if !tagged {
+                shared.error("simulcast: cannot set mid / rid extensions");
+                return;
+            }
+            let packet = rtc::rtp::packet::Packet { header, payload: payload.clone() };
+            match media.track.write_rtp(packet).await {
+                Ok(()) => {
+                    lock(&shared.sent).push(SentPacket {
+                        kind: Kind::Video,
+                        seq: layer.seq,
+                        timestamp,
+                        pt,
+                        marker: true,
+                        ssrc: layer.ssrc,
+                        counter: layer.counter,
+                        keyframe,
+                        payload,
+                        sent_at: Instant::now(),
+                        audio_level: None,
+                        video_orientation: None,
+                        rid: Some(layer.rid.clone()),
+                    });
+                    layer.seq = layer.seq.wrapping_add(1);
+                    layer.counter = layer.counter.wrapping_add(1);
+                    // Every frame is a temporal base-layer frame: both count up.
+                    layer.picture = layer.picture.wrapping_add(1) & 0x7fff;
+                    layer.tl0 = layer.tl0.wrapping_add(1);
+                    if keyframe {
+                        layer.keyframes_sent += 1;
+                        layer.requests_handled = requests;
+                    }
+                }
+                Err(e) => {
+                    if shared.closed.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    shared.error(format!("write_rtp simulcast {}: {e}", layer.rid));
+                }
             }
         }
     }
@@ -1138,6 +1312,8 @@ pub struct MediaPeer {
     neg_tx: mpsc::UnboundedSender<NegEvent>,
     audio_ssrc: Option<u32>,
     video_ssrc: Option<u32>,
+    /// Simulcast video: each layer's (rid, SSRC), lowest first.
+    layer_ssrcs: Vec<(String, u32)>,
 }
 
 impl MediaPeer {
@@ -1165,7 +1341,9 @@ impl MediaPeer {
             feedback: Arc::clone(&feedback),
             rtx: Arc::clone(&rtx_log),
             publishing: AtomicBool::new(opts.publish),
+            stopped_layers: Mutex::default(),
             header_extensions: AtomicBool::new(false),
+            fixed_level: AtomicU8::new(NO_LEVEL),
             closed: AtomicBool::new(false),
             state_tx,
             negotiations: AtomicU64::new(0),
@@ -1252,22 +1430,48 @@ impl MediaPeer {
                     Kind::Audio => RtpCodecKind::Audio,
                     Kind::Video => RtpCodecKind::Video,
                 };
+                // Simulcast: one encoding per rid, each with an SSRC of its own (and no RTX).
+                let layers: Vec<(String, u32)> = match kind {
+                    Kind::Video => opts
+                        .simulcast
+                        .iter()
+                        .enumerate()
+                        .map(|(i, rid)| (rid.clone(), if i == 0 { ssrc } else { random_u32() }))
+                        .collect(),
+                    Kind::Audio => Vec::new(),
+                };
+                let encodings = if layers.is_empty() {
+                    vec![RTCRtpEncodingParameters {
+                        rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
+                        codec,
+                        ..Default::default()
+                    }]
+                } else {
+                    layers
+                        .iter()
+                        .map(|(rid, ssrc)| RTCRtpEncodingParameters {
+                            rtp_coding_parameters: RTCRtpCodingParameters {
+                                rid: rid.clone(),
+                                ssrc: Some(*ssrc),
+                                ..Default::default()
+                            },
+                            codec: codec.clone(),
+                            ..Default::default()
+                        })
+                        .collect()
+                };
                 let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
                     id.to_owned(),
                     format!("{id}-{kind}"),
                     format!("parlor-test-{kind}"),
                     rtc_kind,
-                    vec![RTCRtpEncodingParameters {
-                        rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
-                        codec,
-                        ..Default::default()
-                    }],
+                    encodings,
                 )));
                 let sender = pc
                     .add_track(Arc::clone(&track) as Arc<dyn TrackLocal>)
                     .await
                     .with_context(|| format!("add {kind} track"))?;
-                locals.push(LocalMedia { kind, ssrc, track, sender });
+                locals.push(LocalMedia { kind, ssrc, track, sender, layers });
             }
         } else if opts.recv_transceivers {
             for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
@@ -1284,6 +1488,7 @@ impl MediaPeer {
             }
         }
 
+        let layer_ssrcs = locals.iter().flat_map(|m| m.layers.clone()).collect();
         let audio_ssrc = locals.iter().find(|m| m.kind == Kind::Audio).map(|m| m.ssrc);
         let video_ssrc = locals.iter().find(|m| m.kind == Kind::Video).map(|m| m.ssrc);
 
@@ -1308,13 +1513,15 @@ impl MediaPeer {
                 Kind::Audio => opts.publish_audio,
                 Kind::Video => opts.publish_video,
             };
-            if enabled {
+            if enabled && !media.layers.is_empty() {
+                tasks.push(tokio::spawn(simulcast_loop(Arc::clone(&shared), Arc::clone(&pc), media, opts.clone())));
+            } else if enabled {
                 tasks.push(tokio::spawn(publish_loop(Arc::clone(&shared), media, opts.clone())));
             }
         }
         lock(&shared.tasks).extend(tasks);
 
-        Ok(MediaPeer { id: id.to_owned(), opts, pc, shared, neg_tx, audio_ssrc, video_ssrc })
+        Ok(MediaPeer { id: id.to_owned(), opts, pc, shared, neg_tx, audio_ssrc, video_ssrc, layer_ssrcs })
     }
 
     pub fn id(&self) -> &str {
@@ -1383,6 +1590,15 @@ impl MediaPeer {
     }
 
     /// Pauses or resumes the synthetic RTP (sequence numbers continue without a gap).
+    /// Stop or resume sending one simulcast layer (the others go on).
+    pub fn set_layer_sending(&self, rid: &str, on: bool) {
+        let mut stopped = lock(&self.shared.stopped_layers);
+        stopped.retain(|r| r != rid);
+        if !on {
+            stopped.push(rid.to_owned());
+        }
+    }
+
     pub fn set_publishing(&self, on: bool) {
         self.shared.publishing.store(on, Ordering::SeqCst);
     }
@@ -1398,6 +1614,12 @@ impl MediaPeer {
     /// [`SentPacket::audio_level`] / [`SentPacket::video_orientation`].
     pub fn set_header_extensions(&self, on: bool) {
         self.shared.header_extensions.store(on, Ordering::SeqCst);
+    }
+
+    /// Stamps every audio packet we publish with this RFC 6464 level (-dBov: 0 loudest, 127
+    /// silence; voice on), or stops (`None`).
+    pub fn set_audio_level(&self, level: Option<u8>) {
+        self.shared.fixed_level.store(level.map_or(NO_LEVEL, |l| l.min(127)), Ordering::SeqCst);
     }
 
     /// The id `uri` is negotiated under for what we send of `kind` (our sender's parameters).
@@ -1424,6 +1646,23 @@ impl MediaPeer {
         lock(&self.shared.sent).iter().filter(|p| p.kind == kind).cloned().collect()
     }
 
+    /// Simulcast video: each layer's (rid, SSRC), lowest first (empty for plain video).
+    pub fn layer_ssrcs(&self) -> Vec<(String, u32)> {
+        self.layer_ssrcs.clone()
+    }
+
+    /// PLI + FIR received for one simulcast layer's SSRC.
+    pub fn layer_keyframe_requests(&self, rid: &str) -> u64 {
+        self.layer_ssrcs
+            .iter()
+            .find(|(r, _)| r == rid)
+            .map(|(_, ssrc)| {
+                let fb = self.shared.feedback.get(*ssrc);
+                fb.pli + fb.fir
+            })
+            .unwrap_or(0)
+    }
+
     /// Our send log of `kind`, once it covers every packet in `received` (a subscriber's view of
     /// us). We keep sending while a test checks and log a packet just after writing it, so a test
     /// takes the subscriber's packets first and then asks for this.
@@ -1443,8 +1682,11 @@ impl MediaPeer {
         lock(&self.shared.sent).iter().filter(|p| p.keyframe).count()
     }
 
-    /// PLI + FIR received for our video SSRC.
+    /// PLI + FIR received for our video SSRC (for simulcast video: for any of its layers).
     pub fn keyframe_requests(&self) -> u64 {
+        if !self.layer_ssrcs.is_empty() {
+            return self.layer_ssrcs.iter().map(|(rid, _)| self.layer_keyframe_requests(rid)).sum();
+        }
         let fb = self.feedback(Kind::Video);
         fb.pli + fb.fir
     }

@@ -30,8 +30,6 @@ export const timing = { socketOpen: null, welcome: null, offer: null, answer: nu
 export const remoteStreams = new Map();
 /** receiver track id -> publisher id (from ontrack's stream id, the publisher's participant id). */
 const trackPublisher = new Map();
-/** publisher id -> performance.now() until which the tile counts as speaking. */
-const speakingUntil = new Map();
 let selfSpeakingUntil = 0;
 let iceTimer = null;
 
@@ -108,6 +106,42 @@ function videoBitrateCap() {
   return kbps > 0 ? Math.round(kbps * 1000) : null;
 }
 
+/**
+ * Simulcast layers for a camera track, lowest first: {rid, scaleResolutionDownBy, maxBitrate}. The server
+ * forwards one layer per subscriber (docs/PROTOCOL.md, "Simulcast"). The lowest layer comes first because a
+ * browser whose simulcast offer is declined keeps only the first encoding (see capVideoBitrate for how that
+ * one is then restored to full size). Browsers allow about one layer per halving of the picture down to
+ * ~240 lines: three from 960 lines up (1280×720), two from 480 (640×480), below that none. Under
+ * limits.max_video_kbps (`bps`) the layers share the cap: the lower ones take a fixed part, the top the rest;
+ * without one the top layer is left to the browser. `?simulcast=0` turns simulcast off.
+ */
+function simulcastLayers(track, bps) {
+  if (params.get('simulcast') === '0') return null;
+  const s = track.getSettings ? track.getSettings() : {};
+  const side = Math.max(Number(s.width) || 0, Number(s.height) || 0);
+  const share = (part, fallback) => (bps ? Math.round(bps * part) : fallback);
+  let layers;
+  if (side >= 960) {
+    layers = [
+      { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: share(0.12, 150_000) },
+      { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: share(0.28, 500_000) },
+      { rid: 'f', scaleResolutionDownBy: 1 },
+    ];
+  } else if (side >= 480) {
+    layers = [
+      { rid: 'q', scaleResolutionDownBy: 2, maxBitrate: share(0.2, 200_000) },
+      { rid: 'f', scaleResolutionDownBy: 1 },
+    ];
+  } else {
+    return null;
+  }
+  if (bps) layers[layers.length - 1].maxBitrate = bps - layers.slice(0, -1).reduce((n, l) => n + l.maxBitrate, 0);
+  return layers;
+}
+
+/** The layers setupMedia asked for (null: one plain encoding). */
+let sentLayers = null;
+
 export async function setupMedia() {
   if (link.ended || M.pc) return;
   const { stream, notice } = await M.mediaPromise;
@@ -155,7 +189,11 @@ export async function setupMedia() {
     }
     if (kind === 'video' && 'contentHint' in track) track.contentHint = 'motion';
     const init = { direction: 'sendrecv', streams: [M.localStream] };
-    if (kind === 'video' && bps) init.sendEncodings = [{ maxBitrate: bps, maxFramerate: 24 }];
+    if (kind === 'video') {
+      sentLayers = simulcastLayers(track, bps);
+      if (sentLayers) init.sendEncodings = sentLayers.map((l) => ({ ...l, maxFramerate: 24 }));
+      else if (bps) init.sendEncodings = [{ maxBitrate: bps, maxFramerate: 24 }];
+    }
     pc.addTransceiver(track, init);
   }
   await capVideoBitrate();
@@ -192,7 +230,8 @@ export async function startCamera() {
   M.localStream = stream;
   const bps = videoBitrateCap();
   for (const track of stream.getTracks()) {
-    // The client's own transceivers come first (setupMedia adds them before any server offer).
+    // The client's own transceivers come first (setupMedia adds them before any server offer). The video one
+    // was made receive-only, without sendEncodings, and a sender cannot gain encodings later: no simulcast here.
     const tr = M.pc.getTransceivers().find((o) => o.receiver.track?.kind === track.kind);
     if (!tr || tr.sender.track) continue;
     if (track.kind === 'video' && 'contentHint' in track) track.contentHint = 'motion';
@@ -209,16 +248,32 @@ export async function startCamera() {
   return notice;
 }
 
-/** Cap the outgoing video to limits.max_video_kbps. Idempotent; repeated after every negotiation. */
+/**
+ * Cap the outgoing video to limits.max_video_kbps. Idempotent; repeated after every negotiation. With simulcast
+ * each layer keeps its own share; when the answer declined simulcast the browser kept only the first (lowest)
+ * encoding, which then goes back to full size under the cap.
+ */
 async function capVideoBitrate() {
   const bps = videoBitrateCap();
-  if (!M.pc || !bps) return;
+  if (!M.pc || (!bps && !sentLayers)) return;
   for (const sender of M.pc.getSenders()) {
     if (!sender.track || sender.track.kind !== 'video') continue;
     const p = sender.getParameters();
     if (!p.encodings || p.encodings.length === 0) continue; // not negotiated yet
-    if (p.encodings[0].maxBitrate === bps) continue;
-    p.encodings[0].maxBitrate = bps;
+    let changed = false;
+    if (p.encodings.length > 1) {
+      for (const e of p.encodings) {
+        const want = sentLayers?.find((l) => l.rid === e.rid)?.maxBitrate;
+        if (want && e.maxBitrate !== want) { e.maxBitrate = want; changed = true; }
+      }
+    } else {
+      const e = p.encodings[0];
+      if (sentLayers && e.scaleResolutionDownBy && e.scaleResolutionDownBy !== 1) { e.scaleResolutionDownBy = 1; changed = true; }
+      if (bps && e.maxBitrate !== bps) { e.maxBitrate = bps; changed = true; }
+      // Declined simulcast without a cap: the lowest layer's limit must not stay on the one encoding left.
+      if (sentLayers && !bps && e.maxBitrate) { delete e.maxBitrate; changed = true; }
+    }
+    if (!changed) continue;
     try {
       await sender.setParameters(p);
     } catch (err) {
@@ -443,7 +498,7 @@ export async function inboundByPublisher() {
   return collectInbound(await M.pc.getStats());
 }
 
-/** Periodic stats: speaking indicators, and video that may be shown again. */
+/** Periodic stats: one's own speaking indicator, and video that may be shown again. */
 async function statsTick() {
   if (!M.pc || link.ended || S.view !== 'room') return;
   let stats;
@@ -452,7 +507,6 @@ async function statsTick() {
   const by = collectInbound(stats);
   M.lastInbound = by;
   for (const [id, entry] of Object.entries(by)) {
-    if ((entry.audio?.audioLevel || 0) > SPEAKING_LEVEL) speakingUntil.set(id, now + SPEAKING_HOLD_MS);
     const frames = entry.video?.framesDecoded || 0;
     frameArrived(id, null, frames);
     if (frames > 0) noteFirstRemoteFrame();
@@ -463,9 +517,13 @@ async function statsTick() {
       selfSpeakingUntil = now + SPEAKING_HOLD_MS;
     }
   }
-  setSpeaking((id) => (id === S.myId
-    ? selfSpeakingUntil > now
-    : (speakingUntil.get(id) || 0) > now && S.receive[id]?.audio !== false));
+  showSpeaking();
+}
+
+/** Mark who speaks: others as the server says (`speaking`: only those this page may hear), oneself from the microphone. */
+export function showSpeaking() {
+  const now = performance.now();
+  setSpeaking((id) => (id === S.myId ? selfSpeakingUntil > now : S.speaking.includes(id)));
 }
 
 export function startStats() {

@@ -156,11 +156,17 @@ function lobbySettings() {
 
 function renderLobby() {
   const phase = phaseName();
-  // A kind without games to start (a stage room) draws its own box instead.
-  const show = (phase === 'lobby' || phase === 'game_over') && game()?.lobbyBox !== false;
+  // A kind without games to start (a stage room) keeps only the host's powers over the room: lock, remove,
+  // the kind (`lobbyBox: 'host'`); `false` draws no box at all.
+  const mode = game()?.lobbyBox;
+  const powersOnly = mode === 'host';
+  const show = (phase === 'lobby' || phase === 'game_over') && mode !== false && (!powersOnly || (isHost() && !S.tv));
   ui.lobbyBox.hidden = !show;
   if (!show) return;
-  ui.lobbyTitle.textContent = phase === 'lobby' ? t('phase.lobby') : t('lobby.next_game');
+  ui.lobbyBox.classList.toggle('powers-only', powersOnly);
+  ui.readyToggle.hidden = powersOnly;
+  ui.lobbyWait.hidden = powersOnly;
+  ui.lobbyTitle.textContent = powersOnly ? t('lobby.room') : phase === 'lobby' ? t('phase.lobby') : t('lobby.next_game');
   const self = me();
   const ready = Boolean(self?.ready);
   ui.readyToggle.textContent = ready ? t('lobby.ready_on') : t('lobby.ready_off');
@@ -189,7 +195,9 @@ function renderLobby() {
   const kinds = Object.keys(GAMES);
   ui.kindLine.hidden = !isHost() || kinds.length < 2 || phase !== 'lobby';
   if (!ui.kindLine.hidden) fillKindSelect(ui.kindSelect, S.kind);
-  if (isHost()) {
+  if (powersOnly) {
+    ui.settingsForm.hidden = true;
+  } else if (isHost()) {
     const settings = lobbySettings();
     const line = game()?.lobbyLine?.({ settings, people, ready: readyCount });
     ui.lobbyWait.textContent = line ?? t('lobby.ready_count', { ready: readyCount, total: people.length });

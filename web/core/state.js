@@ -27,6 +27,7 @@ export const S = {
   phaseArrival: { perf: 0, server: 0 },
   phaseLog: [],
   receive: {},            // the last `media_state.receive`
+  speaking: [],           // the last `speaking.ids`: who speaks among those this page hears, loudest first
   inviteOpen: null,       // null: automatic; true/false: the Invite button was used
   chat: [],
   errors: [],

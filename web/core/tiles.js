@@ -7,6 +7,7 @@ import { t } from './i18n.js';
 import { game, hasTable, phaseName, S } from './state.js';
 import { ui } from './ui.js';
 import { M, remoteStreams, timing } from './media.js';
+import { send } from './socket.js';
 
 /** publisher id -> {token, frames}: the video of this publisher is shown only once a fresh frame arrives. */
 const awaitingFrame = new Map();
@@ -34,6 +35,8 @@ export function createTile(id) {
   );
   if (id === S.myId) ui.grid.prepend(tile);
   else ui.grid.append(tile);
+  // The picture's own size is known (or changes: another simulcast layer) only once it plays.
+  if (id !== S.myId) video.addEventListener('resize', () => reportLayout());
   layoutGrid();
   if (id !== S.myId && 'requestVideoFrameCallback' in video) {
     // The very first picture from anyone: the join time the tests print.
@@ -56,15 +59,20 @@ export function removeTile(id) {
 /** Columns × rows that give the largest 4:3 tiles in the stage (the CSS by tile count is the fallback). */
 export function layoutGrid() {
   // A game may keep tiles off the grid (class `off-grid`: a stage room's audience); they take no cell.
-  const n = [...ui.grid.children].filter((tile) => !tile.classList.contains('off-grid')).length;
+  const shown = [...ui.grid.children].filter((tile) => !tile.classList.contains('off-grid'));
+  const n = shown.length;
   ui.grid.dataset.count = String(n);
   const width = ui.grid.clientWidth;
   const height = ui.grid.clientHeight;
   if (!n || !width || !height) return;
+  // A featured tile (the TV view's speaker, when it is not alone) spans 2 × 2 cells.
+  const featured = n > 1 && getComputedStyle(shown.find((tile) => tile.classList.contains('featured')) || ui.grid).gridColumnEnd === 'span 2';
+  const cells = featured ? n + 3 : n;
   const gap = parseFloat(getComputedStyle(ui.grid).columnGap) || 0;
-  let best = { cols: 1, rows: n, size: 0 };
-  for (let cols = 1; cols <= n; cols += 1) {
-    const rows = Math.ceil(n / cols);
+  const fewest = featured ? 2 : 1;
+  let best = { cols: fewest, rows: Math.ceil(cells / fewest), size: 0 };
+  for (let cols = fewest; cols <= cells; cols += 1) {
+    const rows = Math.max(Math.ceil(cells / cols), featured ? 2 : 1);
     const w = (width - gap * (cols - 1)) / cols;
     const hgt = (height - gap * (rows - 1)) / rows;
     const size = Math.min(w, (hgt * 4) / 3);
@@ -72,9 +80,53 @@ export function layoutGrid() {
   }
   ui.grid.style.setProperty('--cols', String(best.cols));
   ui.grid.style.setProperty('--rows', String(best.rows));
+  reportLayout();
 }
 
 if ('ResizeObserver' in window) new ResizeObserver(() => layoutGrid()).observe(ui.stage);
+
+// ---- layout: how tall each video is shown, so a simulcast publisher's layer fits its tile
+
+/** The last `layout` sent, as text ('' after a new welcome: a new seat or peer has none). */
+let sentLayout = '';
+let layoutTimer = null;
+
+/** Tell the server soon (once the tiles have settled) how tall each remote video is shown. */
+export function reportLayout() {
+  clearTimeout(layoutTimer);
+  layoutTimer = setTimeout(sendLayout, 400);
+}
+
+/** The last `layout` this page sent (tests and debugging). */
+export function lastLayout() {
+  return sentLayout ? JSON.parse(sentLayout) : null;
+}
+
+/** The server forgot this page's layout (a new welcome): send it again. */
+export function resetLayout() {
+  sentLayout = '';
+  reportLayout();
+}
+
+function sendLayout() {
+  if (!S.myId) return;
+  const tiles = {};
+  for (const tile of ui.grid.children) {
+    const id = tile.dataset.participantId;
+    if (!id || id === S.myId) continue;
+    const video = tile.querySelector('video');
+    const box = video.getBoundingClientRect();
+    // Tiles crop the picture to fill them (object-fit: cover): it must be as tall as the tile,
+    // and as wide, which for a 4:3 picture in a wide tile means taller still.
+    const aspect = video.videoWidth && video.videoHeight ? video.videoHeight / video.videoWidth : 3 / 4;
+    const shown = box.width > 0 && box.height > 0 && getComputedStyle(tile).display !== 'none';
+    const height = shown ? Math.max(box.height, box.width * aspect) * (window.devicePixelRatio || 1) : 0;
+    tiles[id] = { height: Math.min(4320, Math.round(height)) };
+  }
+  const text = JSON.stringify(tiles);
+  if (text === sentLayout) return;
+  if (send({ type: 'layout', tiles })) sentLayout = text;
+}
 
 function localVideoLive() {
   return Boolean(M.localStream?.getVideoTracks().some((tr) => tr.readyState === 'live' && tr.enabled));
@@ -154,7 +206,11 @@ export function attachStream(id) {
   if (!tile) return;
   const video = tile.querySelector('video');
   const stream = id === S.myId ? M.localStream : remoteStreams.get(id);
-  if (stream && video.srcObject !== stream) video.srcObject = stream;
+  if (stream && video.srcObject !== stream) {
+    video.srcObject = stream;
+    // A new stream may come with a new media peer or track, which knows no layout yet.
+    if (id !== S.myId) resetLayout();
+  }
   if (stream) playVideo(video);
   refreshTile(id);
 }

@@ -9,6 +9,7 @@
 //   reset()                           forget the last game (a new room, a new game)
 //   onPhase(phase, previous)          every `phase` (phase.phase is the game's own string)
 //   onMessage(msg)                    every server message type the core does not know
+//   quietTypes: [type, ...]           its message types that onMessage draws itself: no full render() after them
 //   onWelcome(welcome)                what a welcome during a game adds (a resumed seat's catch-up)
 //   onError(code) → bool              an `error`; true when it changed what the game shows
 //   render()                          draw its panel and overlays (after every message that changes the room)
@@ -21,15 +22,19 @@
 //   onLanguage()                      the language changed (redraw what render() does not)
 //   errorText(code) → string | null   its own words for an `error` it knows (stage_full)
 //   cameraLater, cameraLaterNotice    members join without a camera and turn it on in the room (app.js)
-//   lobbyBox: false                   no lobby box (no game to start): the module draws its own
+//   lobbyBox: 'host' | false          no game to start: only the host's powers (lock, remove, kind) | no box at all
 //   surface                           getters copied onto window.parlor for tests and debugging
 
 import mafia from './mafia.js';
 import stage from './stage.js';
+import draw from './draw.js';
+import rlgl from './rlgl.js';
 
 export const GAMES = {
   mafia,
   stage,
+  draw,
+  rlgl,
 };
 
 export const DEFAULT_KIND = Object.keys(GAMES)[0];

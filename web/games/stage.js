@@ -179,6 +179,11 @@ function renderTv() {
 }
 
 /** The tile classes of `id`: on the stage, in the audience, on the host's page, one's own small preview. */
+/** The TV view follows the speaker: the loudest on stage (the host included) whom the server says speaks. */
+function featuredId() {
+  return S.speaking.find((id) => id === S.hostId || onStage(S.participants.get(id))) ?? null;
+}
+
 function tileClasses(id) {
   const p = S.participants.get(id);
   const self = id === S.myId;
@@ -189,6 +194,7 @@ function tileClasses(id) {
     'audience-tile': !stage,
     'self-preview': self && !stage && !S.tv,
     'off-grid': !stage && !shownToHost,
+    featured: S.tv && stage && id === featuredId(),
   };
 }
 
@@ -242,7 +248,7 @@ export default {
   cameraLater: true,
   cameraLaterNotice: 'stage.camera_later',
   /** No game to start: the console replaces the lobby box. */
-  lobbyBox: false,
+  lobbyBox: 'host',
   minPlayers: 2,
   mount,
   unmount,

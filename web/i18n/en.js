@@ -101,6 +101,7 @@ export default {
   'invite.copied': 'Invite link copied.',
   'invite.copy_this': 'Copy this link: {link}',
   'lobby.next_game': 'Next game',
+  'lobby.room': 'Room',
   'lobby.ready_on': 'Ready ✓',
   'lobby.ready_off': "I'm ready",
   'lobby.is_ready': 'ready',
@@ -120,6 +121,7 @@ export default {
   'lobby.waiting_next': '{ready} of {total} ready. Waiting for {host} to start the next game.',
 
   // ---- room events (chat lines, toasts)
+  'room.rejoined': 'The connection to the room was lost and your seat with it, so you joined again as a new participant.',
   'room.joined': '{name} joined.',
   'room.joined_to_watch': '{name} joined to watch.',
   'room.left': '{name} left.',
@@ -170,7 +172,6 @@ export default {
 
   // ---- the end of a call
   'ended.left': 'You left the room.',
-  'ended.seat_expired': 'You were away too long, so your seat was given up. Join again to watch or to play the next game.',
   'ended.connection_lost': 'The connection to the server was lost.',
   'ended.reconnect_failed': 'The connection to the server was lost, and reconnecting did not work.',
   'ended.join_again': 'Join again',

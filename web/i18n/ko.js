@@ -99,6 +99,7 @@ export default {
   'invite.copied': '초대 링크를 복사했습니다.',
   'invite.copy_this': '이 링크를 복사하세요: {link}',
   'lobby.next_game': '다음 게임',
+  'lobby.room': '방 관리',
   'lobby.ready_on': '준비 완료 ✓',
   'lobby.ready_off': '준비하기',
   'lobby.is_ready': '준비 완료',
@@ -118,6 +119,7 @@ export default {
   'lobby.waiting_next': '{total}명 중 {ready}명 준비 완료. {host} 님이 다음 게임을 시작하기를 기다리는 중입니다.',
 
   // ---- room events (chat lines, toasts)
+  'room.rejoined': '방과의 연결이 끊겨 자리가 없어졌습니다. 새 참가자로 다시 들어왔습니다.',
   'room.joined': '{name} 님이 들어왔습니다.',
   'room.joined_to_watch': '{name} 님이 관전하러 들어왔습니다.',
   'room.left': '{name} 님이 나갔습니다.',
@@ -168,7 +170,6 @@ export default {
 
   // ---- the end of a call
   'ended.left': '방에서 나왔습니다.',
-  'ended.seat_expired': '너무 오래 자리를 비워서 자리가 없어졌습니다. 다시 참가해서 관전하거나 다음 게임에 참여하세요.',
   'ended.connection_lost': '서버와의 연결이 끊겼습니다.',
   'ended.reconnect_failed': '서버와의 연결이 끊겼고, 다시 연결하지 못했습니다.',
   'ended.join_again': '다시 참가',

@@ -5,12 +5,13 @@
 use std::time::Instant;
 
 use str0m::media::{KeyframeRequestKind, Mid};
-use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
+use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Ssrc, Vp8Patch};
 use str0m::Input;
 use tracing::debug;
 
 use super::{Worker, KEYFRAME_REQUEST_INTERVAL, RTX_CACHE_AGE, RTX_CACHE_PACKETS, RTX_RATIO_CAP};
-use crate::peer::{PeerKey, TrackOut};
+use crate::layers::{LayerSelector, Pick, SenderClock, MAX_LAYERS};
+use crate::peer::{configure, on_stream_tx, tracks_of, PeerKey, TrackOut};
 use crate::rewrite::Verdict;
 use crate::routes::{Kind, Reach};
 use crate::stats::DropReason;
@@ -19,30 +20,72 @@ use crate::vp8;
 /// What one packet does on one subscriber's track.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Admit {
-    /// Write it with these numbers; `resumed` when it ends a keyframe wait.
-    Write { seq: u64, time: u32, resumed: bool },
+    /// Write it with these numbers (and VP8 descriptor patch); `resumed` when it ends a
+    /// keyframe wait, `started` when it starts a simulcast layer (the first, or a switch).
+    Write { seq: u64, time: u32, resumed: bool, started: bool, patch: Option<Vp8Patch> },
     /// Drop it, for this reason ([`DropReason::WaitingKeyframe`] asks the publisher for one).
     Drop(DropReason),
 }
 
-/// Whether `track` takes a packet (SSRC, extended sequence number, RTP time, whether it starts
-/// a keyframe). The track's `allowed` flag is its route, resolved when the route last changed.
-pub(super) fn admit(track: &mut TrackOut, ssrc: u32, seq: u64, time: u32, keyframe: bool) -> Admit {
+/// What the packet path knows of one incoming packet, for every subscriber alike.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Packet<'a> {
+    pub ssrc: u32,
+    /// Extended sequence number.
+    pub seq: u64,
+    pub time: u32,
+    /// Whether it starts a keyframe.
+    pub keyframe: bool,
+    /// Its simulcast layer (`None`: a track without layers, or a stream no layer names).
+    pub layer: Option<u8>,
+    /// The layers of its track flowing now, one bit each.
+    pub flowing: u8,
+    /// Its stream's latest sender report.
+    pub clock: Option<SenderClock>,
+    pub payload: &'a [u8],
+    /// When it arrived.
+    pub now: Instant,
+}
+
+/// Whether `track` takes a packet. The track's `allowed` flag is its route, resolved when the
+/// route last changed, and it decides first: a denied pair never reaches the layer selector.
+pub(super) fn admit(track: &mut TrackOut, pkt: &Packet) -> Admit {
     if !track.allowed {
         return Admit::Drop(DropReason::NotAllowed);
     }
     if !track.negotiated {
         return Admit::Drop(DropReason::NotNegotiated);
     }
+    let (mut time, mut started) = (pkt.time, false);
+    if let Some(selector) = track.layers.as_mut() {
+        // A packet of a simulcast track that no layer names is not forwarded at all.
+        let Some(layer) = pkt.layer else { return Admit::Drop(DropReason::OtherLayer) };
+        selector.aim(pkt.flowing);
+        match selector.pick(pkt.now, layer, pkt.ssrc, pkt.time, pkt.keyframe, pkt.clock) {
+            Pick::Forward { time: aligned, switched } => (time, started) = (aligned, switched),
+            Pick::OtherLayer => return Admit::Drop(DropReason::OtherLayer),
+            Pick::WaitingLayer => return Admit::Drop(DropReason::WaitingKeyframe),
+            Pick::NoSenderReport => return Admit::Drop(DropReason::NoSenderReport),
+        }
+    }
     let was_waiting = track.rewriter.waiting_keyframe();
-    match track.rewriter.next(ssrc, seq, time, keyframe) {
-        Verdict::Write { seq, time } => Admit::Write { seq, time, resumed: was_waiting },
+    match track.rewriter.next(pkt.ssrc, pkt.seq, time, pkt.keyframe) {
+        Verdict::Write { seq, time } => {
+            let patch = track.layers.as_mut().and_then(|s| s.picture_patch(pkt.payload));
+            Admit::Write { seq, time, resumed: was_waiting, started, patch }
+        }
         Verdict::WaitKeyframe => Admit::Drop(DropReason::WaitingKeyframe),
         Verdict::Stale => Admit::Drop(DropReason::Stale),
     }
 }
 
-/// Set whether a subscriber's tracks of `publisher`'s `kind` are allowed. A pair that becomes
+/// The layer a subscriber's track needs a keyframe of: for a simulcast track the one its
+/// selector waits for (`Some(None)`: none known yet), else the track's one stream (`None`).
+pub(super) fn keyframe_layer(track: &TrackOut) -> Option<Option<u8>> {
+    track.layers.as_ref().map(LayerSelector::wanted)
+}
+
+/// Set whether a subscriber's tracks (sorted by publisher) of `publisher`'s `kind` are allowed. A pair that becomes
 /// denied is paused, and a video one's mid goes to `paused` for its retransmission cache to be
 /// emptied (audio is written not nackable: nothing of it is cached). A video pair that becomes
 /// allowed needs a keyframe from the publisher's track (`keyframes`).
@@ -51,18 +94,18 @@ pub(super) fn set_allowed(
     publisher: PeerKey,
     kind: Kind,
     allowed: bool,
-    paused: &mut Vec<Mid>,
-    keyframes: &mut Vec<(PeerKey, Mid)>,
+    paused: &mut Vec<(Mid, Option<Ssrc>)>,
+    keyframes: &mut Vec<(PeerKey, Mid, Option<Option<u8>>)>,
 ) {
-    for t in tracks.iter_mut().filter(|t| t.publisher == publisher && t.kind == kind) {
+    for t in tracks_of(tracks, publisher).iter_mut().filter(|t| t.kind == kind) {
         if t.allowed && !allowed {
             t.rewriter.pause();
             if kind == Kind::Video {
-                paused.push(t.mid);
+                paused.push((t.mid, t.tx_ssrc));
             }
         }
         if !t.allowed && allowed && kind == Kind::Video {
-            keyframes.push((t.publisher, t.publisher_mid));
+            keyframes.push((t.publisher, t.publisher_mid, keyframe_layer(t)));
         }
         t.allowed = allowed;
     }
@@ -88,7 +131,7 @@ impl Worker {
             return r.routes.epoch();
         }
         self.counters.matrix_updates += 1;
-        let mut paused: Vec<(PeerKey, Mid)> = Vec::new();
+        let mut paused: Vec<(PeerKey, (Mid, Option<Ssrc>))> = Vec::new();
         let mut keyframes = Vec::new();
         let mut mids = Vec::new();
         for reach in reaches {
@@ -104,8 +147,8 @@ impl Worker {
             }
         }
         self.empty_rtx_caches(paused);
-        for (p, mid) in keyframes {
-            self.request_keyframe(p, mid, KeyframeRequestKind::Pli);
+        for (p, mid, layer) in keyframes {
+            self.request_keyframe(p, mid, layer, KeyframeRequestKind::Pli);
         }
         epoch
     }
@@ -127,7 +170,7 @@ impl Worker {
 
     /// A denied pair gets nothing by any path: empty the paused streams' retransmission
     /// caches, so a NACK cannot pull out even packets sent while the pair was still allowed.
-    fn empty_rtx_caches(&mut self, mut paused: Vec<(PeerKey, Mid)>) {
+    fn empty_rtx_caches(&mut self, mut paused: Vec<(PeerKey, (Mid, Option<Ssrc>))>) {
         paused.sort_unstable_by_key(|(s, _)| *s);
         let now = self.now;
         for group in paused.chunk_by(|a, b| a.0 == b.0) {
@@ -140,13 +183,19 @@ impl Worker {
             if self.peers.get(&s).is_some_and(|p| p.timeout <= now) {
                 self.with_peer(s, |rtc| rtc.handle_input(Input::Timeout(now)));
             }
-            self.with_peer(s, |rtc| {
-                for (_, mid) in group {
-                    if let Some(tx) = rtc.direct_api().stream_tx_by_mid(*mid, None) {
-                        tx.set_rtx_cache(RTX_CACHE_PACKETS, RTX_CACHE_AGE, Some(RTX_RATIO_CAP));
-                    }
+            // A fresh cache makes no output, so no drain of the peer's outputs follows (it
+            // would cost a pass over all its streams, per subscriber: most of a stage change).
+            let Some(peer) = self.peers.get_mut(&s) else { continue };
+            let emptied = configure(peer, |rtc| {
+                for (_, (mid, known)) in group {
+                    on_stream_tx(rtc, *mid, *known, |tx| {
+                        tx.set_rtx_cache(RTX_CACHE_PACKETS, RTX_CACHE_AGE, Some(RTX_RATIO_CAP))
+                    });
                 }
             });
+            if let Err(fault) = emptied {
+                self.fault(s, fault);
+            }
         }
     }
 
@@ -160,25 +209,66 @@ impl Worker {
             self.counters.drop(DropReason::BadPacket);
             return;
         };
-        let Some(mid) = publisher.rtc.direct_api().stream_rx(&pkt.header.ssrc).map(|s| s.mid()) else {
+        let Some((mid, rid)) = publisher.rtc.direct_api().stream_rx(&pkt.header.ssrc).map(|s| (s.mid(), s.rid()))
+        else {
             self.counters.drop(DropReason::BadPacket);
             return;
         };
         let kind = if codec.is_video() { Kind::Video } else { Kind::Audio };
+        // Which layer of its track the packet is, and which layers flow (this one does now).
+        let (mut layer, mut flowing, mut resized) = (None, 0, false);
+        if let Some(track) = publisher.tracks_in.iter_mut().find(|t| t.mid == mid) {
+            layer = rid.and_then(|rid| track.layer_of(rid));
+            if let Some(l) = layer.and_then(|l| track.layers.get_mut(l as usize)) {
+                l.flowing = true;
+                l.rate.observe(self.now, pkt.payload.len());
+                if let Some(size) = vp8::keyframe_size(&pkt.payload).filter(|s| l.size != Some(*s)) {
+                    l.size = Some(size);
+                    resized = true;
+                }
+            }
+            flowing = track.flowing();
+        }
         // A copy (a subscriber whose connection dies during the loop leaves `members`), into a
         // buffer kept between packets so the hot path does not allocate.
         let mut members = std::mem::take(&mut self.members_scratch);
         members.clear();
-        match self.rooms.get(&publisher.room) {
-            Some(r) => members.extend_from_slice(&r.members),
+        match self.rooms.get_mut(&publisher.room) {
+            Some(r) => {
+                if let (Kind::Audio, Some(level)) = (kind, pkt.header.ext_vals.audio_level) {
+                    // str0m reads the level as a negative dBov.
+                    r.speakers.observe(from, level.unsigned_abs(), self.now);
+                }
+                members.extend_from_slice(&r.members)
+            }
             None => {
                 self.members_scratch = members;
                 return;
             }
         }
-        let keyframe = kind == Kind::Video && vp8::is_keyframe_start(&pkt.payload);
+        // A layer's new picture size moves the subscribers whose tiles it now fits (or no
+        // longer does), before this keyframe is offered to them.
+        if resized {
+            self.refit_tiles(from, mid);
+        }
+        let clock = match (layer, pkt.last_sender_info) {
+            (Some(_), Some(info)) => SenderClock::new(info.ntp_time, info.rtp_time.numer() as u32, 90_000),
+            _ => None,
+        };
+        let facts = Packet {
+            ssrc: *pkt.header.ssrc,
+            seq: *pkt.seq_no,
+            time: pkt.header.timestamp,
+            keyframe: kind == Kind::Video && vp8::is_keyframe_start(&pkt.payload),
+            layer,
+            flowing,
+            clock,
+            payload: &pkt.payload,
+            now: self.now,
+        };
         let mut delivered = 0usize;
-        let mut want_keyframe = false;
+        // Keyframes wanted: of the track's one stream, and of each layer (one bit each).
+        let (mut want_keyframe, mut want_layers) = (false, 0u8);
         for &s in members.iter().filter(|s| **s != from) {
             let Some(sub) = self.peer_mut(s) else { continue };
             if !sub.connected {
@@ -194,43 +284,57 @@ impl Worker {
                 self.counters.drop(DropReason::NotNegotiated);
                 continue;
             };
-            let (seq, time) = match admit(track, *pkt.header.ssrc, *pkt.seq_no, pkt.header.timestamp, keyframe) {
-                Admit::Write { seq, time, resumed } => {
+            let (seq, time, patch, started) = match admit(track, &facts) {
+                Admit::Write { seq, time, resumed, started, patch } => {
                     if resumed {
                         debug!(subscriber = s, publisher = from, "video resumes on a keyframe");
                     }
-                    (seq, time)
+                    (seq, time, patch, started)
                 }
                 Admit::Drop(reason) => {
-                    want_keyframe |= reason == DropReason::WaitingKeyframe;
+                    if reason == DropReason::WaitingKeyframe {
+                        match keyframe_layer(track) {
+                            None => want_keyframe = true,
+                            Some(Some(l)) => want_layers |= 1 << l,
+                            Some(None) => {}
+                        }
+                    }
                     self.counters.drop(reason);
                     continue;
                 }
             };
-            let out_mid = track.mid;
+            let (out_mid, known) = (track.mid, track.tx_ssrc);
+            if started {
+                self.counters.layer_starts += 1;
+            }
             let ext = ExtensionValues {
                 audio_level: pkt.header.ext_vals.audio_level,
                 voice_activity: pkt.header.ext_vals.voice_activity,
                 video_orientation: pkt.header.ext_vals.video_orientation,
                 ..Default::default()
             };
-            let write = RtpWrite::new(out_pt, seq.into(), time, pkt.timestamp, pkt.payload.clone())
+            let mut write = RtpWrite::new(out_pt, seq.into(), time, pkt.timestamp, pkt.payload.clone())
                 .marker(pkt.header.marker)
                 .ext_vals(ext)
                 .nackable(kind == Kind::Video);
-            let wrote = self.with_peer(s, |rtc| match rtc.direct_api().stream_tx_by_mid(out_mid, None) {
-                Some(tx) => {
-                    tx.write_rtp(write);
-                    true
-                }
-                None => false,
-            });
+            if let Some(patch) = patch {
+                write = write.vp8_patch(patch);
+            }
+            let wrote = self.with_peer(s, |rtc| on_stream_tx(rtc, out_mid, known, |tx| tx.write_rtp(write)));
             match wrote {
-                Some(true) => {
+                Some(Some(((), ssrc))) => {
+                    if known != Some(ssrc) {
+                        if let Some(t) = self.peer_mut(s).and_then(|p| p.track_out_mut(from, mid)) {
+                            t.tx_ssrc = Some(ssrc);
+                        }
+                    }
                     delivered += 1;
                     self.counters.forwarded(kind, pkt.payload.len());
+                    if let Some(l) = layer {
+                        self.counters.forwarded_layers[l as usize] += 1;
+                    }
                 }
-                Some(false) => self.counters.drop(DropReason::NotNegotiated),
+                Some(None) => self.counters.drop(DropReason::NotNegotiated),
                 None => {}
             }
         }
@@ -239,12 +343,15 @@ impl Worker {
         }
         self.members_scratch = members;
         if want_keyframe {
-            self.request_keyframe(from, mid, KeyframeRequestKind::Pli);
+            self.request_keyframe(from, mid, None, KeyframeRequestKind::Pli);
+        }
+        for l in (0..MAX_LAYERS as u8).filter(|l| want_layers & (1 << l) != 0) {
+            self.request_keyframe(from, mid, Some(Some(l)), KeyframeRequestKind::Pli);
         }
     }
 
     /// A subscriber asked for a keyframe on one of its receiving tracks: pass it upstream if
-    /// it may receive that video at all.
+    /// it may receive that video at all, to the layer it gets (or is about to get).
     pub(super) fn keyframe_request_from_subscriber(&mut self, sub: PeerKey, mid: Mid, kind: KeyframeRequestKind) {
         let Some(track) = self.peer(sub).and_then(|p| p.tracks_out.iter().find(|t| t.mid == mid)) else {
             return;
@@ -253,22 +360,44 @@ impl Worker {
             self.counters.drop(DropReason::DeniedKeyframeRequest);
             return;
         }
-        let (publisher, pmid) = (track.publisher, track.publisher_mid);
-        self.request_keyframe(publisher, pmid, kind);
+        let (publisher, pmid, layer) = (track.publisher, track.publisher_mid, keyframe_layer(track));
+        self.request_keyframe(publisher, pmid, layer, kind);
     }
 
-    /// Ask a publisher for a keyframe on one track, at most once per interval.
-    pub(super) fn request_keyframe(&mut self, publisher: PeerKey, mid: Mid, kind: KeyframeRequestKind) {
+    /// Ask a publisher for a keyframe on one track, at most once per interval: of its one
+    /// stream (`layer` `None`), or of one simulcast layer (`Some(Some(l))`, each layer with its
+    /// own interval; `Some(None)` asks nothing, no layer being known).
+    pub(super) fn request_keyframe(
+        &mut self,
+        publisher: PeerKey,
+        mid: Mid,
+        layer: Option<Option<u8>>,
+        kind: KeyframeRequestKind,
+    ) {
         let now = self.now;
         let Some(p) = self.peer_mut(publisher) else { return };
         let Some(track) = p.tracks_in.iter_mut().find(|t| t.mid == mid) else { return };
-        if !keyframe_request_due(&mut track.last_keyframe_request, now) {
-            return;
-        }
-        debug!(publisher, %mid, ?kind, "keyframe requested");
+        let rid = match layer {
+            None if track.layers.is_empty() => {
+                if !keyframe_request_due(&mut track.last_keyframe_request, now) {
+                    return;
+                }
+                None
+            }
+            Some(Some(l)) => {
+                let Some(layer) = track.layers.get_mut(l as usize) else { return };
+                if !keyframe_request_due(&mut layer.last_keyframe_request, now) {
+                    return;
+                }
+                Some(layer.rid)
+            }
+            // A simulcast track asked for "its stream", or no layer known: nothing to ask.
+            _ => return,
+        };
+        debug!(publisher, %mid, ?rid, ?kind, "keyframe requested");
         self.counters.keyframe_requests += 1;
         self.with_peer(publisher, |rtc| {
-            if let Some(rx) = rtc.direct_api().stream_rx_by_mid(mid, None) {
+            if let Some(rx) = rtc.direct_api().stream_rx_by_mid(mid, rid) {
                 rx.request_keyframe(kind);
             }
         });
@@ -293,40 +422,48 @@ mod tests {
             negotiated: true,
             allowed,
             rewriter: Rewriter::new(video, if video { 90_000 } else { 48_000 }),
+            layers: None,
+            tile_height: None,
+            tx_ssrc: None,
         }
+    }
+
+    /// A packet of a track without layers.
+    fn plain(ssrc: u32, seq: u64, time: u32, keyframe: bool) -> Packet<'static> {
+        Packet { ssrc, seq, time, keyframe, layer: None, flowing: 0, clock: None, payload: &[], now: Instant::now() }
     }
 
     #[test]
     fn a_denied_or_unanswered_track_takes_nothing() {
         let mut t = track(1, Kind::Audio, "m0", false);
-        assert_eq!(admit(&mut t, 7, 100, 960, false), Admit::Drop(DropReason::NotAllowed));
+        assert_eq!(admit(&mut t, &plain(7, 100, 960, false)), Admit::Drop(DropReason::NotAllowed));
         t.allowed = true;
         t.negotiated = false;
-        assert_eq!(admit(&mut t, 7, 101, 1920, false), Admit::Drop(DropReason::NotNegotiated));
+        assert_eq!(admit(&mut t, &plain(7, 101, 1920, false)), Admit::Drop(DropReason::NotNegotiated));
         t.negotiated = true;
-        assert!(matches!(admit(&mut t, 7, 102, 2880, false), Admit::Write { resumed: false, .. }));
+        assert!(matches!(admit(&mut t, &plain(7, 102, 2880, false)), Admit::Write { resumed: false, .. }));
     }
 
     #[test]
     fn video_starts_and_resumes_on_a_keyframe_with_contiguous_numbers() {
         let mut t = track(1, Kind::Video, "m1", true);
-        assert_eq!(admit(&mut t, 9, 10, 0, false), Admit::Drop(DropReason::WaitingKeyframe));
-        let Admit::Write { seq: first, resumed: true, .. } = admit(&mut t, 9, 11, 3000, true) else {
+        assert_eq!(admit(&mut t, &plain(9, 10, 0, false)), Admit::Drop(DropReason::WaitingKeyframe));
+        let Admit::Write { seq: first, resumed: true, .. } = admit(&mut t, &plain(9, 11, 3000, true)) else {
             panic!("a keyframe starts the video")
         };
         assert!(
-            matches!(admit(&mut t, 9, 12, 6000, false), Admit::Write { seq, resumed: false, .. } if seq == first + 1)
+            matches!(admit(&mut t, &plain(9, 12, 6000, false)), Admit::Write { seq, resumed: false, .. } if seq == first + 1)
         );
         // Denied, then allowed again: the route change pauses the rewriter.
         let (mut paused, mut keyframes) = (Vec::new(), Vec::new());
         let mut tracks = [t];
         set_allowed(&mut tracks, 1, Kind::Video, false, &mut paused, &mut keyframes);
-        assert_eq!(admit(&mut tracks[0], 9, 13, 9000, true), Admit::Drop(DropReason::NotAllowed));
+        assert_eq!(admit(&mut tracks[0], &plain(9, 13, 9000, true)), Admit::Drop(DropReason::NotAllowed));
         set_allowed(&mut tracks, 1, Kind::Video, true, &mut paused, &mut keyframes);
-        assert_eq!(keyframes, vec![(1, Mid::from("v"))], "re-allowed video asks for a keyframe");
-        assert_eq!(admit(&mut tracks[0], 9, 50, 99_000, false), Admit::Drop(DropReason::WaitingKeyframe));
+        assert_eq!(keyframes, vec![(1, Mid::from("v"), None)], "re-allowed video asks for a keyframe");
+        assert_eq!(admit(&mut tracks[0], &plain(9, 50, 99_000, false)), Admit::Drop(DropReason::WaitingKeyframe));
         assert!(
-            matches!(admit(&mut tracks[0], 9, 51, 102_000, true), Admit::Write { seq, resumed: true, .. } if seq == first + 2)
+            matches!(admit(&mut tracks[0], &plain(9, 51, 102_000, true)), Admit::Write { seq, resumed: true, .. } if seq == first + 2)
         );
     }
 
@@ -337,7 +474,7 @@ mod tests {
         let (mut paused, mut keyframes) = (Vec::new(), Vec::new());
         set_allowed(&mut tracks, 1, Kind::Video, false, &mut paused, &mut keyframes);
         assert_eq!(tracks.iter().map(|t| t.allowed).collect::<Vec<_>>(), [true, false, true]);
-        assert_eq!(paused, vec![Mid::from("v1")]);
+        assert_eq!(paused, vec![(Mid::from("v1"), None)]);
         assert!(keyframes.is_empty());
         // Denying audio pauses it but has no cache to empty.
         paused.clear();
@@ -348,6 +485,19 @@ mod tests {
         set_allowed(&mut tracks, 1, Kind::Audio, true, &mut paused, &mut keyframes);
         assert!(paused.is_empty() && keyframes.is_empty());
         assert!(tracks[0].allowed);
+    }
+
+    #[test]
+    fn a_publishers_tracks_are_found_among_many_by_their_order() {
+        let mut tracks: Vec<TrackOut> =
+            (1..=5).flat_map(|p| [track(p, Kind::Audio, "a", true), track(p, Kind::Video, "v", true)]).collect();
+        assert_eq!(tracks_of(&mut tracks, 3).iter().map(|t| t.publisher).collect::<Vec<_>>(), [3, 3]);
+        assert!(tracks_of(&mut tracks, 9).is_empty() && tracks_of(&mut tracks, 0).is_empty());
+        let (mut paused, mut keyframes) = (Vec::new(), Vec::new());
+        set_allowed(&mut tracks, 5, Kind::Video, false, &mut paused, &mut keyframes);
+        let denied: Vec<(PeerKey, Kind)> =
+            tracks.iter().filter(|t| !t.allowed).map(|t| (t.publisher, t.kind)).collect();
+        assert_eq!(denied, [(5, Kind::Video)]);
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! input: each entry point takes the `now` it runs at (the loop passes the clock), so the
 //! logic below it can be driven on synthetic time.
 
+mod bwe;
 mod forward;
 mod ingress;
 mod negotiation;
@@ -16,6 +17,7 @@ mod negotiation;
 pub(crate) mod replaced;
 #[cfg(any(test, feature = "bench"))]
 pub(crate) mod rig;
+mod simulcast;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -27,12 +29,14 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
-use crate::binding;
 use crate::demux::Demux;
+use crate::layers::LayerState;
 use crate::peer::{mutate, Fault, Peer, PeerKey};
 use crate::routes::{Reach, RouteTable};
+use crate::speaker::{self, Speakers};
 use crate::stats::Counters;
 use crate::tcp::TcpSide;
+use crate::{allocate, binding};
 use crate::{EventSink, MediaError, MediaEvent};
 
 /// Keyframe requests to one publisher track are sent at most this often.
@@ -48,7 +52,7 @@ const RTX_RATIO_CAP: f32 = 0.15;
 /// How long the loop sleeps when no peer has a timeout.
 const IDLE: Duration = Duration::from_secs(1);
 
-/// What the handle asks of a worker.
+/// What the handle asks of a worker (a `pair` is (subscriber, publisher)).
 pub(crate) enum Command {
     OpenRoom { room: String, sink: EventSink },
     CloseRoom { room: String },
@@ -58,6 +62,11 @@ pub(crate) enum Command {
     RemovePeer { room: String, peer: String },
     HoldOffers { room: String, peer: String },
     UpdateRoutes { room: String, epoch: u64, reaches: Vec<Reach>, reply: oneshot::Sender<u64> },
+    PreferLayer { room: String, pair: (String, String), max_layer: Option<u8>, reply: oneshot::Sender<bool> },
+    Layers { room: String, pair: (String, String), reply: oneshot::Sender<Option<LayerState>> },
+    SetBudget { room: String, peer: String, bps: Option<u64>, reply: oneshot::Sender<bool> },
+    Estimate { room: String, peer: String, reply: oneshot::Sender<Option<u64>> },
+    SetTiles { room: String, peer: String, tiles: HashMap<String, u16>, reply: oneshot::Sender<usize> },
     Stats { reply: oneshot::Sender<Counters> },
     ListenTcp { listener: std::net::TcpListener, reply: oneshot::Sender<std::io::Result<SocketAddr>> },
 }
@@ -70,6 +79,8 @@ struct Room {
     /// Who may receive whom, by id. Resolved onto each receiving track's `allowed` when the
     /// track is made and when a route changes, so the packet path reads one flag.
     routes: RouteTable,
+    /// Who speaks, from the audio level of every member's audio (allowed anywhere or not).
+    speakers: Speakers<PeerKey>,
 }
 
 pub(crate) struct Worker {
@@ -93,6 +104,10 @@ pub(crate) struct Worker {
     /// The time of the input being handled, set by each entry point: what str0m, the
     /// keyframe rate limit and the reply budget see as now.
     now: Instant,
+    /// When to next ask each room who speaks.
+    next_speakers: Instant,
+    /// When to next fit the budgeted peers' simulcast video to their budgets.
+    next_fit: Instant,
 }
 
 impl Worker {
@@ -113,6 +128,8 @@ impl Worker {
             tcp: TcpSide::new(),
             plain_stun: binding::ReplyBudget::default(),
             now: Instant::now(),
+            next_speakers: Instant::now(),
+            next_fit: Instant::now(),
         })
     }
 
@@ -136,8 +153,12 @@ impl Worker {
                     Ok((n, source)) => {
                         let started = Instant::now();
                         self.datagram(source, &buf[..n], started);
-                        // Drain what else is queued before paying for another select.
+                        // Drain what else is queued before paying for another select, taking
+                        // commands as they come: a route change must not wait out the batch.
                         for _ in 0..64 {
+                            while let Ok(cmd) = commands.try_recv() {
+                                self.command(cmd, Instant::now());
+                            }
                             match socket.try_recv_from(&mut buf) {
                                 Ok((n, source)) => self.datagram(source, &buf[..n], Instant::now()),
                                 Err(_) => break,
@@ -181,7 +202,16 @@ impl Worker {
 
     fn next_timeout(&self) -> Instant {
         let idle = Instant::now() + IDLE;
-        self.peers.values().map(|p| p.timeout).fold(idle, Instant::min)
+        let first = self.peers.values().map(|p| p.timeout).fold(idle, Instant::min);
+        // A room where anyone's audio carries levels wants its speakers reported on time, and
+        // peers (budgeted, or estimated) their layers refitted.
+        let first =
+            if self.rooms.values().any(|r| !r.speakers.is_empty()) { first.min(self.next_speakers) } else { first };
+        if self.peers.is_empty() {
+            first
+        } else {
+            first.min(self.next_fit)
+        }
     }
 
     /// One command from the room's handle, at `now`.
@@ -189,7 +219,13 @@ impl Worker {
         self.now = now;
         match cmd {
             Command::OpenRoom { room, sink } => {
-                let r = Room { sink, members: Vec::new(), ids: HashMap::new(), routes: RouteTable::default() };
+                let r = Room {
+                    sink,
+                    members: Vec::new(),
+                    ids: HashMap::new(),
+                    routes: RouteTable::default(),
+                    speakers: Speakers::default(),
+                };
                 self.rooms.insert(room, r);
             }
             Command::CloseRoom { room } => {
@@ -220,10 +256,31 @@ impl Worker {
             Command::UpdateRoutes { room, epoch, reaches, reply } => {
                 let _ = reply.send(self.update_routes(&room, epoch, reaches));
             }
+            Command::PreferLayer { room, pair: (subscriber, publisher), max_layer, reply } => {
+                let _ = reply.send(self.set_layer_cap(&room, &subscriber, &publisher, max_layer));
+            }
+            Command::Layers { room, pair: (subscriber, publisher), reply } => {
+                let _ = reply.send(self.layer_state(&room, &subscriber, &publisher));
+            }
+            Command::SetBudget { room, peer, bps, reply } => {
+                let _ = reply.send(self.set_budget(&room, &peer, bps));
+            }
+            Command::Estimate { room, peer, reply } => {
+                let estimate = self.find(&room, &peer).and_then(|k| self.peer(k)).and_then(|p| p.bwe.estimate());
+                let _ = reply.send(estimate);
+            }
+            Command::SetTiles { room, peer, tiles, reply } => {
+                let _ = reply.send(self.set_tiles(&room, &peer, &tiles));
+            }
             Command::Stats { reply } => {
                 let mut c = self.counters.clone();
                 c.peers = self.peers.len() as u64;
                 c.rooms = self.rooms.len() as u64;
+                c.estimates = self
+                    .peers
+                    .values()
+                    .filter_map(|p| Some((p.room.clone(), p.id.clone(), p.bwe.estimate()?)))
+                    .collect();
                 let _ = reply.send(c);
             }
             // Accept ICE-TCP on this listener; peers created from now on announce it.
@@ -308,6 +365,24 @@ impl Worker {
                 debug!("timeout input failed: {e}");
             }
         }
+        if now >= self.next_speakers {
+            self.next_speakers = now + speaker::CHECK_EVERY;
+            self.report_speakers(now);
+        }
+        if now >= self.next_fit {
+            self.next_fit = now + allocate::RATE_WINDOW;
+            self.estimate_all(now);
+            self.fit_budgets();
+        }
+    }
+
+    /// Tell each room whose speakers changed who speaks now.
+    fn report_speakers(&mut self, now: Instant) {
+        for room in self.rooms.values_mut() {
+            let Some(keys) = room.speakers.changed(now) else { continue };
+            let peers = keys.iter().filter_map(|k| self.peers.get(k)).map(|p| p.id.clone()).collect();
+            (room.sink)(MediaEvent::Speaking { peers });
+        }
     }
 
     /// What a peer's str0m instance yielded.
@@ -315,6 +390,8 @@ impl Worker {
         match event {
             Event::RtpPacket(pkt) => self.forward(key, pkt),
             Event::KeyframeRequest(req) => self.keyframe_request_from_subscriber(key, req.mid, req.kind),
+            Event::MediaEgressStats(stats) => self.egress_stats(key, stats),
+            Event::StreamPaused(p) => self.stream_paused(key, p.mid, p.rid, p.paused),
             Event::MediaAdded(added)
                 if added.direction.is_receiving() && self.add_track_in(key, added.mid, added.kind) =>
             {

@@ -4,13 +4,15 @@
 use std::net::SocketAddr;
 
 use str0m::change::{SdpAnswer, SdpOffer};
-use str0m::media::{Direction, MediaKind, Mid};
+use str0m::media::{Direction, MediaKind, Mid, Rids};
 use str0m::net::TcpType;
+use str0m::rtp::Ssrc;
 use str0m::{Candidate, Rtc};
 use tracing::{debug, warn};
 
 use super::{Worker, RTX_CACHE_AGE, RTX_CACHE_PACKETS, RTX_RATIO_CAP};
-use crate::peer::{Peer, PeerKey, TrackIn, TrackOut};
+use crate::layers::LayerSelector;
+use crate::peer::{configure, Peer, PeerKey, TrackIn, TrackOut};
 use crate::rewrite::Rewriter;
 use crate::routes::Kind;
 use crate::{MediaError, MediaEvent};
@@ -95,6 +97,8 @@ impl Worker {
             .clear_codecs()
             .enable_opus(true, false)
             .enable_vp8(true)
+            // Egress stats carry the subscriber's receiver reports: bandwidth estimation's input.
+            .set_stats_interval(Some(super::bwe::STATS_INTERVAL))
             .build(now);
         for ip in &self.announce {
             let addr = SocketAddr::new(*ip, self.local.port());
@@ -128,6 +132,9 @@ impl Worker {
             answered: false,
             held: false,
             connected: false,
+            budget: None,
+            bwe: Default::default(),
+            tiles: std::collections::HashMap::new(),
             sent_to: None,
             new_addresses: Vec::new(),
         };
@@ -152,11 +159,15 @@ impl Worker {
             .ok_or_else(|| MediaError::PeerFailed("peer dropped".into()))?;
         let result = result.map_err(|e| MediaError::BadSdp(e.to_string()));
         let mut fresh_video = Vec::new();
+        let mut fresh = Vec::new();
         if let Some(p) = self.peer_mut(key) {
             if result.is_ok() {
                 for t in &mut p.tracks_out {
                     if !t.negotiated && t.kind == Kind::Video {
                         fresh_video.push(t.mid);
+                    }
+                    if !t.negotiated {
+                        fresh.push(t.mid);
                     }
                     t.negotiated = true;
                 }
@@ -175,6 +186,20 @@ impl Worker {
                     }
                 }
             });
+        }
+        // Each new send stream's SSRC, found by mid once here, so the packet path and route
+        // changes find the stream by hash from the start.
+        if let Some(p) = self.peer_mut(key) {
+            let found: Vec<(Mid, Ssrc)> = configure(p, |rtc| {
+                let mut api = rtc.direct_api();
+                fresh.iter().filter_map(|mid| api.stream_tx_by_mid(*mid, None).map(|tx| (*mid, tx.ssrc()))).collect()
+            })
+            .unwrap_or_default();
+            for t in p.tracks_out.iter_mut() {
+                if let Some((_, ssrc)) = found.iter().find(|(mid, _)| *mid == t.mid) {
+                    t.tx_ssrc = Some(*ssrc);
+                }
+            }
         }
         self.maybe_offer(key);
         result
@@ -204,6 +229,7 @@ impl Worker {
         let mut others = Vec::new();
         if let Some(room) = self.rooms.get_mut(&peer.room) {
             room.members.retain(|k| *k != key);
+            room.speakers.forget(key);
             if room.ids.get(&peer.id) == Some(&key) {
                 room.ids.remove(&peer.id);
             }
@@ -240,10 +266,14 @@ impl Worker {
         }
         let Some(room) = self.rooms.get(&peer.room) else { return };
         let mut wanted = Vec::new();
+        let mut layered = Vec::new();
         for &p in room.members.iter().filter(|p| **p != key) {
             if let Some(publisher) = self.peer(p) {
                 for t in &publisher.tracks_in {
                     wanted.push((p, publisher.id.clone(), t.mid, t.kind));
+                    if !t.layers.is_empty() {
+                        layered.push((p, t.mid));
+                    }
                 }
             }
         }
@@ -283,8 +313,12 @@ impl Worker {
         let Some((mids, applied)) = offer else { return };
         let Some(peer) = self.peer_mut(key) else { return };
         peer.tracks_out.retain(|t| !stop.contains(&t.mid));
-        for (((p, _, pmid, kind), mid), allowed) in add.into_iter().zip(mids).zip(allowed) {
+        let mut sized = Vec::new();
+        for (((p, pid, pmid, kind), mid), allowed) in add.into_iter().zip(mids).zip(allowed) {
             let clock = if kind == Kind::Video { 90_000 } else { 48_000 };
+            // One track per publisher track, whatever its layers: a selector picks one of them.
+            let simulcast = layered.contains(&(p, pmid));
+            let rewriter = if simulcast { Rewriter::aligned(clock) } else { Rewriter::new(kind == Kind::Video, clock) };
             peer.tracks_out.push(TrackOut {
                 publisher: p,
                 publisher_mid: pmid,
@@ -292,9 +326,17 @@ impl Worker {
                 mid,
                 negotiated: false,
                 allowed,
-                rewriter: Rewriter::new(kind == Kind::Video, clock),
+                rewriter,
+                layers: simulcast.then(LayerSelector::default),
+                // The page's last layout may name this publisher already.
+                tile_height: peer.tiles.get(&pid).copied().filter(|_| simulcast),
+                tx_ssrc: None,
             });
+            if simulcast && peer.tiles.contains_key(&pid) {
+                sized.push((p, pmid));
+            }
         }
+        peer.sort_tracks_out();
         if let Some((offer, pending)) = applied {
             peer.pending = Some(pending);
             let ours: Vec<Mid> = peer.tracks_out.iter().map(|t| t.mid).collect();
@@ -303,6 +345,9 @@ impl Worker {
             if let Some(room) = self.rooms.get(&room_name) {
                 (room.sink)(MediaEvent::Offer { peer: id, sdp });
             }
+        }
+        for (p, pmid) in sized {
+            self.refit_tile(key, p, pmid);
         }
     }
 
@@ -347,7 +392,12 @@ impl Worker {
         if p.tracks_in.iter().any(|t| t.mid == mid) {
             return false;
         }
-        p.tracks_in.push(TrackIn { mid, kind, last_keyframe_request: None });
+        // A simulcast offer (a=rid, a=simulcast) names the layers str0m will accept on this mid.
+        let rids = match p.rtc.media(mid).map(|m| m.rids_rx()) {
+            Some(Rids::Specific(rids)) if kind == Kind::Video => rids.clone(),
+            _ => Vec::new(),
+        };
+        p.tracks_in.push(TrackIn::new(mid, kind, &rids));
         true
     }
 }

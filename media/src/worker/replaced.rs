@@ -108,7 +108,7 @@ impl Worker {
             });
         }
         for (p, mid) in keyframes {
-            self.request_keyframe(p, mid, KeyframeRequestKind::Pli);
+            self.request_keyframe(p, mid, None, KeyframeRequestKind::Pli);
         }
     }
 }

@@ -76,16 +76,30 @@ impl Rig {
     /// `id` joins publishing audio and video (its first offer, answered). Others get offers:
     /// [`Rig::settle`] answers them.
     pub fn join(&mut self, id: &str) {
+        self.join_with_layers(id, &[]);
+    }
+
+    /// `id` joins like [`Rig::join`], its video sent as simulcast with these rids (none: plain).
+    /// Returns the worker's answer.
+    pub fn join_with_layers(&mut self, id: &str, rids: &[&str]) -> String {
         let mut rtc = Rtc::builder().clear_codecs().enable_opus(true, false).enable_vp8(true).build(self.now);
         let mut api = rtc.sdp_api();
+        let simulcast = (!rids.is_empty()).then(|| {
+            let mut s = str0m::media::Simulcast::new();
+            for rid in rids {
+                s.add_send_layer(str0m::media::SimulcastLayer::new(rid));
+            }
+            s
+        });
         api.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
-        api.add_media(MediaKind::Video, Direction::SendRecv, None, None, None);
+        api.add_media(MediaKind::Video, Direction::SendRecv, None, None, simulcast);
         let (offer, pending) = api.apply().expect("an offer");
         let (room, peer, sdp) = (ROOM.to_owned(), id.to_owned(), offer.to_sdp_string());
         let answer = self.call(|reply| Command::Offer { room, peer, sdp, reply }).expect("the worker answers");
-        let answer = SdpAnswer::from_sdp_string(&answer).expect("a parsable answer");
-        rtc.sdp_api().accept_answer(pending, answer).expect("the client takes the answer");
+        let parsed = SdpAnswer::from_sdp_string(&answer).expect("a parsable answer");
+        rtc.sdp_api().accept_answer(pending, parsed).expect("the client takes the answer");
         self.clients.insert(id.to_owned(), rtc);
+        answer
     }
 
     /// `id` leaves.

@@ -70,6 +70,8 @@ pub trait AnyDriver: Send {
     fn standing(&self, id: &str) -> Standing;
     /// What `id`'s `welcome` must carry to catch up.
     fn catch_up(&self, id: &str, resumed: bool) -> Vec<(&'static str, serde_json::Value)>;
+    /// The kind's own limits for `welcome.limits`.
+    fn limits(&self) -> Vec<(&'static str, serde_json::Value)>;
 }
 
 /// A [`Driver`] named by its kind.
@@ -164,5 +166,9 @@ impl<G: Game> AnyDriver for Kinded<G> {
 
     fn catch_up(&self, id: &str, resumed: bool) -> Vec<(&'static str, serde_json::Value)> {
         self.driver.catch_up(id, resumed)
+    }
+
+    fn limits(&self) -> Vec<(&'static str, serde_json::Value)> {
+        self.driver.limits()
     }
 }

@@ -181,6 +181,7 @@ impl<G: Game> Driver<G> {
             }
             Input::Chat { channel, text } => {
                 let to = self.game.chat_readers(&self.roster, who, &channel)?;
+                self.game.check_chat(&self.roster, who, &channel, &text)?;
                 self.events.push_back(Event::Chat(to, ChatLine { from: who.to_owned(), channel, text, at: now }));
             }
             Input::Kick { id } => {
@@ -245,6 +246,11 @@ impl<G: Game> Driver<G> {
     /// What `id`'s `welcome` must carry to catch up.
     pub fn catch_up(&self, id: &str, resumed: bool) -> Vec<(&'static str, serde_json::Value)> {
         self.game.catch_up(&self.roster, id, resumed)
+    }
+
+    /// The game's own limits, for `welcome.limits`.
+    pub fn limits(&self) -> Vec<(&'static str, serde_json::Value)> {
+        self.game.limits()
     }
 
     /// Everyone's (ready, standing), to diff across a change that touches many.

@@ -15,9 +15,11 @@
 //! docs/ARCHITECTURE.md walks through adding one.
 
 pub mod any;
+pub mod draw;
 pub mod driver;
 pub mod mafia;
 pub mod registry;
+pub mod rlgl;
 pub mod roster;
 pub mod routes;
 pub mod stage;
@@ -93,6 +95,10 @@ pub enum GameError {
     /// The message belongs to another kind of room.
     #[error("{0}")]
     WrongKind(String),
+    /// Too many of a game's own commands too fast (a drawer's strokes, a guesser's
+    /// guesses); the socket stays open.
+    #[error("{0}")]
+    RateLimited(String),
 }
 
 /// What a participant looks like to everyone: the game's part of the participant object.
@@ -215,9 +221,22 @@ pub trait Game: Send + 'static {
         }
     }
 
+    /// Whether `who` may write `text` on `channel` now, once [`Game::chat_readers`] allowed
+    /// the channel: a game that keeps a secret screens what would give it away. By default
+    /// anything goes.
+    fn check_chat(&self, _roster: &Roster, _who: &str, _channel: &str, _text: &str) -> Result<(), GameError> {
+        Ok(())
+    }
+
     /// What `id` must be sent, in its `welcome`, to catch up: a seat that resumes
     /// (`resumed`) or that joins now. Field name → value.
     fn catch_up(&self, _roster: &Roster, _id: &str, _resumed: bool) -> Vec<(&'static str, serde_json::Value)> {
+        Vec::new()
+    }
+
+    /// Limits of this kind the client should respect, added to `welcome.limits` (stage-based
+    /// kinds: `max_on_stage`). Field name → value; none by default.
+    fn limits(&self) -> Vec<(&'static str, serde_json::Value)> {
         Vec::new()
     }
 }

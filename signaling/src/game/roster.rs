@@ -31,6 +31,18 @@ pub struct Seat {
     pub rtt: Option<Rtt>,
 }
 
+impl Seat {
+    /// Whether this seat is a shared screen rather than a person: the reference web client's
+    /// TV view joins as "TV " and four lower-case letters or digits (web/app.js). A screen
+    /// watches; the games that count players (draw, rlgl) leave it out. A person who picks such
+    /// a name only keeps themself out of play.
+    pub fn is_screen(&self) -> bool {
+        self.name
+            .strip_prefix("TV ")
+            .is_some_and(|rest| rest.len() == 4 && rest.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+    }
+}
+
 /// Everyone in a room, in order of arrival.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Roster {
@@ -49,6 +61,11 @@ impl Roster {
     /// The seats, in presence order.
     pub fn seats(&self) -> &[Seat] {
         &self.seats
+    }
+
+    /// The seats of people, in presence order: every seat but the screens ([`Seat::is_screen`]).
+    pub fn people(&self) -> impl Iterator<Item = &Seat> + '_ {
+        self.seats.iter().filter(|s| !s.is_screen())
     }
 
     /// The ids, in presence order.

@@ -87,6 +87,16 @@ impl Stage {
         Stage { limits, ..Stage::default() }
     }
 
+    /// The limits this stage keeps.
+    pub fn limits(&self) -> StageLimits {
+        self.limits
+    }
+
+    /// What a client of a room with this stage is told in `welcome.limits`.
+    pub fn welcome_limits(&self) -> Vec<(&'static str, serde_json::Value)> {
+        vec![("max_on_stage", serde_json::json!(self.limits.max_on_stage))]
+    }
+
     /// Whether `id` is on stage now (the host never is).
     pub fn on_stage(&self, roster: &Roster, id: &str) -> bool {
         self.on_stage.contains(id) && !roster.is_host(id)
@@ -292,6 +302,10 @@ impl super::Game for StageRoom {
 
     fn standing(&self, roster: &Roster, id: &str) -> Standing {
         self.stage.standing(roster, id)
+    }
+
+    fn limits(&self) -> Vec<(&'static str, serde_json::Value)> {
+        self.stage.welcome_limits()
     }
 
     fn catch_up(&self, roster: &Roster, id: &str, _: bool) -> Vec<(&'static str, serde_json::Value)> {

@@ -24,6 +24,8 @@ pub(super) struct Member {
     pub grace_until: Option<Instant>,
     /// The last `media_state` sent, to send again only on change within a phase.
     pub media_state: Option<BTreeMap<Id, Reception>>,
+    /// The last `speaking` sent (none yet: nobody).
+    pub speaking: Vec<Id>,
 }
 
 /// Every seat's connection, by participant id.

@@ -10,6 +10,7 @@ mod members;
 mod play;
 mod seats;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -76,6 +77,11 @@ pub(crate) enum RoomInput {
     SetKind {
         id: Id,
         kind: String,
+    },
+    /// How tall the participant shows each publisher's video (`layout`).
+    Layout {
+        id: Id,
+        heights: BTreeMap<Id, u16>,
     },
     /// The room API asks what the room looks like.
     Info {
@@ -145,6 +151,8 @@ pub(crate) struct Room {
     members: Members,
     /// The routes the media layer has applied.
     routes: Routes,
+    /// Who speaks, as the media layer last said (everyone's, heard or not).
+    speakers: Vec<Id>,
     epoch: u64,
     /// Since when nobody in the room has been connected.
     idle_since: Option<Instant>,
@@ -193,6 +201,7 @@ impl Room {
             game,
             members: Members::default(),
             routes: Routes::new(),
+            speakers: Vec::new(),
             epoch: 0,
             idle_since: None,
             closing: false,
@@ -285,6 +294,11 @@ impl Room {
             RoomInput::SetKind { id, kind } => {
                 if let Err(refusal) = self.set_kind(&id, &kind).await {
                     self.send(&id, &refusal.to_msg());
+                }
+            }
+            RoomInput::Layout { id, heights } => {
+                if self.members.contains(&id) {
+                    self.media.layout(&id, heights).await;
                 }
             }
             RoomInput::Info { reply } => {

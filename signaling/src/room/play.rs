@@ -122,6 +122,7 @@ impl Room {
                     // Everyone's view, right after every phase message, changed or not.
                     for id in self.members.ids() {
                         self.send_media_state(&id, true);
+                        self.send_speaking(&id, true);
                     }
                 }
                 AnyEvent::Updated(id) => {
@@ -142,6 +143,7 @@ impl Room {
         };
         for id in changed {
             self.send_media_state(&id, false);
+            self.send_speaking(&id, false);
         }
         for id in kicked {
             self.send(&id, &ServerMsg::error(ErrorCode::Kicked, "the host removed you from this room"));
@@ -204,10 +206,30 @@ impl Room {
         self.send(id, &ServerMsg::MediaState(MediaStateInfo { receive: view }));
     }
 
+    /// Tell `id` who speaks among those it may hear now, if that changed (or `always`).
+    /// Media reports everyone's levels; here, where the routes are, the unheard are left out:
+    /// a citizen at night learns nothing of who talks among the mafia.
+    fn send_speaking(&mut self, id: &str, always: bool) {
+        let heard: Vec<Id> =
+            self.speakers.iter().filter(|p| self.routes.allows(id, p, MediaKind::Audio)).cloned().collect();
+        let Some(m) = self.members.get_mut(id) else { return };
+        if !always && m.speaking == heard {
+            return;
+        }
+        m.speaking = heard.clone();
+        self.send(id, &ServerMsg::Speaking { ids: heard });
+    }
+
     pub(super) fn media_notice(&mut self, notice: MediaNotice) {
         match notice {
             MediaNotice::Offer { peer, sdp } => self.send(&peer, &ServerMsg::Offer { sdp }),
             MediaNotice::Connected { peer } => debug!(room = %self.code, %peer, "media connected"),
+            MediaNotice::Speaking { peers } => {
+                self.speakers = peers;
+                for id in self.members.ids() {
+                    self.send_speaking(&id, false);
+                }
+            }
             MediaNotice::Lost { peer, reason } => info!(room = %self.code, %peer, %reason, "media lost"),
         }
     }

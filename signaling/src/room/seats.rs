@@ -63,6 +63,7 @@ impl Room {
                 resume_token: resume_token.clone(),
                 grace_until: None,
                 media_state: None,
+                speaking: Vec::new(),
             },
         );
         // A token holder arrives as a guest, then takes the powers: so `host_changed` always tells
@@ -91,6 +92,16 @@ impl Room {
 
     /// The `welcome` for `id`; a resuming client also gets what it needs to redraw everything:
     /// its media view and what the game says it needs (Mafia: its role and the current tally).
+    /// What a client must respect in this room, for its kind.
+    fn limits(&self) -> Limits {
+        Limits {
+            max_video_kbps: self.settings.max_video_kbps,
+            max_message_bytes: crate::protocol::MAX_FRAME_BYTES,
+            max_participants: self.capacity(),
+            kind: self.game.limits().into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+        }
+    }
+
     pub(super) fn welcome(&self, id: &str, resume_token: String, resumed: bool) -> ServerMsg {
         let (phase, info) = self.game.phase();
         ServerMsg::Welcome(Welcome {
@@ -101,11 +112,7 @@ impl Room {
             resume_token,
             participants: self.participants(),
             game: (phase != LOBBY).then_some(info),
-            limits: Limits {
-                max_video_kbps: self.settings.max_video_kbps,
-                max_message_bytes: crate::protocol::MAX_FRAME_BYTES,
-                max_participants: self.capacity(),
-            },
+            limits: self.limits(),
             media_state: resumed.then(|| MediaStateInfo { receive: self.media_state(id) }),
             locked: self.locked,
             ice_servers: self.settings.ice_servers.clone(),
@@ -140,6 +147,8 @@ impl Room {
         m.resume_token = fresh_token.clone();
         // The client redraws from the welcome; later views are sent as they change.
         m.media_state = Some(view);
+        // A resumed page knows of no speaker: the next change (or phase) tells it.
+        m.speaking = Vec::new();
         // The resumed client may hold a new peer connection: no server offer reaches it
         // before its own offer says which connection it has.
         self.media.hold_offers(&id);
@@ -265,7 +274,7 @@ impl Room {
         }
         self.game = registry.create(kind, rand::random(), self.game.roster().clone())?;
         info!(room = %self.code, kind, "kind changed");
-        self.broadcast(&ServerMsg::KindChanged { kind: kind.to_owned() });
+        self.broadcast(&ServerMsg::KindChanged { kind: kind.to_owned(), limits: self.limits() });
         let (name, info) = self.game.phase();
         self.pending.push(AnyEvent::Phase { name, info });
         for id in self.game.roster().id_list() {

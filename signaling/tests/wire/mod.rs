@@ -14,10 +14,14 @@ use tokio::sync::mpsc::UnboundedReceiver;
 /// One route update: its epoch and what changed.
 pub type Update = (u64, Vec<RouteChange>);
 
+/// One `layout` the room passed on: whose, and its heights by publisher.
+pub type Layout = (String, std::collections::BTreeMap<String, u16>);
+
 /// Media that records every route update and answers nothing else.
 #[derive(Default, Clone)]
 pub struct Recorder {
     pub updates: Arc<Mutex<Vec<Update>>>,
+    pub layouts: Arc<Mutex<Vec<Layout>>>,
 }
 
 impl MediaBackend for Recorder {
@@ -38,6 +42,10 @@ impl MediaPort for Recorder {
     fn hold_offers(&self, _: &str) {}
     fn update_routes(&self, epoch: u64, changes: Vec<RouteChange>) -> BoxFuture<'_, ()> {
         self.updates.lock().unwrap().push((epoch, changes));
+        Box::pin(async {})
+    }
+    fn layout(&self, peer: &str, heights: std::collections::BTreeMap<String, u16>) -> BoxFuture<'_, ()> {
+        self.layouts.lock().unwrap().push((peer.to_owned(), heights));
         Box::pin(async {})
     }
 }
