@@ -81,6 +81,10 @@ struct Cli {
     /// Video bitrate in kbit/s (default by scenario; `stage-100`: the host's).
     #[arg(long)]
     video_kbps: Option<u32>,
+    /// `mafia-12`: each publisher sends this many simulcast layers (2 or 3; 0: none); the top
+    /// layer at --video-kbps, each lower one at a third of the one above (parlor only).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=3))]
+    simulcast: u8,
     /// `rooms`: rooms at the first step.
     #[arg(long, default_value_t = 2)]
     start_rooms: usize,
@@ -136,6 +140,7 @@ fn main() -> Result<()> {
         cameras: cli.cameras.min(16),
         camera_kbps: cli.camera_kbps,
         video_kbps: cli.video_kbps,
+        simulcast: if cli.simulcast == 1 { 0 } else { cli.simulcast },
         start_rooms: cli.start_rooms,
         step_rooms: cli.step_rooms,
         max_rooms: cli.max_rooms,

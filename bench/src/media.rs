@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use mio::{Events, Interest, Poll, Token, Waker};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::Codec;
-use str0m::media::{Direction, MediaKind, Mid, Pt};
+use str0m::media::{Direction, MediaKind, Mid, Pt, Rid, Simulcast, SimulcastLayer};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::RtpWrite;
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
@@ -57,6 +57,9 @@ pub struct Publish {
     pub fps: u32,
     /// Periodic keyframe interval.
     pub keyframe_interval: Duration,
+    /// Simulcast layers of the video (0: none; 2 or 3), each with its own rid, counter and
+    /// keyframes; the top one at `video_bps`, each lower one a third of the one above.
+    pub simulcast: u8,
 }
 
 /// How to create a peer.
@@ -205,6 +208,12 @@ pub struct StreamReport {
     pub total: u64,
     /// Keyframe starts received since the start.
     pub keyframes: u64,
+    /// RTP sequence numbers the in-window packets span (highest − lowest + 1, 0 with none): what
+    /// a subscriber of a simulcast track should have received, since the SFU keeps its sequence
+    /// contiguous across layer switches while the layers' own counters cannot say which it got.
+    pub window_span: u64,
+    /// In-window packets by simulcast layer (all in 0 without simulcast).
+    pub window_layers: [u64; 3],
 }
 
 /// Packets one publisher sent of one kind.
@@ -214,10 +223,12 @@ pub struct SentReport {
     pub publisher: u32,
     /// Kind.
     pub kind: Kind,
-    /// Sent within the window.
+    /// Sent within the window (all layers).
     pub window: u64,
     /// Sent since the start.
     pub total: u64,
+    /// Sent as simulcast layers (a subscriber gets one of them at a time).
+    pub layered: bool,
 }
 
 /// One received packet, when recording.
@@ -460,13 +471,16 @@ struct StreamStats {
     window_dups: u64,
     keyframes: u64,
     seen: Seen,
+    /// Lowest and highest sequence number of the window's packets.
+    window_seq: Option<(u64, u64)>,
+    window_layers: [u64; 3],
 }
 
 /// Everything the packet path counts.
 struct Accounts {
     shared: Arc<Shared>,
     streams: HashMap<u64, StreamStats>,
-    sent: HashMap<(u32, Kind), (u64, u64)>,
+    sent: HashMap<(u32, Kind), (u64, u64, bool)>,
     latency: Histogram,
     records: Vec<RecvRecord>,
     sends: Vec<SendRecord>,
@@ -486,7 +500,9 @@ impl Accounts {
         }
     }
 
-    fn received(&mut self, owner: u32, payload: &[u8], recv_us: u64) {
+    /// A packet of sequence number `seq` (extended) arrived for `owner`. Duplicates are told by
+    /// `seq`, not the mark's counter: a simulcast track's layers each count from 0.
+    fn received(&mut self, owner: u32, payload: &[u8], seq: u64, recv_us: u64) {
         self.counters.rtp_in += 1;
         let Some(m) = Mark::read_tail(payload) else {
             self.counters.unmarked += 1;
@@ -505,12 +521,14 @@ impl Accounts {
         if keyframe {
             st.keyframes += 1;
         }
-        let dup = st.seen.insert(m.counter);
+        let dup = st.seen.insert(seq as u32);
         if self.shared.in_window(m.sent_us) {
             if dup {
                 st.window_dups += 1;
             } else {
                 st.window += 1;
+                st.window_layers[usize::from(m.layer).min(2)] += 1;
+                st.window_seq = Some(st.window_seq.map_or((seq, seq), |(lo, hi)| (lo.min(seq), hi.max(seq))));
                 self.latency.add(recv_us.saturating_sub(m.sent_us));
             }
         }
@@ -526,9 +544,10 @@ impl Accounts {
         }
     }
 
-    fn sent(&mut self, publisher: u32, kind: Kind, keyframe: bool, sent_us: u64) {
+    fn sent(&mut self, publisher: u32, kind: Kind, layer: u8, keyframe: bool, sent_us: u64) {
         let e = self.sent.entry((publisher, kind)).or_default();
         e.1 += 1;
+        e.2 |= layer > 0;
         if self.shared.in_window(sent_us) {
             e.0 += 1;
         }
@@ -548,12 +567,22 @@ impl Accounts {
                 window_dups: st.window_dups,
                 total: st.total,
                 keyframes: st.keyframes,
+                window_span: st.window_seq.map_or(0, |(lo, hi)| hi - lo + 1),
+                window_layers: st.window_layers,
             });
             st.window = 0;
             st.window_dups = 0;
+            st.window_seq = None;
+            st.window_layers = [0; 3];
         }
-        for ((publisher, kind), (window, total)) in self.sent.iter_mut() {
-            r.sent.push(SentReport { publisher: *publisher, kind: *kind, window: *window, total: *total });
+        for ((publisher, kind), (window, total, layered)) in self.sent.iter_mut() {
+            r.sent.push(SentReport {
+                publisher: *publisher,
+                kind: *kind,
+                window: *window,
+                total: *total,
+                layered: *layered,
+            });
             *window = 0;
         }
         r.latency = std::mem::take(&mut self.latency);
@@ -574,18 +603,34 @@ struct Track {
     next: Instant,
 }
 
-struct Publisher {
-    spec: Publish,
-    audio: Track,
-    video: Track,
+/// One video stream of a publisher: its only one, or one simulcast layer (`rid`).
+struct VideoLayer {
+    rid: Option<Rid>,
+    track: Track,
     source: VideoSource,
     next_keyframe: Instant,
     keyframe_requested: bool,
 }
 
+struct Publisher {
+    spec: Publish,
+    audio: Track,
+    /// Lowest layer first.
+    video: Vec<VideoLayer>,
+    video_mid: Option<Mid>,
+}
+
+/// The rids of `n` simulcast layers, lowest first (the names browsers use).
+fn layer_rids(n: u8) -> &'static [&'static str] {
+    match n {
+        2 => &["h", "f"],
+        _ => &["q", "h", "f"],
+    }
+}
+
 impl Publisher {
     fn new(spec: Publish, now: Instant, seed: u32) -> Self {
-        let source = VideoSource::new(spec.video_bps, spec.fps, spec.keyframe_interval);
+        let full = VideoSource::new(spec.video_bps, spec.fps, spec.keyframe_interval);
         // Spread the peers' send ticks over the interval, and start sequence numbers apart.
         let frac = (seed.wrapping_mul(2_654_435_761) >> 16) as f64 / 65_536.0;
         let track = |interval: Duration, seq: u64| Track {
@@ -596,19 +641,50 @@ impl Publisher {
             counter: 0,
             next: now + interval.mul_f64(frac),
         };
-        Publisher {
-            audio: track(AUDIO_INTERVAL, (seed as u64 * 131) % 30_000),
-            video: track(source.frame_interval(), (seed as u64 * 197) % 30_000 + 1_000),
+        let layer = |rid: Option<&str>, source: VideoSource, i: u64| VideoLayer {
+            rid: rid.map(Rid::from),
+            track: track(source.frame_interval(), (seed as u64 * 197 + i * 7_001) % 30_000 + 1_000),
+            source,
             next_keyframe: now,
             keyframe_requested: true,
-            source,
-            spec,
+        };
+        let video = if spec.simulcast >= 2 {
+            // Each layer down has half the width and height and a third of the bitrate (about
+            // the ratios a browser's three layers have).
+            let rids = layer_rids(spec.simulcast);
+            let top = rids.len() - 1;
+            rids.iter()
+                .enumerate()
+                .map(|(i, rid)| {
+                    let down = (top - i) as u32;
+                    let source = VideoSource::new(spec.video_bps / 3u32.pow(down), spec.fps, spec.keyframe_interval)
+                        .layer(i as u8, 1 << down);
+                    layer(Some(rid), source, i as u64)
+                })
+                .collect()
+        } else {
+            vec![layer(None, full, 0)]
+        };
+        Publisher { audio: track(AUDIO_INTERVAL, (seed as u64 * 131) % 30_000), video, video_mid: None, spec }
+    }
+
+    /// The simulcast layers to offer, if any.
+    fn simulcast(&self) -> Option<Simulcast> {
+        if self.video.len() < 2 {
+            return None;
         }
+        let mut s = Simulcast::new();
+        for l in &self.video {
+            s.add_send_layer(SimulcastLayer::new(l.rid.as_deref().unwrap_or("")));
+        }
+        Some(s)
     }
 
     fn next_due(&self) -> Option<Instant> {
         let a = (self.spec.audio && self.audio.mid.is_some()).then_some(self.audio.next);
-        let v = (self.spec.video_bps > 0 && self.video.mid.is_some()).then_some(self.video.next);
+        let v = (self.spec.video_bps > 0 && self.video_mid.is_some())
+            .then(|| self.video.iter().map(|l| l.track.next).min())
+            .flatten();
         match (a, v) {
             (Some(a), Some(v)) => Some(a.min(v)),
             (a, v) => a.or(v),
@@ -656,7 +732,11 @@ impl Peer {
         let mut staged = Vec::new();
         for (kind, dir) in missing {
             let track = format!("{}-{}", self.label, kind.as_str());
-            let mid = api.add_media(media_kind(kind), dir, Some(self.label.clone()), Some(track), None);
+            let simulcast = match (kind, &self.publisher) {
+                (Kind::Video, Some(p)) if dir == Direction::SendOnly => p.simulcast(),
+                _ => None,
+            };
+            let mid = api.add_media(media_kind(kind), dir, Some(self.label.clone()), Some(track), simulcast);
             staged.push((mid, kind));
         }
         if let Some((offer, pending)) = api.apply() {
@@ -686,7 +766,7 @@ impl Peer {
                     for (mid, kind) in &self.own {
                         match kind {
                             Kind::Audio => p.audio.mid = Some(*mid),
-                            Kind::Video => p.video.mid = Some(*mid),
+                            Kind::Video => p.video_mid = Some(*mid),
                         }
                     }
                 }
@@ -734,8 +814,9 @@ impl Peer {
         if p.audio.pt.is_none() {
             p.audio.pt = pt_of(&self.rtc, Codec::Opus);
         }
-        if p.video.pt.is_none() {
-            p.video.pt = pt_of(&self.rtc, Codec::Vp8);
+        let video_pt = p.video.first().and_then(|l| l.track.pt).or_else(|| pt_of(&self.rtc, Codec::Vp8));
+        for l in p.video.iter_mut() {
+            l.track.pt = video_pt;
         }
         let mut wrote = false;
         if p.spec.audio {
@@ -754,7 +835,7 @@ impl Peer {
                     tx.write_rtp(
                         RtpWrite::new(pt, p.audio.seq.into(), p.audio.time, Instant::now(), payload).marker(true),
                     );
-                    acct.sent(p.spec.publisher, Kind::Audio, false, sent_us);
+                    acct.sent(p.spec.publisher, Kind::Audio, 0, false, sent_us);
                     p.audio.seq += 1;
                     p.audio.counter = p.audio.counter.wrapping_add(1);
                     p.audio.time = p.audio.time.wrapping_add(AUDIO_TICKS);
@@ -764,39 +845,9 @@ impl Peer {
             }
         }
         if p.spec.video_bps > 0 {
-            if let (Some(mid), Some(pt)) = (p.video.mid, p.video.pt) {
-                let interval = p.source.frame_interval();
-                if now.saturating_duration_since(p.video.next) > LATE_LIMIT {
-                    let skipped = (now - p.video.next).as_micros() / interval.as_micros().max(1);
-                    acct.counters.late_skips += skipped as u64;
-                    p.video.time = p.video.time.wrapping_add(p.source.ticks_per_frame().wrapping_mul(skipped as u32));
-                    p.video.next = now;
-                }
-                while p.video.next <= now {
-                    let keyframe = p.keyframe_requested || now >= p.next_keyframe;
-                    let sent_us = now_us();
-                    let packets = p.source.frame(keyframe, p.spec.publisher, p.video.counter, sent_us);
-                    let mut api = self.rtc.direct_api();
-                    let Some(tx) = api.stream_tx_by_mid(mid, None) else { break };
-                    let n = packets.len();
-                    for (i, payload) in packets.into_iter().enumerate() {
-                        tx.write_rtp(
-                            RtpWrite::new(pt, p.video.seq.into(), p.video.time, Instant::now(), payload)
-                                .marker(i + 1 == n)
-                                .nackable(true),
-                        );
-                        acct.sent(p.spec.publisher, Kind::Video, keyframe && i == 0, sent_us);
-                        p.video.seq += 1;
-                        p.video.counter = p.video.counter.wrapping_add(1);
-                    }
-                    if keyframe {
-                        acct.counters.keyframes_sent += 1;
-                        p.keyframe_requested = false;
-                        p.next_keyframe = now + p.spec.keyframe_interval;
-                    }
-                    p.video.time = p.video.time.wrapping_add(p.source.ticks_per_frame());
-                    p.video.next += interval;
-                    wrote = true;
+            if let (Some(mid), Some(pt)) = (p.video_mid, video_pt) {
+                for l in p.video.iter_mut() {
+                    wrote |= send_frames(&mut self.rtc, mid, pt, l, &p.spec, now, acct);
                 }
             }
         }
@@ -848,12 +899,15 @@ impl Peer {
         match e {
             Event::RtpPacket(pkt) => {
                 let at = if recv_us == 0 { now_us() } else { recv_us };
-                acct.received(self.owner, &pkt.payload, at);
+                acct.received(self.owner, &pkt.payload, *pkt.seq_no, at);
             }
             Event::KeyframeRequest(req) => {
                 if let Some(p) = self.publisher.as_mut() {
-                    if p.video.mid == Some(req.mid) {
-                        p.keyframe_requested = true;
+                    if p.video_mid == Some(req.mid) {
+                        // A request names its layer (rid) under simulcast; without one, every layer.
+                        for l in p.video.iter_mut().filter(|l| req.rid.is_none() || l.rid == req.rid) {
+                            l.keyframe_requested = true;
+                        }
                         acct.counters.keyframe_requests += 1;
                     }
                 }
@@ -898,6 +952,52 @@ impl Peer {
             }
         }
     }
+}
+
+/// Write the frames of one video stream that are due; true if any was.
+fn send_frames(
+    rtc: &mut Rtc,
+    mid: Mid,
+    pt: Pt,
+    l: &mut VideoLayer,
+    spec: &Publish,
+    now: Instant,
+    acct: &mut Accounts,
+) -> bool {
+    let interval = l.source.frame_interval();
+    let v = &mut l.track;
+    if now.saturating_duration_since(v.next) > LATE_LIMIT {
+        let skipped = (now - v.next).as_micros() / interval.as_micros().max(1);
+        acct.counters.late_skips += skipped as u64;
+        v.time = v.time.wrapping_add(l.source.ticks_per_frame().wrapping_mul(skipped as u32));
+        v.next = now;
+    }
+    let mut wrote = false;
+    while v.next <= now {
+        let keyframe = l.keyframe_requested || now >= l.next_keyframe;
+        let sent_us = now_us();
+        let packets = l.source.frame(keyframe, spec.publisher, v.counter, sent_us);
+        let mut api = rtc.direct_api();
+        let Some(tx) = api.stream_tx_by_mid(mid, l.rid) else { break };
+        let n = packets.len();
+        for (i, payload) in packets.into_iter().enumerate() {
+            tx.write_rtp(
+                RtpWrite::new(pt, v.seq.into(), v.time, Instant::now(), payload).marker(i + 1 == n).nackable(true),
+            );
+            acct.sent(spec.publisher, Kind::Video, l.source.layer, keyframe && i == 0, sent_us);
+            v.seq += 1;
+            v.counter = v.counter.wrapping_add(1);
+        }
+        if keyframe {
+            acct.counters.keyframes_sent += 1;
+            l.keyframe_requested = false;
+            l.next_keyframe = now + spec.keyframe_interval;
+        }
+        v.time = v.time.wrapping_add(l.source.ticks_per_frame());
+        v.next += interval;
+        wrote = true;
+    }
+    wrote
 }
 
 struct Worker {

@@ -11,8 +11,11 @@
 //! packet without parsing anything else:
 //!
 //! ```text
-//! publisher u32 BE | counter u32 BE | sent_us u64 BE | kind u8 | flags u8 | 0 0 | "PBNC"
+//! publisher u32 BE | counter u32 BE | sent_us u64 BE | kind u8 | flags u8 | layer u8 | 0 | "PBNC"
 //! ```
+//!
+//! A simulcast publisher's layers are separate streams: each has its own counter, and `layer` says
+//! which (0 is the lowest; always 0 without simulcast).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -54,8 +57,10 @@ pub struct Mark {
     pub kind: Kind,
     /// The first packet of a keyframe (as the publisher meant it).
     pub keyframe: bool,
-    /// Per (publisher, kind) packet counter, from 0.
+    /// Per (publisher, kind, layer) packet counter, from 0.
     pub counter: u32,
+    /// The simulcast layer (0 without simulcast).
+    pub layer: u8,
     /// Send time, µs since the UNIX epoch.
     pub sent_us: u64,
 }
@@ -74,7 +79,7 @@ impl Mark {
             Kind::Video => 1,
         };
         t[17] = if self.keyframe { FLAG_KEYFRAME } else { 0 };
-        t[18] = 0;
+        t[18] = self.layer;
         t[19] = 0;
         t[20..24].copy_from_slice(&MAGIC);
     }
@@ -100,6 +105,7 @@ impl Mark {
             sent_us: u64::from_be_bytes(t[8..16].try_into().ok()?),
             kind,
             keyframe: t[17] & FLAG_KEYFRAME != 0,
+            layer: t[18],
         })
     }
 }
@@ -108,7 +114,7 @@ impl Mark {
 pub fn audio_payload(publisher: u32, counter: u32, sent_us: u64) -> Vec<u8> {
     let mut p = vec![0x5a; AUDIO_PAYLOAD];
     p[0] = 0xf8;
-    Mark { publisher, kind: Kind::Audio, keyframe: false, counter, sent_us }.write_tail(&mut p);
+    Mark { publisher, kind: Kind::Audio, keyframe: false, counter, sent_us, layer: 0 }.write_tail(&mut p);
     p
 }
 
@@ -121,6 +127,10 @@ pub struct VideoSource {
     pub bitrate: u32,
     /// Frames between periodic keyframes.
     pub keyframe_every: u32,
+    /// The simulcast layer its packets are marked with (0 without simulcast).
+    pub layer: u8,
+    /// Picture size written into keyframes.
+    pub size: (u16, u16),
     picture_id: u16,
 }
 
@@ -129,7 +139,14 @@ impl VideoSource {
     pub fn new(bitrate: u32, fps: u32, keyframe_interval: Duration) -> Self {
         let fps = fps.max(1);
         let keyframe_every = ((keyframe_interval.as_secs_f64() * fps as f64).round() as u32).max(1);
-        VideoSource { fps, bitrate, keyframe_every, picture_id: 0 }
+        VideoSource { fps, bitrate, keyframe_every, layer: 0, size: (WIDTH, HEIGHT), picture_id: 0 }
+    }
+
+    /// Simulcast layer `layer` of `scale_down` times smaller pictures than the full size.
+    pub fn layer(mut self, layer: u8, scale_down: u16) -> Self {
+        self.layer = layer;
+        self.size = (WIDTH / scale_down.max(1), HEIGHT / scale_down.max(1));
+        self
     }
 
     /// Time between frames.
@@ -175,8 +192,8 @@ impl VideoSource {
                 header.extend_from_slice(&tag.to_le_bytes()[..3]);
                 if keyframe {
                     header.extend_from_slice(&[0x9d, 0x01, 0x2a]);
-                    header.extend_from_slice(&WIDTH.to_le_bytes());
-                    header.extend_from_slice(&HEIGHT.to_le_bytes());
+                    header.extend_from_slice(&self.size.0.to_le_bytes());
+                    header.extend_from_slice(&self.size.1.to_le_bytes());
                 }
             }
             let len = per_packet.max(header.len() + MARK_LEN + 1);
@@ -188,6 +205,7 @@ impl VideoSource {
                 keyframe: keyframe && first,
                 counter: first_counter.wrapping_add(i as u32),
                 sent_us,
+                layer: self.layer,
             }
             .write_tail(&mut p);
             out.push(p);
@@ -232,9 +250,26 @@ mod tests {
         let m = Mark::read_tail(&p).unwrap();
         assert_eq!(
             m,
-            Mark { publisher: 7, kind: Kind::Audio, keyframe: false, counter: 42, sent_us: 1_700_000_000_123_456 }
+            Mark {
+                publisher: 7,
+                kind: Kind::Audio,
+                keyframe: false,
+                counter: 42,
+                sent_us: 1_700_000_000_123_456,
+                layer: 0
+            }
         );
         assert!(Mark::read_tail(&p[..p.len() - 1]).is_none());
+    }
+
+    #[test]
+    fn a_layer_marks_its_packets_and_declares_its_size() {
+        let mut v = VideoSource::new(150_000, 30, Duration::from_secs(2)).layer(1, 2);
+        let packets = v.frame(true, 4, 9, 5);
+        let m = Mark::read_tail(&packets[0]).unwrap();
+        assert_eq!((m.publisher, m.layer, m.counter, m.keyframe), (4, 1, 9, true));
+        // Width and height (14 bits each, little endian) follow the start code.
+        assert_eq!(&packets[0][10..14], &[(WIDTH / 2) as u8, (WIDTH / 2 >> 8) as u8, (HEIGHT / 2) as u8, 0]);
     }
 
     #[test]

@@ -70,6 +70,9 @@ pub struct Figures {
     pub keyframe_requests: u64,
     /// Send ticks the generator skipped because it ran late (cumulative).
     pub late_skips: u64,
+    /// Simulcast video packets the subscribers received in the window by layer, lowest first
+    /// (None: no publisher sent layers).
+    pub video_layers: Option<[u64; 3]>,
 }
 
 impl Figures {
@@ -87,8 +90,16 @@ impl Figures {
         if let Some(flows) = flows {
             let mut worst: f64 = 0.0;
             for &(s, p, k) in flows {
-                let exp = w.sent.get(&(p, k)).map_or(0, |x| x.window);
-                let got = w.streams.get(&(s, p, k)).map_or(0, |x| x.window).min(exp);
+                let sent = w.sent.get(&(p, k));
+                let stream = w.streams.get(&(s, p, k));
+                // A subscriber gets one layer of a simulcast track at a time: what it should have
+                // is the sequence its packets span (the SFU numbers them contiguously).
+                let exp = match sent {
+                    Some(x) if x.layered => stream.map_or(0, |x| x.window_span),
+                    Some(x) => x.window,
+                    None => 0,
+                };
+                let got = stream.map_or(0, |x| x.window).min(exp);
                 f.expected += exp;
                 f.received += got;
                 if exp > 0 {
@@ -104,6 +115,15 @@ impl Figures {
             f.received = w.received();
         }
         f.duplicates = w.streams.values().map(|s| s.window_dups).sum();
+        if w.sent.values().any(|s| s.layered) {
+            let mut layers = [0u64; 3];
+            for st in w.streams.values().filter(|s| w.sent.get(&(s.publisher, s.kind)).is_some_and(|x| x.layered)) {
+                for (sum, n) in layers.iter_mut().zip(st.window_layers) {
+                    *sum += n;
+                }
+            }
+            f.video_layers = Some(layers);
+        }
         let receivers_count = w.received();
         match (w.before.forwarded, w.after.forwarded) {
             (Some(a), Some(b)) if b >= a => {
@@ -187,6 +207,7 @@ impl Figures {
             "generator_socket_drops": self.generator_socket_drops,
             "machine_busy_pct": self.machine_busy_pct,
             "machine_steal_pct": self.machine_steal_pct,
+            "simulcast_layers_received": self.video_layers,
             "join_ms_p50": self.join_ms.map(|j| j.0),
             "join_ms_p95": self.join_ms.map(|j| j.1),
             "join_ms_max": self.join_ms.map(|j| j.2),
@@ -225,6 +246,18 @@ impl Figures {
             (
                 "join time p50 / p95 / max",
                 self.join_ms.map_or("n/a".into(), |(a, b, c)| format!("{a:.0} / {b:.0} / {c:.0} ms")),
+            ),
+            (
+                "simulcast video received by layer 0 / 1 / 2 (0 lowest)",
+                self.video_layers.map_or("n/a".into(), |l| {
+                    let all = l.iter().sum::<u64>().max(1) as f64;
+                    format!(
+                        "{:.1} / {:.1} / {:.1} % of packets",
+                        100.0 * l[0] as f64 / all,
+                        100.0 * l[1] as f64 / all,
+                        100.0 * l[2] as f64 / all
+                    )
+                }),
             ),
             (
                 "socket drops server / generator",

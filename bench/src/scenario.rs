@@ -54,6 +54,8 @@ pub struct Opts {
     pub camera_kbps: Option<u32>,
     /// Video bitrate, kbit/s.
     pub video_kbps: Option<u32>,
+    /// `mafia-12`: simulcast layers each publisher sends (0: none, 2 or 3).
+    pub simulcast: u8,
     /// `rooms`: rooms at the first step.
     pub start_rooms: usize,
     /// `rooms`: rooms added per step.
@@ -84,6 +86,7 @@ impl Default for Opts {
             cameras: 16,
             camera_kbps: None,
             video_kbps: None,
+            simulcast: 0,
             start_rooms: 2,
             step_rooms: 2,
             max_rooms: 64,
@@ -220,6 +223,7 @@ pub fn av(video_kbps: u32) -> Publish {
         video_bps: video_kbps * 1000,
         fps: 30,
         keyframe_interval: Duration::from_secs(2),
+        simulcast: 0,
     }
 }
 
@@ -333,6 +337,7 @@ fn room_inputs(
         "video_fps": publish.fps,
         "keyframe_interval_s": publish.keyframe_interval.as_secs_f64(),
         "audio_pps": if publish.audio { 50 } else { 0 },
+        "simulcast_layers": publish.simulcast,
         "window_s": window.as_secs_f64(),
         "warmup_s": opts.warmup,
         "generator_threads": opts.threads,
@@ -343,10 +348,18 @@ fn room_inputs(
     } else {
         format!("{publishers} players, all receive all")
     };
+    let video = if publish.simulcast >= 2 {
+        let layers: Vec<String> = (0..publish.simulcast)
+            .rev()
+            .map(|d| (publish.video_bps / 3u32.pow(u32::from(d)) / 1000).to_string())
+            .collect();
+        format!("simulcast {} layers at {} kbit/s", publish.simulcast, layers.join(" / "))
+    } else {
+        format!("{} kbit/s", publish.video_bps / 1000)
+    };
     let text = format!(
-        "{rooms} room(s) × ({who}); video VP8 {} kbit/s {} fps, keyframe every {:.0} s and on request; audio Opus 50 packets/s; \
+        "{rooms} room(s) × ({who}); video VP8 {video} {} fps, keyframe every {:.0} s and on request; audio Opus 50 packets/s; \
          window {:.0} s after {:.0} s warm-up; generator {} media thread(s)",
-        publish.video_bps / 1000,
         publish.fps,
         publish.keyframe_interval.as_secs_f64(),
         window.as_secs_f64(),
@@ -457,9 +470,18 @@ pub async fn mafia12(opts: &Opts) -> anyhow::Result<Value> {
     let players = opts.players.unwrap_or(12);
     let target = Target::parlor(opts, "mafia-12", players).await?;
     let label = target.label.clone();
-    let o = run_rooms_once(opts, &target, 1, players, 0, av(opts.video_kbps.unwrap_or(600)), opts.window(20.0)).await;
+    let mut publish = av(opts.video_kbps.unwrap_or(600));
+    if opts.simulcast >= 2 {
+        if matches!(target.backend, Backend::Janus { .. }) {
+            target.stop();
+            bail!("--simulcast is for parlor only: the Janus dialect of the bench does not publish layers");
+        }
+        publish.simulcast = opts.simulcast;
+    }
+    let o = run_rooms_once(opts, &target, 1, players, 0, publish, opts.window(20.0)).await;
     target.stop();
-    publish_result(opts, &result_name("mafia-12", opts), "mafia-12", &label, &o?)
+    let base = if opts.simulcast >= 2 { format!("mafia-12-sim{}", opts.simulcast) } else { "mafia-12".to_owned() };
+    publish_result(opts, &result_name(&base, opts), "mafia-12", &label, &o?)
 }
 
 /// `smoke`: a few seconds, one room of 3 publishers at 100 kbit/s and 1 receive-only member.
