@@ -124,6 +124,12 @@ pub async fn render(hub: &Hub, media: &Media) -> String {
     counter(&mut out, "parlor_send_errors_total", "UDP datagrams the socket refused to send.", total.send_errors);
     counter(
         &mut out,
+        "parlor_send_calls_total",
+        "sendmmsg system calls the media workers made (datagrams sent over this is the batch size).",
+        total.send_calls,
+    );
+    counter(
+        &mut out,
         "parlor_peer_faults_total",
         "Peers dropped after a media-stack error or panic.",
         total.peer_faults,

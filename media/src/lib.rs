@@ -15,6 +15,7 @@
 #![warn(missing_docs)]
 
 mod allocate;
+mod batch;
 #[cfg(feature = "bench")]
 pub mod bench;
 pub mod binding;

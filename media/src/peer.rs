@@ -5,13 +5,13 @@ use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
+use crate::batch::SendBatch;
 use str0m::change::SdpPendingOffer;
 use str0m::media::Mid;
 use str0m::media::Rid;
 use str0m::net::Protocol;
 use str0m::rtp::{Ssrc, StreamTx};
 use str0m::{Event, Output, Rtc};
-use tokio::net::UdpSocket;
 
 use crate::allocate::Rate;
 use crate::layers::{LayerSelector, MAX_LAYERS};
@@ -206,12 +206,13 @@ pub(crate) fn configure<T>(peer: &mut Peer, f: impl FnOnce(&mut Rtc) -> T) -> Re
 }
 
 /// Run `f` against the peer's `Rtc`, then drain `poll_output` to its timeout (the
-/// single-mutation invariant), sending transmits on `socket` (or their ICE-TCP connection in
-/// `tcp`) and collecting events.
+/// single-mutation invariant), queueing UDP transmits in `sends` (the worker flushes them with
+/// one `sendmmsg` per pass; see [`crate::batch`]), sending ICE-TCP ones on their connection in
+/// `tcp`, and collecting events.
 /// A panic inside str0m is contained here, so one broken peer cannot take down its worker.
 pub(crate) fn mutate<T>(
     peer: &mut Peer,
-    socket: &UdpSocket,
+    sends: &mut SendBatch,
     tcp: &TcpSide,
     counters: &mut Counters,
     events: &mut Vec<Event>,
@@ -235,10 +236,10 @@ pub(crate) fn mutate<T>(
                 }
                 Ok(Output::Transmit(t)) => {
                     note_destination(peer, t.destination);
-                    match socket.try_send_to(&t.contents, t.destination) {
-                        Ok(_) => counters.datagrams_out += 1,
-                        // A full socket buffer loses this datagram like the network would.
-                        Err(_) => counters.send_errors += 1,
+                    // The buffer moves into the batch. A full queue loses the datagram as a full
+                    // socket buffer would.
+                    if !sends.push(t.destination, t.contents.into()) {
+                        counters.send_errors += 1;
                     }
                 }
                 Ok(Output::Event(e)) => events.push(e),

@@ -137,6 +137,9 @@ pub struct Counters {
     pub datagrams_out: u64,
     /// Datagrams the socket refused to send.
     pub send_errors: u64,
+    /// Send system calls (`sendmmsg`) made for the UDP datagrams: `datagrams_out` over this is
+    /// the batch size.
+    pub send_calls: u64,
     /// Peers dropped after a str0m error or panic.
     pub peer_faults: u64,
     /// Media paths lost: ICE consent failed (no binding request from the peer for 15 s).
@@ -207,6 +210,7 @@ impl Counters {
         self.datagrams_in += other.datagrams_in;
         self.datagrams_out += other.datagrams_out;
         self.send_errors += other.send_errors;
+        self.send_calls += other.send_calls;
         self.peer_faults += other.peer_faults;
         self.paths_lost += other.paths_lost;
         self.peers += other.peers;

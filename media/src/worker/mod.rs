@@ -29,6 +29,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
+use crate::batch::{send_mmsg, SendBatch};
 use crate::demux::Demux;
 use crate::layers::LayerState;
 use crate::peer::{mutate, Fault, Peer, PeerKey};
@@ -95,6 +96,8 @@ pub(crate) struct Worker {
     demux: Demux<PeerKey>,
     counters: Counters,
     events: Vec<Event>,
+    /// The UDP datagrams this pass made, flushed together (`flush_sends`).
+    sends: SendBatch,
     /// `forward`'s copy of a room's members, reused from packet to packet.
     members_scratch: Vec<PeerKey>,
     /// ICE-TCP: the listener and the open connections (idle unless `ListenTcp` came).
@@ -124,6 +127,7 @@ impl Worker {
             demux: Demux::default(),
             counters: Counters::default(),
             events: Vec::new(),
+            sends: SendBatch::default(),
             members_scratch: Vec::new(),
             tcp: TcpSide::new(),
             plain_stun: binding::ReplyBudget::default(),
@@ -137,10 +141,15 @@ impl Worker {
         let mut buf = vec![0u8; MAX_DATAGRAM];
         let Some(mut tcp_events) = self.tcp.take_events() else { return };
         loop {
+            // Everything the last pass made goes out now, in one system call per 64 datagrams.
+            self.flush_sends();
             let deadline = self.next_timeout();
             let socket = self.socket.clone();
+            let blocked = !self.sends.is_empty();
             tokio::select! {
                 biased;
+                // The socket buffer was full: send the rest as soon as there is room.
+                Ok(()) = socket.writable(), if blocked => {}
                 cmd = commands.recv() => match cmd {
                     Some(cmd) => {
                         let started = Instant::now();
@@ -198,6 +207,18 @@ impl Worker {
             }
         }
         info!(port = self.local.port(), "media worker stopped");
+    }
+
+    /// Send the queued datagrams; what the socket cannot take now waits for the next flush.
+    fn flush_sends(&mut self) {
+        if self.sends.is_empty() {
+            return;
+        }
+        let socket = &self.socket;
+        let done = self.sends.flush(|d| send_mmsg(socket, d));
+        self.counters.datagrams_out += done.sent as u64;
+        self.counters.send_errors += done.refused as u64;
+        self.counters.send_calls += done.calls as u64;
     }
 
     fn next_timeout(&self) -> Instant {
@@ -306,7 +327,7 @@ impl Worker {
     fn with_peer<T>(&mut self, key: PeerKey, f: impl FnOnce(&mut Rtc) -> T) -> Option<T> {
         let mut events = std::mem::take(&mut self.events);
         let peer = self.peers.get_mut(&key)?;
-        let result = mutate(peer, &self.socket, &self.tcp, &mut self.counters, &mut events, f);
+        let result = mutate(peer, &mut self.sends, &self.tcp, &mut self.counters, &mut events, f);
         let out = match result {
             Ok(v) => {
                 if !peer.new_addresses.is_empty() {
