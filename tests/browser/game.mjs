@@ -141,7 +141,9 @@ async function waitSeen(pages, key, timeout = 20000) {
 }
 
 async function click(p, selector, what) {
-  await p.page.locator(selector).first().click({ timeout: 10000 });
+  // noWaitAfter: the client is one page, a click never navigates; on a starved machine the
+  // wait for "scheduled navigations" after a finished click once outlasted the timeout.
+  await p.page.locator(selector).first().click({ timeout: 20000, noWaitAfter: true });
   log(`${p.name} clicks ${what}`);
 }
 
