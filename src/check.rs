@@ -32,7 +32,7 @@ const FIRST_RTO: Duration = Duration::from_millis(250);
 /// answered.
 pub async fn run(config: &Config, timeout: Duration, out: &mut impl Write) -> Result<bool> {
     let (announce, warning) = config.announce_plan();
-    let workers = config.media.workers as u16;
+    let workers = config.media.workers.count() as u16;
     let udp = config.media.udp_port;
     let tcp = config.media_tcp_port();
     let mut ok = true;
@@ -53,8 +53,9 @@ pub async fn run(config: &Config, timeout: Duration, out: &mut impl Write) -> Re
     }
     writeln!(
         out,
-        "  UDP {:<13} media, one port per worker  [media.udp_port, media.workers = {workers}]",
-        range(udp, workers)
+        "  UDP {:<13} media, one port per worker  [media.udp_port, media.workers = {}]",
+        range(udp, workers),
+        config.media.workers
     )?;
     match tcp {
         Some(port) => {

@@ -192,13 +192,106 @@ pub struct ServerConfig {
 #[serde(deny_unknown_fields)]
 pub struct MediaSection {
     pub udp_port: u16,
-    pub workers: usize,
+    pub workers: Workers,
     pub bind_ip: String,
     pub announce_ips: Vec<IpAddr>,
     pub max_peers_per_worker: usize,
     pub tcp_port: TcpPort,
     /// STUN/TURN servers handed to browsers (`welcome.ice_servers`).
     pub ice_servers: Vec<parlor_signaling::protocol::IceServer>,
+}
+
+/// The most media workers a server starts (`"auto"` included).
+pub const MAX_WORKERS: usize = 64;
+
+/// `media.workers`: a number of media workers from 1 to [`MAX_WORKERS`], or `"auto"`: one per
+/// core this process may use (see [`Workers::count`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workers {
+    /// One per core ([`std::thread::available_parallelism`]), at most [`MAX_WORKERS`].
+    Auto,
+    /// This many.
+    Count(usize),
+}
+
+impl Workers {
+    /// How many workers to start.
+    pub fn count(self) -> usize {
+        match self {
+            Workers::Count(n) => n,
+            Workers::Auto => std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_WORKERS),
+        }
+    }
+}
+
+impl std::fmt::Display for Workers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Workers::Auto => write!(f, "\"auto\" ({})", self.count()),
+            Workers::Count(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+impl Serialize for Workers {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            Workers::Auto => serializer.serialize_str("auto"),
+            Workers::Count(n) => serializer.serialize_u64(*n as u64),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Workers {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        struct Visitor;
+
+        fn refuse<E: serde::de::Error>(got: impl std::fmt::Display) -> E {
+            E::custom(format!("expected a number from 1 to {MAX_WORKERS} or \"auto\", got {got}"))
+        }
+
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Workers;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "a number from 1 to {MAX_WORKERS} or \"auto\"")
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> std::result::Result<Workers, E> {
+                match usize::try_from(n) {
+                    Ok(n) if (1..=MAX_WORKERS).contains(&n) => Ok(Workers::Count(n)),
+                    _ => Err(refuse(n)),
+                }
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> std::result::Result<Workers, E> {
+                match u64::try_from(n) {
+                    Ok(n) => self.visit_u64(n),
+                    Err(_) => Err(refuse(n)),
+                }
+            }
+
+            fn visit_f64<E: serde::de::Error>(self, n: f64) -> std::result::Result<Workers, E> {
+                Err(refuse(n))
+            }
+
+            fn visit_bool<E: serde::de::Error>(self, b: bool) -> std::result::Result<Workers, E> {
+                Err(refuse(b))
+            }
+
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> std::result::Result<Workers, E> {
+                if s.trim().eq_ignore_ascii_case("auto") {
+                    return Ok(Workers::Auto);
+                }
+                match s.trim().parse::<u64>() {
+                    Ok(n) => self.visit_u64(n),
+                    Err(_) => Err(refuse(format_args!("{s:?}"))),
+                }
+            }
+        }
+
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 /// `media.tcp_port`: the first worker's ICE-TCP port (0: free ports), `"same"` as
@@ -347,10 +440,14 @@ impl Config {
 
     fn validate(&self) -> Result<()> {
         self.cluster.validate()?;
-        if self.media.workers == 0 || self.media.workers > 64 {
-            bail!("invalid configuration\n  media.workers: must be between 1 and 64, got {}", self.media.workers);
+        let workers = self.media.workers.count();
+        if workers == 0 || workers > MAX_WORKERS {
+            bail!(
+                "invalid configuration\n  media.workers: expected a number from 1 to {MAX_WORKERS} or \"auto\", got {}",
+                self.media.workers
+            );
         }
-        if self.media.udp_port != 0 && u32::from(self.media.udp_port) + self.media.workers as u32 - 1 > 65535 {
+        if self.media.udp_port != 0 && u32::from(self.media.udp_port) + workers as u32 - 1 > 65535 {
             bail!(
                 "invalid configuration\n  media.udp_port: {} + {} workers runs past port 65535",
                 self.media.udp_port,
@@ -547,7 +644,7 @@ impl Config {
 
     fn validate_tcp_port(&self) -> Result<()> {
         if let Some(port) = self.media_tcp_port() {
-            if port != 0 && u32::from(port) + self.media.workers as u32 - 1 > 65535 {
+            if port != 0 && u32::from(port) + self.media.workers.count() as u32 - 1 > 65535 {
                 bail!(
                     "invalid configuration\n  media.tcp_port: {port} + {} workers runs past port 65535",
                     self.media.workers
@@ -677,7 +774,7 @@ mod tests {
         let c = load(None, &Overrides::default(), &[]).unwrap();
         assert_eq!(c.server.listen, "127.0.0.1:8080".parse().unwrap());
         assert_eq!(c.media.udp_port, 50000);
-        assert_eq!(c.media.workers, 1);
+        assert_eq!(c.media.workers, Workers::Count(1));
         assert_eq!(c.rooms.max_participants, 24);
         assert_eq!(c.session.grace_seconds, 30.0);
         assert_eq!(c.announce_ips(), vec![IpAddr::from([127, 0, 0, 1])]);
@@ -691,7 +788,7 @@ mod tests {
         std::fs::write(&file, "[media]\nudp_port = 40000\nworkers = 2\n[rooms]\nmax_participants = 8\n").unwrap();
         let c = load(Some(&file), &Overrides::default(), &[("MEDIA__WORKERS", "3")]).unwrap();
         assert_eq!(c.media.udp_port, 40000);
-        assert_eq!(c.media.workers, 3);
+        assert_eq!(c.media.workers, Workers::Count(3));
         assert_eq!(c.rooms.max_participants, 8);
         let flags = Overrides { listen: Some("127.0.0.1:9999".parse().unwrap()), udp_port: Some(41000) };
         let c = load(Some(&file), &flags, &[("MEDIA__UDP_PORT", "42000")]).unwrap();
@@ -752,6 +849,48 @@ mod tests {
         assert!(e.contains("udp_prot"), "{e}");
         let e = load(Some(&dir.join("missing.toml")), &Overrides::default(), &[]).unwrap_err().to_string();
         assert!(e.contains("does not exist"), "{e}");
+    }
+
+    #[test]
+    fn workers_take_a_number_or_auto() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_WORKERS);
+        let c = load(None, &Overrides::default(), &[("MEDIA__WORKERS", "auto")]).unwrap();
+        assert_eq!(c.media.workers, Workers::Auto);
+        assert_eq!(c.media.workers.count(), cores, "one per core");
+        let c = load(None, &Overrides::default(), &[("MEDIA__WORKERS", "64")]).unwrap();
+        assert_eq!(c.media.workers, Workers::Count(64));
+        let dir = std::env::temp_dir().join(format!("parlor-cfg-workers-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (body, want) in [("workers = \"auto\"", Workers::Auto), ("workers = 4", Workers::Count(4))] {
+            let file = dir.join("w.toml");
+            std::fs::write(&file, format!("[media]\n{body}\n")).unwrap();
+            assert_eq!(load(Some(&file), &Overrides::default(), &[]).unwrap().media.workers, want, "{body}");
+        }
+        // What a bad value says, from a variable or a file.
+        let expected = "media.workers: expected a number from 1 to 64 or \"auto\", got";
+        for (value, got) in [("x", "\"x\""), ("0", "0"), ("65", "65"), ("-1", "-1"), ("2.5", "2.5"), ("true", "true")] {
+            let e = load(None, &Overrides::default(), &[("MEDIA__WORKERS", value)]).unwrap_err().to_string();
+            assert!(e.contains(&format!("{expected} {got}")), "{value}: {e}");
+        }
+        for (body, got) in [("workers = \"many\"", "\"many\""), ("workers = 0", "0"), ("workers = 1.5", "1.5")] {
+            let file = dir.join("bad.toml");
+            std::fs::write(&file, format!("[media]\n{body}\n")).unwrap();
+            let e = load(Some(&file), &Overrides::default(), &[]).unwrap_err().to_string();
+            assert!(e.contains(&format!("{expected} {got}")), "{body}: {e}");
+        }
+        // "auto" counts for the port range like a number.
+        let vars = [("MEDIA__WORKERS", "auto"), ("MEDIA__UDP_PORT", "65535")];
+        let loaded = load(None, &Overrides::default(), &vars);
+        if cores > 1 {
+            assert!(loaded.unwrap_err().to_string().contains("media.udp_port: 65535 + \"auto\""));
+        } else {
+            assert!(loaded.is_ok());
+        }
+        // Written back as it was given.
+        let c = load(None, &Overrides::default(), &[("MEDIA__WORKERS", "auto")]).unwrap();
+        let again = Figment::from(Serialized::defaults(&c)).extract::<Config>().unwrap();
+        assert_eq!(again.media.workers, Workers::Auto);
+        assert_eq!(Workers::Count(3).to_string(), "3");
     }
 
     #[test]
@@ -836,7 +975,7 @@ mod tests {
         let mut c = load(None, &Overrides::default(), &[("MEDIA__TCP_PORT", "off")]).unwrap();
         c.set_tcp_port(443).unwrap();
         assert_eq!(c.media_tcp_port(), Some(443), "the flag wins");
-        c.media.workers = 2;
+        c.media.workers = Workers::Count(2);
         assert!(c.set_tcp_port(65535).unwrap_err().to_string().contains("media.tcp_port"));
         let e = load(None, &Overrides::default(), &[("MEDIA__TCP_PORT", "sometimes")]).unwrap_err().to_string();
         assert!(e.contains("media.tcp_port"), "{e}");

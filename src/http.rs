@@ -170,18 +170,69 @@ async fn ws_upgrade(
 }
 
 /// Say why, then close.
-async fn refuse(mut socket: WebSocket, code: ErrorCode, message: &str) {
+async fn refuse(socket: WebSocket, code: ErrorCode, message: &str) {
     let text = ServerMsg::error(code, message).to_text();
-    let _ = socket.send(Message::Text(text.into())).await;
-    let _ = socket.send(Message::Close(Some(CloseFrame { code: CLOSE_GOING_AWAY, reason: "".into() }))).await;
+    let (mut sink, mut stream) = socket.split();
+    let close = CloseFrame { code: CLOSE_GOING_AWAY, reason: "".into() };
+    // A client may send its `join` before it reads this: the handshake is completed all the same.
+    close_gracefully(&mut sink, &mut stream, Some(text), close).await;
 }
 
-/// Tell a client the server is going away and close its socket with 1001.
-async fn say_server_shutdown(sink: &mut futures_util::stream::SplitSink<WebSocket, Message>) {
+/// How long a socket the server closes may take to answer its close frame. Until then what
+/// the client sends is read and discarded, so the socket is not dropped with unread bytes (the
+/// kernel would answer with a reset, and a reset makes the client's kernel discard what the
+/// client has not read yet: the last replies, the `error`, the close frame itself). A client
+/// that goes on sending, or never answers, is dropped when this runs out.
+const CLOSE_LINGER: Duration = Duration::from_secs(2);
+
+/// How a socket's loop ended.
+enum Ending {
+    /// The server closes: this text first if any, this close frame, then the rest of the
+    /// closing handshake (see [`close_gracefully`]).
+    Close(Option<String>, CloseFrame),
+    /// The client sent its close frame: the WebSocket layer has queued the reply; flush it.
+    ClosedByClient,
+    /// The connection is gone (an error, end of stream, silence): nothing more to say.
+    Gone,
+}
+
+/// The server is going away: tell the client why, then close with 1001.
+fn server_shutdown() -> Ending {
     let text = ServerMsg::error(ErrorCode::ServerShutdown, "the server is shutting down").to_text();
-    let _ = sink.send(Message::Text(text.into())).await;
-    let close = CloseFrame { code: CLOSE_GOING_AWAY, reason: "server_shutdown".into() };
-    let _ = sink.send(Message::Close(Some(close))).await;
+    Ending::Close(Some(text), CloseFrame { code: CLOSE_GOING_AWAY, reason: "server_shutdown".into() })
+}
+
+/// Send `text` if any and the server's close frame, then read and discard until the client's
+/// close frame or the end of the stream — for at most [`CLOSE_LINGER`] in all — so the
+/// closing handshake completes and the client reads everything sent before it.
+async fn close_gracefully(
+    sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+    stream: &mut futures_util::stream::SplitStream<WebSocket>,
+    text: Option<String>,
+    frame: CloseFrame,
+) {
+    let deadline = tokio::time::Instant::now() + CLOSE_LINGER;
+    let send = async {
+        if let Some(text) = text {
+            sink.send(Message::Text(text.into())).await?;
+        }
+        sink.send(Message::Close(Some(frame))).await
+    };
+    match tokio::time::timeout_at(deadline, send).await {
+        Ok(Ok(())) => {}
+        // The socket is gone, or takes nothing: there is no handshake to wait for.
+        Ok(Err(_)) | Err(_) => return,
+    }
+    let drain = async {
+        while let Some(Ok(message)) = stream.next().await {
+            if let Message::Close(_) = message {
+                break;
+            }
+        }
+    };
+    if tokio::time::timeout_at(deadline, drain).await.is_err() {
+        tracing::debug!("no close frame back within {CLOSE_LINGER:?}; dropping the socket");
+    }
 }
 
 async fn serve_socket(
@@ -202,15 +253,30 @@ async fn serve_socket(
     let mut ping = tokio::time::interval(heartbeat.ping);
     ping.tick().await;
     let mut last_heard = tokio::time::Instant::now();
-    loop {
+    let ending = loop {
         tokio::select! {
             // Shutdown first: the rooms end at the same moment and drop their senders, and the
             // client must still hear why its socket closes.
             biased;
-            _ = going_away.changed() => {
-                say_server_shutdown(&mut sink).await;
-                break;
-            }
+            _ = going_away.changed() => break server_shutdown(),
+            // What is queued goes out before the next frame is read: a client that floods must
+            // not starve its own replies, its `rate_limited` or its close.
+            outbound = out.recv() => match outbound {
+                Some(Outbound::Text(text)) => {
+                    if sink.send(Message::Text(text.into())).await.is_err() {
+                        break Ending::Gone;
+                    }
+                }
+                Some(Outbound::Close { code, reason }) => {
+                    break Ending::Close(None, CloseFrame { code, reason: reason.into() })
+                }
+                None => {
+                    if *going_away.borrow() {
+                        break server_shutdown();
+                    }
+                    break Ending::Gone;
+                }
+            },
             frame = stream.next() => {
                 last_heard = tokio::time::Instant::now();
                 match frame {
@@ -226,37 +292,30 @@ async fn serve_socket(
                     }
                 }
                 Some(Ok(Message::Ping(_))) => {}
-                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
-                }
-            },
-            outbound = out.recv() => match outbound {
-                Some(Outbound::Text(text)) => {
-                    if sink.send(Message::Text(text.into())).await.is_err() {
-                        break;
-                    }
-                }
-                Some(Outbound::Close { code, reason }) => {
-                    let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
-                    break;
-                }
-                None => {
-                    if *going_away.borrow() {
-                        say_server_shutdown(&mut sink).await;
-                    }
-                    break;
+                Some(Ok(Message::Close(_))) => break Ending::ClosedByClient,
+                Some(Err(_)) | None => break Ending::Gone,
                 }
             },
             _ = ping.tick() => {
                 if last_heard.elapsed() >= heartbeat.dead_after {
                     tracing::debug!("socket silent for {:?}; treating it as closed", heartbeat.dead_after);
-                    break;
+                    break Ending::Gone;
                 }
                 let now = (opened.elapsed().as_micros() as u64).to_be_bytes();
                 if sink.send(Message::Ping(now.to_vec().into())).await.is_err() {
-                    break;
+                    break Ending::Gone;
                 }
             }
         }
-    }
+    };
+    // The room hears at once; the socket's goodbye below takes at most CLOSE_LINGER.
     conn.on_closed();
+    match ending {
+        Ending::Close(text, frame) => close_gracefully(&mut sink, &mut stream, text, frame).await,
+        // Sends the reply the WebSocket layer queued to the client's close frame.
+        Ending::ClosedByClient => {
+            let _ = tokio::time::timeout(CLOSE_LINGER, sink.close()).await;
+        }
+        Ending::Gone => {}
+    }
 }

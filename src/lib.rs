@@ -182,11 +182,18 @@ pub async fn start(config: &Config) -> Result<Server> {
     let media_config = MediaConfig {
         bind_ip: config.media_bind_ip(),
         udp_port: config.media.udp_port,
-        workers: config.media.workers,
+        workers: config.media.workers.count(),
         announce_ips: config.announce_ips(),
         max_peers_per_worker: config.media.max_peers_per_worker,
     };
     let media = Arc::new(Media::start(&media_config).context("starting the media workers")?);
+    // `media.workers = "auto"` resolves here: say to what (the ports a firewall must open follow).
+    tracing::info!(
+        workers = media_config.workers,
+        configured = %config.media.workers,
+        udp = ?media.local_addrs(),
+        "media workers started"
+    );
     let media_tcp_addrs = match config.media_tcp_port() {
         Some(port) => media
             .listen_tcp(SocketAddr::new(media_config.bind_ip, port))

@@ -46,6 +46,111 @@ async fn message_flood_is_rate_limited_then_disconnected() {
     assert_eq!(ws.closed().await, Some(1008));
 }
 
+/// What a client that flooded read afterwards, up to the end of its socket.
+#[derive(Debug, Default)]
+struct Afterwards {
+    pongs: usize,
+    /// The `message` of each `rate_limited`.
+    rate_limited: Vec<String>,
+    /// The close frame's code, if one came.
+    close: Option<u16>,
+    /// How the stream ended after that: an error (a reset) rather than its end.
+    error: Option<String>,
+}
+
+/// Read everything up to the end of the stream (each frame within 20 s).
+async fn read_to_the_end(ws: &mut Ws) -> Afterwards {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let mut got = Afterwards::default();
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(20), ws.stream.next()).await.expect("a frame within 20 s");
+        match frame {
+            Some(Ok(Message::Text(t))) => {
+                let v: serde_json::Value = serde_json::from_str(t.as_str()).expect("server sends JSON");
+                match v["type"].as_str() {
+                    Some("pong") => got.pongs += 1,
+                    Some("error") if v["code"] == "rate_limited" => {
+                        got.rate_limited.push(v["message"].as_str().unwrap_or_default().to_owned())
+                    }
+                    _ => panic!("unexpected message {v}"),
+                }
+            }
+            Some(Ok(Message::Close(c))) => got.close = Some(c.map_or(1005, |c| u16::from(c.code))),
+            Some(Ok(_)) => {}
+            Some(Err(e)) => {
+                got.error = Some(e.to_string());
+                return got;
+            }
+            None => return got,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_flood_read_only_afterwards_still_gets_its_replies_and_the_close() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let server = server_with(|c| {
+        c.session.messages_per_second = 0.2;
+        c.session.message_burst = 20;
+    })
+    .await;
+    let mut ws = Ws::connect(&server).await;
+    ws.join("deluge", "Ann").await;
+    // The join took a token: 19 pings are answered, 20 refused, and the 21st refused gets the
+    // last `rate_limited` and the close. The client sends 50 times that, as fast as it can,
+    // and reads nothing until it is done.
+    const FLOOD: usize = 2000;
+    let started = Instant::now();
+    let mut refused_send = None;
+    for t in 0..FLOOD {
+        let text = json!({"type": "ping", "t": t}).to_string();
+        if let Err(e) = ws.stream.send(Message::Text(text.into())).await {
+            refused_send = Some((t, e.to_string()));
+            break;
+        }
+    }
+    let flooding = started.elapsed();
+    let got = read_to_the_end(&mut ws).await;
+    // The server reads (and discards) what comes after its close frame until the client
+    // answers it, so nothing the client sent was refused with a reset, and nothing the server
+    // sent was lost to one.
+    assert_eq!(refused_send, None, "every send of the flood went through ({flooding:?}); then read {got:?}");
+    assert_eq!(got.pongs, 19, "the replies sent before the limit: {got:?}");
+    assert!(!got.rate_limited.is_empty(), "{got:?}");
+    assert!(got.rate_limited.last().unwrap().contains("disconnecting"), "the last rate_limited: {got:?}");
+    assert_eq!(got.close, Some(1008), "a close frame, not a reset: {got:?}");
+    assert_eq!(got.error, None, "the stream ends after the closing handshake: {got:?}");
+}
+
+#[tokio::test]
+async fn a_client_that_floods_on_is_dropped_within_the_close_linger() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let server = server_with(|c| {
+        c.session.messages_per_second = 0.2;
+        c.session.message_burst = 20;
+    })
+    .await;
+    let mut ws = Ws::connect(&server).await;
+    ws.join("torrent", "Ann").await;
+    // Flood without ever reading or answering the close: the server waits 2 s for the closing
+    // handshake, then drops the socket, and the next send fails.
+    let started = Instant::now();
+    let mut t = 0u64;
+    let failed = loop {
+        let text = json!({"type": "ping", "t": t}).to_string();
+        if ws.stream.send(Message::Text(text.into())).await.is_err() {
+            break started.elapsed();
+        }
+        t += 1;
+        assert!(started.elapsed() < Duration::from_secs(20), "still accepted after {t} messages");
+    };
+    assert!(failed >= Duration::from_secs(1), "the server waits for the handshake a while: {failed:?}");
+    assert!(failed < Duration::from_secs(10), "dropped within the bound: {failed:?} ({t} messages)");
+}
+
 #[tokio::test]
 async fn a_polite_client_is_never_limited() {
     let server = server_with(|c| {
