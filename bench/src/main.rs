@@ -85,6 +85,10 @@ struct Cli {
     /// layer at --video-kbps, each lower one at a third of the one above (parlor only).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=3))]
     simulcast: u8,
+    /// Run the generator at this niceness (1–19) and the servers it starts at 0, so on a full
+    /// machine the server gets the CPU first (needs root). Reported with the results.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(i32).range(0..=19))]
+    generator_nice: i32,
     /// `rooms`: rooms at the first step.
     #[arg(long, default_value_t = 2)]
     start_rooms: usize,
@@ -119,6 +123,9 @@ struct Cli {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    if cli.generator_nice > 0 {
+        parlor_bench::sys::lower_generator_priority(cli.generator_nice)?;
+    }
     if cli.scenario == Scenario::Compare && !netns::inside() {
         let code = netns::rerun_inside(&cli.janus_dir.join("netns.sh"))?;
         std::process::exit(code);

@@ -343,6 +343,7 @@ pub fn machine_json() -> Value {
         "cpu_model": model,
         "load_average_1m": sys::loadavg(),
         "date_utc": utc(now_us()),
+        "generator_niceness": sys::nice_of("self"),
     })
 }
 
@@ -353,6 +354,9 @@ pub fn print_heading(title: &str, target: &str, load: f64, load_when: &str) {
     println!("\n### {title} — {target}\n");
     println!("`{}`  ", command_line());
     println!("{} UTC, {cores} × {model}, load average {load:.2} {load_when}  ", utc(now_us()));
+    if let Some(n) = sys::nice_of("self").filter(|n| *n != 0) {
+        println!("generator at niceness {n}, the server under test at 0  ");
+    }
 }
 
 /// The command that produced a result, as a user would type it.

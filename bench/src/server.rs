@@ -3,7 +3,7 @@
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -36,7 +36,7 @@ impl ServerProc {
             );
         }
         let err = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
-        let mut cmd = Command::new(bin);
+        let mut cmd = crate::sys::server_command(bin.as_os_str());
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--udp-port", "0"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

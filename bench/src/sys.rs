@@ -36,6 +36,46 @@ fn clock_ticks_per_second() -> f64 {
 
 /// utime + stime of a process (all its threads, living and exited), in seconds, from
 /// `/proc/PID/stat` (fields 14 and 15, in clock ticks).
+/// The niceness the generator gave itself (`--generator-nice`); servers it starts undo it.
+static GENERATOR_NICE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// Lower this process's priority to niceness `n` (threads started afterwards inherit it), so
+/// the server under test — started at niceness 0 by [`server_command`] — gets the CPU first
+/// and the generator, not the server, is what falls behind on a full machine.
+pub fn lower_generator_priority(n: i32) -> anyhow::Result<()> {
+    let pid = std::process::id().to_string();
+    let status = std::process::Command::new("renice")
+        .args(["-n", &n.to_string(), "-p", &pid])
+        .stdout(std::process::Stdio::null())
+        .status()?;
+    let now = nice_of("self");
+    if !status.success() || now != Some(n) {
+        anyhow::bail!("renice to {n} failed (niceness now {now:?})");
+    }
+    GENERATOR_NICE.store(n, std::sync::atomic::Ordering::Relaxed);
+    Ok(())
+}
+
+/// Niceness of `/proc/<pid>` (field 19 of its stat).
+pub fn nice_of(pid: &str) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces; the fields after it are plain.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split(' ').nth(16)?.parse().ok()
+}
+
+/// A command for a server under test: at niceness 0 even when the generator lowered its own
+/// (`nice -n -N`, which needs root as lowering niceness does).
+pub fn server_command(program: &std::ffi::OsStr) -> std::process::Command {
+    let n = GENERATOR_NICE.load(std::sync::atomic::Ordering::Relaxed);
+    if n == 0 {
+        return std::process::Command::new(program);
+    }
+    let mut cmd = std::process::Command::new("nice");
+    cmd.arg("-n").arg((-n).to_string()).arg(program);
+    cmd
+}
+
 pub fn cpu_seconds(pid: Pid) -> Option<f64> {
     let text = std::fs::read_to_string(format!("{}/stat", pid.dir())).ok()?;
     // The command name (field 2) may contain spaces and parentheses: split after the last ')'.
