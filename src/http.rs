@@ -63,6 +63,11 @@ pub struct Heartbeat {
 /// Frames up to this size are read and then refused with `too_large` (the protocol's limit
 /// is 64 KiB); larger ones make the WebSocket layer drop the connection outright.
 const READ_LIMIT: usize = 1 << 20;
+/// Each socket's read buffer (tungstenite's default is 128 KiB, and its write buffer another
+/// 128 KiB: 150 KB a participant, more than its whole media state, for messages of a few hundred
+/// bytes). A larger message is read in several chunks; writes go out one message at a time
+/// (every send flushes anyway), so the write buffer only ever holds the message being sent.
+const READ_BUFFER: usize = 4096;
 
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -154,7 +159,8 @@ async fn ws_upgrade(
     // The client's address limits its lookups of unknown room codes (see Auth::limited_client).
     let peer = extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0);
     let client = state.auth.limited_client(peer, &headers);
-    let ws = ws.max_message_size(READ_LIMIT).max_frame_size(READ_LIMIT);
+    let ws =
+        ws.max_message_size(READ_LIMIT).max_frame_size(READ_LIMIT).read_buffer_size(READ_BUFFER).write_buffer_size(0);
     let Some(place) = Place::take(&state.connections, state.max_connections) else {
         return ws.on_upgrade(|socket| {
             refuse(socket, ErrorCode::ServerFull, "the server holds as many connections as it may")

@@ -1231,6 +1231,9 @@ pub fn print_compare(
         report::utc(now_us()),
         sys::loadavg().unwrap_or(0.0)
     );
+    if let Some(n) = sys::nice_of("self").filter(|n| *n != 0) {
+        println!("generator at niceness {n}, both servers at 0  ");
+    }
     println!("Inputs: {}\n", p.inputs_text);
     println!("{}", table(&["metric", "parlor", "janus", "parlor / janus"], &rows));
     let v = json!({
