@@ -377,7 +377,9 @@ async fn a_raised_hand_comes_on_stage_and_goes_back() {
     // A stage of two, so the third is refused.
     let server = server_with(|c| c.stage.max_on_stage = 2).await;
     let url = format!("ws://{}/ws", server.http_addr);
-    let hall = open_hall(&url, "stage-door", 3, 4).await;
+    // 1 host + 3 who may come up + 26 receive-only: the hand, the stage and the way back in a
+    // room of 30, every receiver checked.
+    let hall = open_hall(&url, "stage-door", 3, 26).await;
     let ids = hall.ids();
     let host = &hall.host;
     let h = host.id().to_owned();

@@ -269,7 +269,7 @@ mod tests {
         let m = Mark::read_tail(&packets[0]).unwrap();
         assert_eq!((m.publisher, m.layer, m.counter, m.keyframe), (4, 1, 9, true));
         // Width and height (14 bits each, little endian) follow the start code.
-        assert_eq!(&packets[0][10..14], &[(WIDTH / 2) as u8, (WIDTH / 2 >> 8) as u8, (HEIGHT / 2) as u8, 0]);
+        assert_eq!(&packets[0][10..14], &[(WIDTH / 2) as u8, ((WIDTH / 2) >> 8) as u8, (HEIGHT / 2) as u8, 0]);
     }
 
     #[test]
