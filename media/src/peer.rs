@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
-use crate::batch::SendBatch;
 use str0m::change::SdpPendingOffer;
 use str0m::media::Mid;
 use str0m::media::Rid;
@@ -14,6 +13,7 @@ use str0m::rtp::{Ssrc, StreamTx};
 use str0m::{Event, Output, Rtc};
 
 use crate::allocate::Rate;
+use crate::batch::SendBatch;
 use crate::layers::{LayerSelector, MAX_LAYERS};
 use crate::rewrite::Rewriter;
 use crate::routes::Kind;
