@@ -43,6 +43,12 @@ make_net() {
   ip netns add "$SRV"
   ip netns add "$CLI"
   ip link add "ps$$" netns "$SRV" type veth peer name "pc$$" netns "$CLI"
+  # No IPv6 on the pair: its link-local addresses finish duplicate-address detection about a
+  # second after the link comes up, and Chromium takes that for a network change and aborts what
+  # it is loading (ERR_NETWORK_CHANGED; seen failing the tcp and throttle pages once).
+  for ns in "$SRV" "$CLI"; do
+    ip netns exec "$ns" sh -c 'for f in /proc/sys/net/ipv6/conf/*/disable_ipv6; do [ -e "$f" ] && echo 1 > "$f"; done; true'
+  done
   ip -n "$SRV" link set lo up
   ip -n "$CLI" link set lo up
   ip -n "$SRV" addr add "$net.1/24" dev "ps$$"
