@@ -44,6 +44,9 @@ pub struct Server {
     stop: Option<oneshot::Sender<()>>,
     going_away: watch::Sender<bool>,
     task: JoinHandle<()>,
+    /// With TLS: the task that accepts TCP connections and runs their handshakes (it holds the
+    /// listening socket until the HTTP server drops its end).
+    accepting: Option<JoinHandle<()>>,
     /// Open WebSocket connections (shutdown waits for them to close).
     connections: Arc<AtomicUsize>,
     /// Where the plain-HTTP redirect to HTTPS listens (`tls.redirect_http`).
@@ -147,11 +150,21 @@ impl Server {
             let _ = stop.send(());
         }
         let deadline = tokio::time::Instant::now() + limit;
-        let _ = tokio::time::timeout_at(deadline, &mut self.task).await;
+        let drained = tokio::time::timeout_at(deadline, &mut self.task).await.is_ok();
         // Upgraded sockets outlive the HTTP server's own drain: wait until each has said goodbye,
         // or the process would exit with its last frames unsent.
         while self.connections.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // Past the limit (a client that never answers its close frame keeps the drain open for
+        // the close linger) the HTTP server stops anyway, and its listening socket closes before
+        // this returns: the port is free, and nothing answers on it any more.
+        if !drained {
+            self.task.abort();
+            let _ = (&mut self.task).await;
+        }
+        if let Some(accepting) = self.accepting.take() {
+            let _ = accepting.await;
         }
     }
 }
@@ -274,10 +287,13 @@ pub async fn start(config: &Config) -> Result<Server> {
     let stopped = async move {
         let _ = stopped.await;
     };
+    let mut accepting = None;
     let task = match &tls {
         Some(tls) => {
             use axum::serve::ListenerExt;
-            let listener = tls.listener(listener)?.tap_io(|_| {});
+            let (listener, accept_task) = tls.listener(listener)?;
+            accepting = Some(accept_task);
+            let listener = listener.tap_io(|_| {});
             tokio::spawn(async move {
                 if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stopped).await {
                     tracing::error!("HTTPS server failed: {e}");
@@ -333,6 +349,7 @@ pub async fn start(config: &Config) -> Result<Server> {
         stop: Some(stop),
         going_away,
         task,
+        accepting,
         connections,
         redirect_addr,
         tls,

@@ -181,13 +181,14 @@ impl Tls {
         })
     }
 
-    /// Accept TLS connections on `tcp`; the listener hands over finished handshakes.
-    pub fn listener(&self, tcp: TcpListener) -> Result<TlsListener> {
+    /// Accept TLS connections on `tcp`; the listener hands over finished handshakes. The task
+    /// returned owns `tcp` and ends (closing it) once the listener is dropped.
+    pub fn listener(&self, tcp: TcpListener) -> Result<(TlsListener, tokio::task::JoinHandle<()>)> {
         let local = tcp.local_addr()?;
         let acceptor = TlsAcceptor::from(self.config.clone());
         let (tx, rx) = mpsc::channel(ACCEPT_QUEUE);
-        tokio::spawn(accept_loop(tcp, acceptor, tx));
-        Ok(TlsListener { rx, local })
+        let accepting = tokio::spawn(accept_loop(tcp, acceptor, tx));
+        Ok((TlsListener { rx, local }, accepting))
     }
 }
 
@@ -275,7 +276,14 @@ async fn accept_loop(tcp: TcpListener, acceptor: TlsAcceptor, tx: mpsc::Sender<(
     // backlog instead of taking memory and file descriptors here.
     let handshakes = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
     loop {
-        let Ok(permit) = handshakes.clone().acquire_owned().await else { return };
+        // Waiting for a free handshake slot must not keep the socket open past the listener.
+        let permit = tokio::select! {
+            _ = tx.closed() => return,
+            permit = handshakes.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+        };
         let (stream, peer) = tokio::select! {
             _ = tx.closed() => return,
             accepted = tcp.accept() => match accepted {
