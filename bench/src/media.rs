@@ -617,7 +617,9 @@ struct Publisher {
     audio: Track,
     /// Lowest layer first.
     video: Vec<VideoLayer>,
+    /// The video m-line and payload type, shared by all layers.
     video_mid: Option<Mid>,
+    video_pt: Option<Pt>,
 }
 
 /// The rids of `n` simulcast layers, lowest first (the names browsers use).
@@ -630,7 +632,6 @@ fn layer_rids(n: u8) -> &'static [&'static str] {
 
 impl Publisher {
     fn new(spec: Publish, now: Instant, seed: u32) -> Self {
-        let full = VideoSource::new(spec.video_bps, spec.fps, spec.keyframe_interval);
         // Spread the peers' send ticks over the interval, and start sequence numbers apart.
         let frac = (seed.wrapping_mul(2_654_435_761) >> 16) as f64 / 65_536.0;
         let track = |interval: Duration, seq: u64| Track {
@@ -663,9 +664,15 @@ impl Publisher {
                 })
                 .collect()
         } else {
-            vec![layer(None, full, 0)]
+            vec![layer(None, VideoSource::new(spec.video_bps, spec.fps, spec.keyframe_interval), 0)]
         };
-        Publisher { audio: track(AUDIO_INTERVAL, (seed as u64 * 131) % 30_000), video, video_mid: None, spec }
+        Publisher {
+            audio: track(AUDIO_INTERVAL, (seed as u64 * 131) % 30_000),
+            video,
+            video_mid: None,
+            video_pt: None,
+            spec,
+        }
     }
 
     /// The simulcast layers to offer, if any.
@@ -814,9 +821,8 @@ impl Peer {
         if p.audio.pt.is_none() {
             p.audio.pt = pt_of(&self.rtc, Codec::Opus);
         }
-        let video_pt = p.video.first().and_then(|l| l.track.pt).or_else(|| pt_of(&self.rtc, Codec::Vp8));
-        for l in p.video.iter_mut() {
-            l.track.pt = video_pt;
+        if p.video_pt.is_none() {
+            p.video_pt = pt_of(&self.rtc, Codec::Vp8);
         }
         let mut wrote = false;
         if p.spec.audio {
@@ -845,7 +851,7 @@ impl Peer {
             }
         }
         if p.spec.video_bps > 0 {
-            if let (Some(mid), Some(pt)) = (p.video_mid, video_pt) {
+            if let (Some(mid), Some(pt)) = (p.video_mid, p.video_pt) {
                 for l in p.video.iter_mut() {
                     wrote |= send_frames(&mut self.rtc, mid, pt, l, &p.spec, now, acct);
                 }
